@@ -1,0 +1,3 @@
+from cryptowire.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The hub core: channels, fan-out, history, demand, lifecycle. No sockets, no upstream formats."""

@@ -1,0 +1,124 @@
+"""Per-channel history: an epoch and a monotonically increasing offset, bounded by count and age.
+
+A client that saw ``(epoch, offset)`` and comes back gets every later publication, in order,
+exactly once, when they are all still held here; otherwise :meth:`ChannelHistory.since`
+returns ``None`` and the client is told it has a gap. The epoch changes whenever history is
+lost (process restart, channel evicted), so an offset from another epoch never matches.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from cryptowire.events import Event, Publication, now_ms
+
+
+def new_epoch() -> str:
+    """A short random epoch label; a new one means "history before this point is gone"."""
+    return secrets.token_hex(4)
+
+
+class ChannelHistory:
+    """The last ``size`` publications of one channel, none older than ``ttl_ms``."""
+
+    __slots__ = ("epoch", "top", "_items", "_ttl_ms", "_clock")
+
+    def __init__(
+        self, size: int, ttl_ms: int, *, epoch: str | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.epoch = epoch or new_epoch()
+        self.top = 0
+        self._items: deque[Publication] = deque(maxlen=max(size, 0) or None)
+        if size <= 0:
+            self._items = deque(maxlen=1)
+        self._ttl_ms = ttl_ms
+        self._clock = clock
+
+    def append(self, event: Event) -> Publication:
+        """Stamp ``event`` with the next offset, keep it, and return the publication."""
+        self.top += 1
+        pub = Publication.from_event(event, self.epoch, self.top)
+        self._items.append(pub)
+        return pub
+
+    def _prune(self) -> None:
+        cutoff = self._clock() - self._ttl_ms
+        items = self._items
+        while items and items[0].ts_received < cutoff:
+            items.popleft()
+
+    def since(self, epoch: str, offset: int) -> list[Publication] | None:
+        """Publications after ``offset`` if history still covers them, else ``None``."""
+        if epoch != self.epoch or offset < 0 or offset > self.top:
+            return None
+        if offset == self.top:
+            return []
+        self._prune()
+        items = self._items
+        if not items or items[0].offset > offset + 1:
+            return None
+        first = offset + 1 - items[0].offset
+        return [items[i] for i in range(first, len(items))]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class HistoryStore:
+    """Histories of many channels, at most ``max_channels`` (least recently published evicted)."""
+
+    def __init__(self, size: int, ttl_s: float, max_channels: int,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self._size = size
+        self._ttl_ms = int(ttl_s * 1000)
+        self._max = max_channels
+        self._clock = clock
+        self._channels: OrderedDict[str, ChannelHistory] = OrderedDict()
+        # Epochs reported by position() for channels with no history yet: the first append
+        # uses it, so a position read before any publication stays valid. Bounded apart from
+        # the histories, so asking about channels never evicts a real history.
+        self._reserved: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, channel: str, create: bool = False) -> ChannelHistory | None:
+        hist = self._channels.get(channel)
+        if hist is None and create:
+            hist = ChannelHistory(self._size, self._ttl_ms, clock=self._clock,
+                                  epoch=self._reserved.pop(channel, None))
+            self._channels[channel] = hist
+            if len(self._channels) > self._max:
+                self._channels.popitem(last=False)
+        return hist
+
+    def append(self, event: Event) -> Publication:
+        hist = self.get(event.channel, create=True)
+        assert hist is not None
+        self._channels.move_to_end(event.channel)
+        return hist.append(event)
+
+    def position(self, channel: str) -> tuple[str, int]:
+        """``(epoch, top)``; for a channel with no history, ``(epoch, 0)`` where ``epoch`` is
+        the one its first publication will get. Nothing is stored or evicted here."""
+        hist = self._channels.get(channel)
+        if hist is not None:
+            return hist.epoch, hist.top
+        epoch = self._reserved.get(channel)
+        if epoch is None:
+            epoch = self._reserved[channel] = new_epoch()
+            if len(self._reserved) > self._max:
+                self._reserved.popitem(last=False)
+        else:
+            self._reserved.move_to_end(channel)
+        return epoch, 0
+
+    def since(self, channel: str, epoch: str, offset: int) -> list[Publication] | None:
+        hist = self._channels.get(channel)
+        if hist is None:
+            # Nothing published yet: up to date only from the position position() reported.
+            return [] if offset == 0 and self._reserved.get(channel) == epoch else None
+        return hist.since(epoch, offset)
+
+    def __len__(self) -> int:
+        return len(self._channels)

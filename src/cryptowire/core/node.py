@@ -1,0 +1,268 @@
+"""One hub process: wiring and supervised lifecycle of broker, hub, demand, sources, store.
+
+The node knows sources only through the :class:`~cryptowire.sources.base.Source` seam and
+sessions only through :class:`~cryptowire.core.hub.Session`; it never opens a socket itself.
+``start`` opens the store (migrations), the broker and the sources; ``stop`` closes every
+session with 1001, then stops sources, broker and store, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptowire.bus import create_broker
+from cryptowire.bus.base import Broker
+from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
+from cryptowire.core.channels import Channel, ChannelGrammar
+from cryptowire.core.demand import Demand
+from cryptowire.core.hub import Hub, Principal, Session
+from cryptowire.events import Event, Publication, now_ms
+from cryptowire.settings import Settings
+from cryptowire.sources.base import Source, SourceStatus
+from cryptowire.sources.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from cryptowire.store.sql import SqlStore
+
+log = logging.getLogger("cryptowire.node")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_KEY_REVOKED = 4010
+REVOCATION_POLL_S = 2.0
+
+
+@dataclass(slots=True)
+class NodeCounters:
+    messages_in: int = 0
+    connections_total: int = 0
+    rejected_connections: int = 0
+    rate_limited: int = 0
+    rate_limit_closes: int = 0
+    errors_sent: int = 0
+
+
+class Node:
+    """Everything one hub process runs."""
+
+    def __init__(
+        self, settings: Settings, *, sources: Sequence[Source] | None = None,
+        broker: Broker | None = None, store: SqlStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.grammar = ChannelGrammar(
+            {c.name: c.id for c in settings.evm.chains},
+            default_venue=settings.bybit.default_category,
+        )
+        self.broker = broker or create_broker(settings)
+        self.demand: Demand = create_demand(settings, self.route, self.broker)
+        self.hub = Hub(self.broker, self.demand,
+                       outbound_limit=settings.server.outbound_buffer_bytes)
+        self.hub.access = channel_access
+        self.sources: list[Source] = list(sources) if sources is not None else []
+        self.store = store
+        self._own_store = store is None
+        self.counters = NodeCounters()
+        self.supervisor = Supervisor("node")
+        self.started_ms = 0
+        self.ready = False
+        self.store_ok = False
+        self.connections_by_key: dict[str, int] = {}
+        self._routes: dict[str, Source] = {}
+        self._revoked_seen_ms = 0
+
+    # -- routing -----------------------------------------------------------------------
+
+    def route(self, channel: Channel) -> Source | None:
+        """The source that serves ``channel``'s kind (first configured wins)."""
+        return self._routes.get(channel.kind)
+
+    def _build_routes(self) -> None:
+        self._routes.clear()
+        for source in self.sources:
+            for kind in source.kinds:
+                self._routes.setdefault(kind, source)
+
+    @property
+    def demo_active(self) -> bool:
+        return any(s.status().demo for s in self.sources)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.started_ms = now_ms()
+        if self.store is None:
+            from cryptowire.store.sql import SqlStore
+
+            self.store = await SqlStore.open(self.settings.store.url)
+        self.store_ok = True
+        await self.broker.start(self.hub.deliver)
+        if not self.sources:
+            from cryptowire.sources.registry import build_sources
+
+            self.sources = build_sources(self.settings, node=self)
+        if isinstance(self.demand, ClusterDemand):  # Redis bus: sources run on the lease holder
+            self.sources = await self.demand.attach(self.sources, self.grammar.parse)
+        self._build_routes()
+        for source in self.sources:
+            await source.start(self.publish)
+            log.info("source %s started (%s)", source.name, source.status().detail or "live")
+        if self.demo_active:
+            log.warning("DEMO MODE: synthetic market and chain data is served "
+                        "(source 'demo'); configure an upstream for real data")
+        self.supervisor.spawn("revocations", self._watch_revocations)
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        await self.drain(CLOSE_GOING_AWAY, "Server shutting down")
+        await self.supervisor.stop()
+        await self.demand.close()
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception:
+                log.exception("source %s failed to stop", source.name)
+        await self.broker.stop()
+        if self.store is not None and self._own_store:
+            await self.store.close()
+
+    async def drain(self, code: int, reason: str) -> None:
+        """Close every session with ``code`` and give them ``shutdown_grace_s`` to go."""
+        self.hub.close_all(code, reason)
+        deadline = asyncio.get_running_loop().time() + self.settings.server.shutdown_grace_s
+        while self.hub.sessions and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # sessions leave as their sockets close
+
+    # -- publishing --------------------------------------------------------------------
+
+    async def publish(self, event: Event) -> Publication:
+        """Hand an event to the broker (history, then fan-out on every node)."""
+        return await self.broker.publish(event)
+
+    # -- sessions and keys -------------------------------------------------------------
+
+    def key_of(self, session: Session) -> str:
+        return session.principal.key_id or f"ip:{session.remote}"
+
+    def track(self, session: Session) -> None:
+        self.hub.register(session)
+        key = self.key_of(session)
+        self.connections_by_key[key] = self.connections_by_key.get(key, 0) + 1
+        self.counters.connections_total += 1
+
+    async def untrack(self, session: Session) -> None:
+        """Forget ``session``; idempotent (the read loop and the handler's guard both call
+        it, so a session is released however its handler ends)."""
+        if self.hub.sessions.get(session.id) is not session:
+            return
+        key = self.key_of(session)
+        left = self.connections_by_key.get(key, 1) - 1
+        if left > 0:
+            self.connections_by_key[key] = left
+        else:
+            self.connections_by_key.pop(key, None)
+        await self.hub.unregister(session)
+
+    def rekey(self, session: Session, old_key: str) -> None:
+        """Move a session's connection count after it authenticated."""
+        left = self.connections_by_key.get(old_key, 1) - 1
+        if left > 0:
+            self.connections_by_key[old_key] = left
+        else:
+            self.connections_by_key.pop(old_key, None)
+        key = self.key_of(session)
+        self.connections_by_key[key] = self.connections_by_key.get(key, 0) + 1
+
+    def close_key_sessions(self, key_id: str) -> int:
+        """Close every session authenticated with ``key_id`` (4010); returns how many."""
+        closed = 0
+        for session in list(self.hub.sessions.values()):
+            if session.principal.key_id == key_id and not session.closed:
+                session.close(CLOSE_KEY_REVOKED, "API key revoked")
+                closed += 1
+        return closed
+
+    async def _watch_revocations(self) -> None:
+        """Poll the store so a key revoked by any process (CLI, another node) closes its
+        sessions here within a few seconds."""
+        assert self.store is not None
+        self._revoked_seen_ms = now_ms() - 60_000
+        while True:
+            await asyncio.sleep(REVOCATION_POLL_S)
+            try:
+                since = self._revoked_seen_ms
+                self._revoked_seen_ms = now_ms() - 5_000
+                ids = await self.store.revoked_key_ids(since)
+                self.store_ok = True
+            except Exception:
+                self.store_ok = False
+                log.warning("store unreachable while polling revocations", exc_info=True)
+                continue
+            for key_id in ids:
+                if self.close_key_sessions(key_id):
+                    log.info("closed sessions of revoked key %s", key_id)
+
+    # -- health and stats --------------------------------------------------------------
+
+    def source_statuses(self) -> list[SourceStatus]:
+        return [s.status() for s in self.sources]
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``(healthy, body)``: store, bus and every source."""
+        sources = {}
+        healthy = self.store_ok and self.broker.healthy()
+        for st in self.source_statuses():
+            sources[st.name] = {"state": st.state, "detail": st.detail, "demo": st.demo,
+                                "last_message_ms": st.last_message_ms}
+            if st.state not in ("up", "connecting", "starting"):
+                healthy = False
+        body = {
+            "status": "ok" if healthy else "degraded",
+            "demo": self.demo_active,
+            "store": "ok" if self.store_ok else "down",
+            "bus": {"type": self.broker.name,
+                    "state": "ok" if self.broker.healthy() else "down"},
+            "sources": sources,
+        }
+        return healthy, body
+
+    def stats(self) -> dict[str, Any]:
+        hs = self.hub.stats
+        return {
+            "uptime_s": round((now_ms() - self.started_ms) / 1000, 1),
+            "connections": len(self.hub.sessions),
+            "connections_total": self.counters.connections_total,
+            "subscriptions": sum(len(s.channels) for s in self.hub.sessions.values()),
+            "channels": self.hub.channel_counts(),
+            "messages_in": self.counters.messages_in,
+            "messages_out": hs.messages_out,
+            "bytes_out": hs.bytes_out,
+            "publications": hs.publications,
+            "slow_consumer_closes": hs.slow_consumer_closes,
+            "dropped": hs.dropped,
+            "rate_limited": self.counters.rate_limited,
+            "upstream_topics": self.demand.active(),
+            "bus": self.broker.stats(),
+            "sources": {st.name: {
+                "state": st.state, "detail": st.detail, "demo": st.demo,
+                "messages": st.messages, "errors": st.errors, "reconnects": st.reconnects,
+                "topics": st.topics, "last_message_ms": st.last_message_ms, **st.extra,
+            } for st in self.source_statuses()},
+        }
+
+
+def channel_access(principal: Principal, channel: Channel) -> str | None:
+    """Who may read what, for every dialect: ``None`` or the reason for the refusal.
+
+    Market, on-chain, service and app channels are public (anonymous read permitting);
+    Postgres channels carry an application's own rows, so they need an API key, or the
+    ``pg`` grant of a ``/pg/<JWT>`` socket (whose token names the channels it may read).
+    """
+    if channel.kind == "pg" and principal.anonymous and "pg" not in principal.scopes:
+        return ("Postgres channels need an API key (send {\"op\":\"auth\",...}) or a "
+                "/pg/<JWT> socket.")
+    return None

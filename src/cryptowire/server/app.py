@@ -1,0 +1,64 @@
+"""Builds the aiohttp application of one node: every path on one port."""
+
+from __future__ import annotations
+
+import ssl
+
+from aiohttp import web
+
+from cryptowire.core.node import Node
+from cryptowire.server import (
+    ops,
+    rest,
+    rest_tokens,
+    ws_native,
+    ws_pg,
+    ws_rfq,
+    ws_services,
+    ws_swaps,
+)
+from cryptowire.server import web as dashboard
+from cryptowire.server.context import NODE
+
+
+def create_app(node: Node) -> web.Application:
+    """The application; starting it starts the node, cleaning it up stops the node."""
+    app = web.Application(middlewares=[rest.errors_middleware],
+                          client_max_size=node.settings.server.publish_max_bytes)
+    app[NODE] = node
+    ops.setup(app)
+    dashboard.setup(app)  # GET / and /static/: the web dashboard
+    rest.setup(app)
+    ws_native.setup(app, node)
+    ws_services.setup(app, node)  # after ws_native: hooks the action form into /ws
+    ws_pg.setup(app, node)
+    ws_rfq.setup(app, node)
+    rest_tokens.setup(app)
+    ws_swaps.setup(app, node)
+    if node.settings.server.echo_endpoint:
+        from cryptowire.server import echo
+
+        echo.setup(app)
+
+    async def start(_: web.Application) -> None:
+        await node.start()
+
+    async def shutdown(_: web.Application) -> None:
+        await node.drain(1001, "Server shutting down")
+
+    async def cleanup(_: web.Application) -> None:
+        await node.stop()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(shutdown)
+    app.on_cleanup.append(cleanup)
+    return app
+
+
+def ssl_context(node: Node) -> ssl.SSLContext | None:
+    cfg = node.settings.server
+    if cfg.tls_cert is None or cfg.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cfg.tls_cert), str(cfg.tls_key))
+    return ctx

@@ -1,0 +1,89 @@
+"""Operational endpoints: ``/api/v1/info``, ``/ready``, ``/health``, ``/stats``,
+``/metrics``, ``/openapi.json``, ``/docs``. (``/`` is the web dashboard: ``server/web.py``.)"""
+
+from __future__ import annotations
+
+import html
+
+from aiohttp import web
+
+from cryptowire import __version__
+from cryptowire.server import openapi
+from cryptowire.server.context import NODE
+from cryptowire.server.metrics import registry_for, render
+from cryptowire.server.rest import json
+
+_METRICS = web.AppKey("metrics_registry", object)
+
+
+async def info(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json({
+        "name": "cryptowire", "version": __version__, "demo": node.demo_active,
+        "dashboard": "/", "websocket": "/ws", "rfq": "/rfq", "docs": "/docs",
+        "health": "/health", "stats": "/stats",
+        "channels_example": ["ticker:BTCUSDT", "kline:1m:ETHUSDT", "swap:eth", "app:signals"],
+    })
+
+
+async def ready(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return json({"ready": node.ready}, status=200 if node.ready else 503)
+
+
+async def health(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    if node.store is not None:
+        try:
+            await node.store.ping()
+            node.store_ok = True
+        except Exception:
+            node.store_ok = False
+    healthy, body = node.health()
+    return json(body, status=200 if healthy else 503)
+
+
+async def stats(request: web.Request) -> web.Response:
+    return json(request.app[NODE].stats())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[_METRICS]
+    return web.Response(body=render(registry),  # type: ignore[arg-type]
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return json(openapi.document())
+
+
+async def docs(request: web.Request) -> web.Response:
+    """A self-contained page listing the OpenAPI operations (no CDN, no build step)."""
+    doc = openapi.document()
+    rows = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            secured = " (API key)" if op.get("security") else ""
+            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>"
+                        f"{html.escape(path)}</code></td><td>{html.escape(op['summary'])}"
+                        f"{secured}</td></tr>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>cryptowire API</title>"
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem}td{padding:.3rem .8rem;"
+        "border-bottom:1px solid #ddd}</style></head><body>"
+        f"<h1>cryptowire {__version__} REST API</h1><p>Machine-readable: "
+        "<a href='/openapi.json'>/openapi.json</a>. WebSocket: <code>/ws</code>.</p>"
+        f"<table>{''.join(rows)}</table></body></html>"
+    )
+    return web.Response(text=page, content_type="text/html")
+
+
+def setup(app: web.Application) -> None:
+    app[_METRICS] = registry_for(app[NODE])
+    app.router.add_get("/api/v1/info", info)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/health", health)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi_json)
+    app.router.add_get("/docs", docs)

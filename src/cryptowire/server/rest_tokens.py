@@ -1,0 +1,181 @@
+"""REST for the on-chain side: the watchlist (admin), the event log, Telegram bindings.
+
+- ``GET /api/v1/tokens[?chain=]`` (read), ``POST /api/v1/tokens`` (admin; either add_token
+  payload shape, PROTOCOLS.md 2.3), ``DELETE /api/v1/tokens/{chain}/{address}`` (admin);
+- ``GET /api/v1/events?channel=swap:eth[:0x<token>]&since=<block>[:<log index>]&limit=N``
+  (read): stored events, the same payloads as the channel's data; with ``since``, the ones
+  strictly after that position, oldest first (a client resuming after a disconnect passes
+  the ``block:log_index`` of the last event it has); without, the newest ``limit``;
+- ``GET/POST /api/v1/telegram/bindings``, ``DELETE /api/v1/telegram/bindings/{group}/{chat}``
+  (admin): which Telegram chats a token ``group`` posts to.
+
+:func:`admin_for` is the one :class:`TokenAdmin` of a node, shared with the native admin ops
+and the seed 000 dialect: the running EVM source's (it reads chains through its RPC pools),
+or one over the node's store when the watchers are off.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from aiohttp import web
+
+from cryptowire.core.hub import Session
+from cryptowire.core.node import Node
+from cryptowire.errors import ChannelError, ProtocolError
+from cryptowire.server.auth import require, rest_principal
+from cryptowire.server.context import NODE
+from cryptowire.server.rest import _json_body, json, problem
+from cryptowire.sources.evm.source import EvmSource
+from cryptowire.sources.evm.tokens import TokenAdmin, chain_of
+from cryptowire.store.evm import EvmStore
+from cryptowire.wire import native
+from cryptowire.wire.native import Request
+
+MAX_LIMIT = 1000
+_ADMINS: weakref.WeakKeyDictionary[Node, TokenAdmin] = weakref.WeakKeyDictionary()
+
+
+def admin_for(node: Node) -> TokenAdmin:
+    """The node's watchlist admin (see the module docstring)."""
+    for source in node.sources:
+        if isinstance(source, EvmSource) and source.admin is not None:
+            return source.admin
+    admin = _ADMINS.get(node)
+    if admin is None:
+        assert node.store is not None, "the node is not started"
+        admin = TokenAdmin(node.settings.evm, EvmStore(node.store.engine))
+        _ADMINS[node] = admin
+    return admin
+
+
+def evm_store(node: Node) -> EvmStore:
+    return admin_for(node).store
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    await rest_principal(request, "read")
+    node = request.app[NODE]
+    tokens = await admin_for(node).list(request.query.get("chain"))
+    return json({"tokens": [t.public() for t in tokens]})
+
+
+async def add_token(request: web.Request) -> web.Response:
+    await rest_principal(request, "admin")
+    node = request.app[NODE]
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ProtocolError("INVALID_ARGS", 'Expected {"chain": 1, "address": "0x..."}.')
+    token = await admin_for(node).add(body)
+    return json({"token": token.public()}, status=201)
+
+
+async def remove_token(request: web.Request) -> web.Response:
+    await rest_principal(request, "admin")
+    node = request.app[NODE]
+    chain, address = request.match_info["chain"], request.match_info["address"]
+    if not await admin_for(node).remove({"chain": chain, "address": address}):
+        return problem(404, "INVALID_ARGS", f"Token {address} is not tracked on chain {chain}.")
+    return json({"removed": {"chain": chain_of(node.settings.evm, chain).id,
+                             "address": address.lower()}})
+
+
+def parse_since(text: str | None) -> tuple[int, int] | None:
+    if text is None or text == "":
+        return None
+    block, _, index = text.partition(":")
+    try:
+        return (int(block), int(index) if index else -1)
+    except ValueError:
+        raise ProtocolError("INVALID_ARGS", "'since' is <block> or <block>:<log index>, "
+                                            "e.g. since=19000000:41.") from None
+
+
+async def events(request: web.Request) -> web.Response:
+    await rest_principal(request, "read")
+    node = request.app[NODE]
+    raw = request.query.get("channel", "")
+    try:
+        channel = node.grammar.parse(raw)
+    except ChannelError as exc:
+        raise ProtocolError("INVALID_ARGS", exc.reason) from exc
+    if channel.kind not in ("swap", "burn") or channel.chain_id is None:
+        raise ProtocolError("INVALID_ARGS", "'channel' is swap:<chain>[:<token>] or "
+                                            "burn:<chain>[:<token>].")
+    try:
+        limit = min(int(request.query.get("limit", "100")), MAX_LIMIT)
+    except ValueError:
+        raise ProtocolError("INVALID_ARGS", "'limit' is an integer.") from None
+    rows = await evm_store(node).events(channel.kind, channel.chain_id, token=channel.token,
+                                        since=parse_since(request.query.get("since")),
+                                        limit=max(limit, 1))
+    return json({"channel": channel.name, "events": rows})
+
+
+async def list_bindings(request: web.Request) -> web.Response:
+    await rest_principal(request, "admin")
+    return json({"bindings": await evm_store(request.app[NODE]).bindings()})
+
+
+def _binding(body: Any) -> tuple[str, str]:
+    if not isinstance(body, dict) or not isinstance(body.get("group"), str) \
+            or not isinstance(body.get("chat_id"), str | int) or not body["group"]:
+        raise ProtocolError("INVALID_ARGS", 'Expected {"group": "alpha", "chat_id": -100123}.')
+    return body["group"], str(body["chat_id"])
+
+
+async def bind_chat(request: web.Request) -> web.Response:
+    await rest_principal(request, "admin")
+    group, chat = _binding(await _json_body(request))
+    created = await evm_store(request.app[NODE]).bind_chat(group, chat)
+    return json({"group": group, "chat_id": chat, "created": created},
+                status=201 if created else 200)
+
+
+async def unbind_chat(request: web.Request) -> web.Response:
+    await rest_principal(request, "admin")
+    group, chat = request.match_info["group"], request.match_info["chat_id"]
+    if not await evm_store(request.app[NODE]).unbind_chat(group, chat):
+        return problem(404, "INVALID_ARGS", f"Chat {chat} is not bound to group {group}.")
+    return json({"group": group, "chat_id": chat, "removed": True})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/tokens", list_tokens)
+    app.router.add_post("/api/v1/tokens", add_token)
+    app.router.add_delete("/api/v1/tokens/{chain}/{address}", remove_token)
+    app.router.add_get("/api/v1/events", events)
+    app.router.add_get("/api/v1/telegram/bindings", list_bindings)
+    app.router.add_post("/api/v1/telegram/bindings", bind_chat)
+    app.router.add_delete("/api/v1/telegram/bindings/{group}/{chat_id}", unbind_chat)
+
+
+
+async def native_token_op(node: Node, session: Session, req: Request) -> None:
+    """The native ``add_token`` / ``remove_token`` (admin) and ``list_tokens`` (read) ops.
+
+    ``{"op":"add_token","args":[{"chain":1,"address":"0x..."}]}`` -> ``{"op":"add_token",
+    "success":true,"data":{token}}``; errors go out as the usual ``{"op":"error",...}``.
+    """
+    admin = admin_for(node)
+    if req.op == "list_tokens":
+        require(session.principal, "read")
+        tokens = await admin.list(req.args[0] if req.args else None)
+        session.send(native.reply(req.id, {"op": "list_tokens", "success": True,
+                                           "data": [t.public() for t in tokens]}))
+        return
+    require(session.principal, "admin")
+    if len(req.args) != 1 or not isinstance(req.args[0], dict):
+        raise ProtocolError("INVALID_ARGS", f"'{req.op}' takes one object: "
+                                            '[{"chain": 1, "address": "0x..."}].')
+    if req.op == "add_token":
+        token = await admin.add(req.args[0])
+        session.send(native.reply(req.id, {"op": "add_token", "success": True,
+                                           "message": "Successfully added token",
+                                           "data": token.public()}))
+        return
+    removed = await admin.remove(req.args[0])
+    session.send(native.reply(req.id, {
+        "op": "remove_token", "success": removed,
+        "message": "Removed" if removed else "Token is not tracked"}))

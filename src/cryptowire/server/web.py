@@ -1,0 +1,83 @@
+"""The web dashboard: ``GET /`` (``web/index.html``) and its assets under ``/static/``.
+
+No build step and nothing from elsewhere: the page, its script, its stylesheet and its icon
+are files of the package, served from memory with their content types. Every response
+carries a Content-Security-Policy that allows only this origin (``'self'``, plus ``ws://``
+and ``wss://`` to the same host for the sockets).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from aiohttp import web
+
+#: The files the dashboard may load, with their content types. Anything else is a 404.
+ASSETS: dict[str, str] = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
+
+#: A Host header we are willing to echo into the CSP (host, IPv4/IPv6 literal, port).
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+_WEB: web.AppKey[dict[str, bytes]] = web.AppKey("web_assets")
+
+
+def content_security_policy(host: str | None) -> str:
+    """Only 'self': scripts, styles, images, fetches; sockets to this same host."""
+    sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        f"connect-src 'self'{sockets}; font-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def _headers(request: web.Request, content_type: str) -> dict[str, str]:
+    return {
+        "Content-Type": content_type,
+        "Content-Security-Policy": content_security_policy(request.host),
+        "X-Content-Type-Options": "nosniff",
+        # The page URL may carry ?api_key=: never send it anywhere as a Referer.
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
+
+
+def _load() -> dict[str, bytes]:
+    folder = resources.files("cryptowire") / "web"
+    return {name: (folder / name).read_bytes() for name in ASSETS}
+
+
+def _respond(request: web.Request, name: str) -> web.Response:
+    body = request.app[_WEB].get(name)
+    if body is None:
+        raise web.HTTPNotFound(text="Not found")
+    return web.Response(body=body, headers=_headers(request, ASSETS[name]))
+
+
+async def index(request: web.Request) -> web.Response:
+    return _respond(request, "index.html")
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in ASSETS or name == "index.html":
+        raise web.HTTPNotFound(text="Not found")
+    return _respond(request, name)
+
+
+async def favicon(request: web.Request) -> web.Response:
+    return _respond(request, "favicon.svg")
+
+
+def setup(app: web.Application) -> None:
+    """Register ``/`` and ``/static/{name}`` (the files are read once, here)."""
+    app[_WEB] = _load()
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/favicon.ico", favicon)

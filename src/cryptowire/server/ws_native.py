@@ -1,0 +1,265 @@
+"""``GET /ws``: the native protocol (and the seed 003 Mudrex dialect, which is the same ops).
+
+Each client frame goes through the session's rate limit, then :func:`parse_request`, then
+the op. Every failure is answered with ``{"op":"error","code",...}`` and the session stays
+open, except a wrong key (4001), a flood (4009) and the connection limits (4003).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from cryptowire.core.channels import Channel
+from cryptowire.core.hub import Encoder, Session, SubscribeResult
+from cryptowire.core.node import Node
+from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
+from cryptowire.events import Event
+from cryptowire.server.auth import has_scope, principal_for, request_key, require
+from cryptowire.server.connection import (
+    guarded,
+    open_session,
+    origin_allowed,
+    over_connection_limits,
+    read_loop,
+    refuse,
+)
+from cryptowire.server.limits import TokenBucket
+from cryptowire.wire import closecodes, native
+from cryptowire.wire.native import Request
+
+log = logging.getLogger("cryptowire.server.ws")
+
+
+class NativeProtocol:
+    """Handles the ops of one node's native sessions."""
+
+    def __init__(self, node: Node, encoder: Encoder) -> None:
+        self.node = node
+        self.encoder = encoder
+        self.buckets: dict[int, TokenBucket] = {}
+        #: Seed 004 clients send ``{"action": ...}`` here; set by ``ws_services.setup``, it
+        #: returns True when it handled the frame.
+        self.action_handler: Callable[[Session, str], Awaitable[bool]] | None = None
+        #: Sends a first frame to every accepted session; set by ``ws_services.setup`` only
+        #: when ``server.greet_004`` is on (the seed 004 ``connection_established``).
+        self.greeter: Callable[[Session], None] | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        node = self.node
+        if not origin_allowed(node, request):
+            return web.json_response({"error": "Origin not allowed"}, status=403)
+        key = request_key(request)
+        try:
+            principal = await principal_for(node, key)
+        except AuthError as exc:
+            ws, session = await open_session(request, self.encoder)
+            async with guarded(node, session):
+                refuse(session, native.error(exc.code, exc.message), closecodes.UNAUTHORIZED)
+                await read_loop(node, ws, session, self._ignore, self._ignore_binary)
+            return ws
+        ws, session = await open_session(request, self.encoder, principal)
+        async with guarded(node, session):
+            reason = over_connection_limits(node, session)
+            if reason is not None:
+                node.counters.rejected_connections += 1
+                refuse(session, native.error("LIMIT_EXCEEDED", reason), closecodes.SERVER_FULL)
+            elif self.greeter is not None:
+                self.greeter(session)
+            self.buckets[session.id] = TokenBucket(node.settings.server.max_inbound_rate)
+            try:
+                await read_loop(node, ws, session, self.on_text, self.on_binary)
+            finally:
+                self.buckets.pop(session.id, None)
+        return ws
+
+    @staticmethod
+    async def _ignore(session: Session, text: str) -> None:
+        return None
+
+    @staticmethod
+    def _ignore_binary(session: Session) -> None:
+        return None
+
+    def on_binary(self, session: Session) -> None:
+        if self._rate_ok(session):
+            session.send(native.error(
+                "INVALID_JSON", "Binary frames are not supported; send JSON as text frames."))
+
+    def _rate_ok(self, session: Session) -> bool:
+        bucket = self.buckets.get(session.id)
+        if bucket is None or bucket.take():
+            return True
+        self.node.counters.rate_limited += 1
+        if bucket.flooding:
+            self.node.counters.rate_limit_closes += 1
+            refuse(session, native.error("RATE_LIMIT_EXCEEDED", "Flooding: closing."),
+                   closecodes.RATE_LIMITED)
+        else:
+            session.send(native.error(
+                "RATE_LIMIT_EXCEEDED",
+                f"More than {int(bucket.rate)} messages per second; this one was dropped."))
+        return False
+
+    async def on_text(self, session: Session, text: str) -> None:
+        if not self._rate_ok(session):
+            return
+        rid: Any = None
+        try:
+            if self.action_handler is not None and '"action"' in text \
+                    and await self.action_handler(session, text):
+                return
+            req = native.parse_request(text)
+            rid = req.id
+            await self.dispatch(session, req)
+        except (ProtocolError, AuthError) as exc:
+            if isinstance(exc, native.RequestError):
+                rid = exc.id  # parse failed after the id was read: echo it all the same
+            self.node.counters.errors_sent += 1
+            session.send(native.error(exc.code, exc.message, rid))
+        except CryptowireError as exc:
+            self.node.counters.errors_sent += 1
+            session.send(native.error(exc.code, exc.message, rid))
+        except Exception:
+            log.exception("op failed on session %s", session.id)
+            session.send(native.error("INTERNAL_ERROR", "Internal error; try again.", rid))
+
+    async def dispatch(self, session: Session, req: Request) -> None:
+        op = req.op
+        if op == "ping":
+            session.send(native.pong(req.id))
+        elif op == "subscribe":
+            await self.subscribe(session, req)
+        elif op == "unsubscribe":
+            await self.unsubscribe(session, req)
+        elif op == "auth":
+            await self.auth(session, req)
+        elif op == "channels":
+            session.send(native.reply(req.id, {
+                "op": "channels", "success": True, "data": self.node.grammar.catalog()}))
+        elif op == "publish":
+            await self.publish(session, req)
+        elif op in native.TOKEN_OPS:
+            from cryptowire.server.rest_tokens import native_token_op
+
+            await native_token_op(self.node, session, req)
+
+    async def auth(self, session: Session, req: Request) -> None:
+        try:
+            principal = await principal_for(self.node, req.args[0])
+        except AuthError as exc:
+            refuse(session, native.error(exc.code, exc.message, req.id),
+                   closecodes.UNAUTHORIZED)
+            return
+        old_key = self.node.key_of(session)
+        session.principal = principal
+        self.node.rekey(session, old_key)
+        reason = over_connection_limits(self.node, session)
+        if reason is not None:
+            refuse(session, native.error("LIMIT_EXCEEDED", reason, req.id),
+                   closecodes.SERVER_FULL)
+            return
+        session.send(native.reply(req.id, {
+            "op": "auth", "success": True, "message": f"Authenticated as {principal.name}",
+            "scopes": sorted(principal.scopes)}))
+
+    def _parse_channels(self, args: list[Any]) -> tuple[list[Channel], list[tuple[str, str]]]:
+        channels: list[Channel] = []
+        rejected: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for arg in args:
+            try:
+                channel = self.node.grammar.parse(arg)
+            except ChannelError as exc:
+                rejected.append((str(arg)[:200], exc.reason))
+                continue
+            if channel.name not in seen:
+                seen.add(channel.name)
+                channels.append(channel)
+        return channels, rejected
+
+    async def subscribe(self, session: Session, req: Request) -> None:
+        if not has_scope(session.principal, "read"):
+            if not session.principal.anonymous:
+                # A valid key without the scope is FORBIDDEN (errors.AuthError), not
+                # UNAUTHORIZED: sending it again via "auth" would not help.
+                require(session.principal, "read")
+            raise AuthError("Subscribing needs an API key: send "
+                            '{"op":"auth","args":["<key>"]} first.')
+        channels, rejected = self._parse_channels(req.args)
+        already = [c.name for c in channels if c.name in session.channels]
+        new = [c for c in channels if c.name not in session.channels]
+        room = self.node.settings.server.max_subscriptions - len(session.channels)
+        if len(new) > room:
+            limit = self.node.settings.server.max_subscriptions
+            for channel in new[max(room, 0):]:
+                rejected.append((channel.name, f"Subscription limit reached: at most {limit} "
+                                               "channels per connection."))
+            new = new[:max(room, 0)]
+        recover: dict[str, tuple[str, int]] = {}
+        for name, pos in req.recover.items():
+            try:
+                recover[self.node.grammar.parse(name).name] = pos
+            except ChannelError:
+                continue
+
+        def send_reply(result: SubscribeResult) -> None:
+            result.rejected[:0] = rejected
+            session.send(native.subscribe_reply(req.id, result, already))
+
+        await self.node.hub.subscribe(session, new, recover, on_accepted=send_reply)
+
+    async def unsubscribe(self, session: Session, req: Request) -> None:
+        channels, rejected = self._parse_channels(req.args)
+        removed = await self.node.hub.unsubscribe(session, [c.name for c in channels])
+        missing = [(c.name, "Not subscribed.") for c in channels if c.name not in removed]
+        session.send(native.unsubscribe_reply(req.id, removed, rejected + missing))
+
+    async def publish(self, session: Session, req: Request) -> None:
+        if not has_scope(session.principal, "publish"):
+            require(session.principal, "publish")
+        positions = await publish_items(self.node, req.args)
+        session.send(native.reply(req.id, {"op": "publish", "success": True,
+                                           "positions": positions}))
+
+
+async def publish_items(node: Node, items: list[Any]) -> list[dict[str, Any]]:
+    """Validate every item first (all or nothing), then publish them in order."""
+    limit = node.settings.server.publish_max_batch
+    if len(items) > limit:
+        raise ProtocolError("LIMIT_EXCEEDED", f"At most {limit} events per publish.")
+    events: list[Event] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "channel" not in item or "data" not in item:
+            raise ProtocolError("INVALID_ARGS", f"Item {i}: expected "
+                                                '{"channel": "app:<name>", "data": ...}.')
+        try:
+            channel = node.grammar.parse(item["channel"])
+        except ChannelError as exc:
+            raise ProtocolError("INVALID_ARGS", f"Item {i}: {exc.reason}") from exc
+        if channel.kind != "app":
+            raise ProtocolError("INVALID_ARGS", f"Item {i}: only app:<name> channels accept "
+                                                f"published events, not '{channel.name}'.")
+        events.append(Event(channel=channel.name, data=item["data"], source="app"))
+    out = []
+    for event in events:
+        pub = await node.publish(event)
+        out.append({"channel": pub.channel, "epoch": pub.epoch, "offset": pub.offset})
+    return out
+
+
+def native_encoder(node: Node) -> Encoder:
+    return native.MudrexEncoder() if node.settings.server.envelope == "mudrex" \
+        else native.NativeEncoder()
+
+
+NATIVE = web.AppKey("native_protocol", NativeProtocol)
+
+
+def setup(app: web.Application, node: Node) -> None:
+    protocol = NativeProtocol(node, native_encoder(node))
+    app[NATIVE] = protocol
+    app.router.add_get("/ws", protocol.handle)

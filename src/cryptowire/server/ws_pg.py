@@ -1,0 +1,190 @@
+"""``GET /pg/<JWT>`` and ``GET /pg/<channel>/<JWT>`` (seed 002, postgres-websockets), and
+the REST mirror ``GET /<channel>s`` (PROTOCOLS.md 2.5).
+
+The token is an HS256 JWT signed with ``auth.jwt_secret`` with claims ``mode`` (must allow
+reading: ``r`` or ``rw``), ``channels`` (list; ``channel`` as one string is also read) and an
+optional ``exp``. A token that does not verify, or does not allow the path's channel, gets
+HTTP 400 on the upgrade; a live socket is closed with 3001 when its token expires. Frames
+are ``{"channel": C, "payload": {...}}``, the payload exactly as NOTIFY gave it and
+byte-identical to one row of ``GET /<C>s``. Client messages are ignored (write mode is not
+supported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+import orjson
+from aiohttp import web
+
+from cryptowire.core.channels import Channel
+from cryptowire.core.hub import Principal, Session
+from cryptowire.core.node import Node
+from cryptowire.errors import ChannelError
+from cryptowire.events import Publication
+from cryptowire.server.connection import (
+    guarded,
+    open_session,
+    origin_allowed,
+    over_connection_limits,
+    read_loop,
+)
+from cryptowire.server.context import NODE
+from cryptowire.server.rest import problem
+from cryptowire.wire import closecodes
+from cryptowire.wire.frames import text_frame
+
+log = logging.getLogger("cryptowire.server.pg")
+
+#: postgres-websockets closes a socket whose JWT expired with 3001.
+CLOSE_JWT_EXPIRED = 3001
+
+
+class TokenRefused(ValueError):
+    """The upgrade is answered with HTTP 400 and this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    mode: str
+    channels: tuple[str, ...]
+    exp: float | None
+
+
+def verify_token(token: str, secret: str) -> Grant:
+    """Verify an HS256 JWT and read its claims, or raise :class:`TokenRefused`."""
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"],
+                            options={"verify_aud": False})
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenRefused("JWT expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenRefused(f"Invalid JWT: {exc}") from exc
+    mode = claims.get("mode")
+    if not isinstance(mode, str) or "r" not in mode:
+        raise TokenRefused("JWT claim 'mode' must allow reading ('r' or 'rw')")
+    raw = claims.get("channels", claims.get("channel"))
+    channels = [raw] if isinstance(raw, str) else raw
+    if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+        raise TokenRefused("JWT claim 'channels' must be a list of channel names")
+    exp = claims.get("exp")
+    return Grant(mode, tuple(channels), float(exp) if isinstance(exp, int | float) else None)
+
+
+class PgEncoder:
+    """``{"channel": C, "payload": <data>}`` for ``pg:C`` updates; gap markers and other
+    channels are not part of this dialect."""
+
+    name = "pg002"
+
+    def frame_publication(self, pub: Publication) -> bytes | None:
+        kind, _, channel = pub.channel.partition(":")
+        if kind != "pg" or pub.type == "gap":
+            return None
+        return text_frame(b'{"channel":' + orjson.dumps(channel) + b',"payload":'
+                          + pub.data_json + b"}")
+
+
+class PgSockets:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.encoder = PgEncoder()
+
+    def _grant(self, request: web.Request) -> tuple[list[Channel], float | None]:
+        secret = self.node.settings.auth.jwt_secret
+        if secret is None:
+            raise TokenRefused("JWT sockets are not configured (auth.jwt_secret)")
+        grant = verify_token(request.match_info["token"], secret.get_secret_value())
+        wanted = request.match_info.get("channel")
+        if wanted is not None and wanted not in grant.channels:
+            raise TokenRefused(f"JWT does not allow channel '{wanted}'")
+        names = [wanted] if wanted is not None else list(grant.channels)
+        try:
+            channels = [self.node.grammar.parse(f"pg:{n}") for n in names]
+        except ChannelError as exc:
+            raise TokenRefused(exc.reason) from exc
+        return channels, grant.exp
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        node = self.node
+        if not origin_allowed(node, request):
+            return web.Response(status=403, text="Origin not allowed")
+        try:
+            channels, exp = self._grant(request)
+        except TokenRefused as exc:
+            return web.Response(status=400, text=str(exc))
+        if node.route(Channel(name="pg:_", kind="pg", key="_")) is None:
+            return web.Response(status=503, text="Postgres channels are not enabled "
+                                                 "(pgnotify.enabled)")
+        ws, session = await open_session(request, self.encoder,
+                                         Principal(name="jwt", scopes=frozenset({"read", "pg"})))
+        async with guarded(node, session):
+            reason = over_connection_limits(node, session)
+            if reason is not None:
+                node.counters.rejected_connections += 1
+                session.close(closecodes.SERVER_FULL.code, reason)
+            timer = self._expire_at(session, exp)
+            try:
+                if not session.closed:
+                    result = await node.hub.subscribe(session, channels)
+                    for name, why in result.rejected:
+                        log.warning("pg socket %s: %s refused: %s", session.id, name, why)
+                await read_loop(node, ws, session, self._ignore, self._ignore_binary)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        return ws
+
+    @staticmethod
+    def _expire_at(session: Session, exp: float | None) -> asyncio.TimerHandle | None:
+        if exp is None:
+            return None
+        delay = max(0.0, exp - time.time())
+        return asyncio.get_running_loop().call_later(
+            delay, session.close, CLOSE_JWT_EXPIRED, "JWT expired")
+
+    @staticmethod
+    async def _ignore(session: Session, text: str) -> None:
+        return None
+
+    @staticmethod
+    def _ignore_binary(session: Session) -> None:
+        return None
+
+
+def _mirror_handler(channel: str) -> Any:
+    async def mirror(request: web.Request) -> web.Response:
+        from cryptowire.sources.pgnotify import mirror_rows
+
+        node = request.app[NODE]
+        cfg = node.settings.pgnotify
+        query = dict(request.query)
+        raw_limit = query.pop("limit", None)
+        try:
+            limit = cfg.rest_default_limit if raw_limit is None else int(raw_limit)
+        except ValueError:
+            return problem(400, "INVALID_ARGS", "limit must be an integer")
+        if not 0 <= limit <= cfg.rest_max_limit:
+            return problem(400, "INVALID_ARGS", f"limit must be 0..{cfg.rest_max_limit}")
+        if node.store is None:
+            return problem(503, "INTERNAL_ERROR", "The store is not open.")
+        rows = await mirror_rows(node.store.engine, channel, limit, query) if limit else []
+        body = ("[" + ",".join(rows) + "]").encode()
+        return web.Response(body=body, content_type="application/json")
+
+    return mirror
+
+
+def setup(app: web.Application, node: Node) -> None:
+    sockets = PgSockets(node)
+    app.router.add_get("/pg/{token}", sockets.handle)
+    app.router.add_get("/pg/{channel}/{token}", sockets.handle)
+    cfg = node.settings.pgnotify
+    if cfg.enabled and cfg.mirror:
+        for channel in cfg.rest_channels:
+            app.router.add_get(f"/{channel}s", _mirror_handler(channel))

@@ -1,0 +1,213 @@
+"""``GET /rfq``: the seed 001 RFQ widget protocol.
+
+On connect the server sends ``{"handshake": <Sec-WebSocket-Key>}``: that value is the
+session ``uuid`` the client echoes. Quotes need the ``read`` scope (or anonymous read);
+accepting one needs the ``rfq`` scope. The channel form (``subscribe``/``unsubscribe``/
+``current``) works on hub channels (``ticker:BTCUSDT``) and on ``rfq`` itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from cryptowire.core.hub import Principal, Session, SubscribeResult
+from cryptowire.core.node import Node
+from cryptowire.errors import AuthError, ChannelError
+from cryptowire.events import Publication
+from cryptowire.rfq.engine import RfqConfig, RfqConnection
+from cryptowire.rfq.providers.paper import PaperProvider
+from cryptowire.server.auth import has_scope, principal_for, request_key
+from cryptowire.server.connection import (
+    guarded,
+    open_session,
+    origin_allowed,
+    over_connection_limits,
+    read_loop,
+    refuse,
+)
+from cryptowire.server.limits import TokenBucket
+from cryptowire.sources.prices import CryptoCompareRates, RateProvider, TickerRates
+from cryptowire.store.rfq import RfqTrades
+from cryptowire.wire import closecodes, rfq001
+from cryptowire.wire.frames import text_frame
+
+log = logging.getLogger("cryptowire.server.rfq")
+
+
+class RfqEncoder:
+    """Hub publications on the channel form: ``{"channel", "data"}`` as the seed's channels
+    sent them (the decimal strings unchanged)."""
+
+    name = "rfq001"
+
+    def frame_publication(self, pub: Publication) -> bytes | None:
+        head = orjson.dumps({"channel": pub.channel, "type": pub.type, "ts": pub.ts})
+        return text_frame(head[:-1] + b',"data":' + pub.data_json + b"}")
+
+
+class RfqEndpoint:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        cfg = node.settings.rfq
+        self.config = RfqConfig(interval_s=cfg.interval_s, commission=cfg.commission,
+                                quote_ttl_s=cfg.quote_ttl_s, max_offers=cfg.max_offers,
+                                display_decimals=cfg.display_decimals)
+        self.encoder = RfqEncoder()
+        self.rates: RateProvider | None = None
+        self.provider: PaperProvider | None = None
+
+    def _rates(self) -> RateProvider:
+        if self.rates is None:
+            cfg = self.node.settings.rfq
+            if cfg.cryptocompare_url:
+                key = cfg.cryptocompare_api_key
+                self.rates = CryptoCompareRates(
+                    cfg.cryptocompare_url, api_key=key.get_secret_value() if key else None)
+            else:
+                hub, demand = self.node.hub, self.node.demand
+                self.rates = TickerRates(
+                    self.node.grammar.parse, demand.acquire, demand.release, hub.watch,
+                    hub.unwatch, max_age_ms=int(cfg.max_rate_age_s * 1000),
+                    quote_ccy=cfg.quote_currency)
+        return self.rates
+
+    def _provider(self) -> PaperProvider:
+        if self.provider is None:
+            assert self.node.store is not None
+            self.provider = PaperProvider(RfqTrades(self.node.store.engine))
+        return self.provider
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        node = self.node
+        if not origin_allowed(node, request):
+            return web.json_response({"error": "Origin not allowed"}, status=403)
+        try:
+            principal = await principal_for(node, request_key(request))
+        except AuthError as exc:
+            ws, session = await open_session(request, self.encoder)
+            async with guarded(node, session):
+                refuse(session, rfq001.error(exc.message), closecodes.UNAUTHORIZED)
+                await read_loop(node, ws, session, _ignore, _ignore_binary)
+            return ws
+        uuid = request.headers.get("Sec-WebSocket-Key", "")
+        ws, session = await open_session(request, self.encoder, principal)
+        async with guarded(node, session):
+            await self._serve(ws, session, principal, uuid)
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, session: Session, principal: Principal,
+                     uuid: str) -> None:
+        node = self.node
+        reason = over_connection_limits(node, session)
+        if reason is not None:
+            node.counters.rejected_connections += 1
+            refuse(session, rfq001.error(reason), closecodes.SERVER_FULL)
+            await read_loop(node, ws, session, _ignore, _ignore_binary)
+            return
+        if not has_scope(principal, "read"):
+            refuse(session, rfq001.error("Quotes need an API key (?api_key=...)."),
+                   closecodes.UNAUTHORIZED)
+            await read_loop(node, ws, session, _ignore, _ignore_binary)
+            return
+        session.send(rfq001.handshake(uuid))
+
+        def send(obj: dict[str, Any]) -> None:
+            session.send(rfq001.frame(obj))
+
+        conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
+                             may_trade=has_scope(principal, "rfq"), key_id=principal.key_id)
+        bucket = TokenBucket(node.settings.server.max_inbound_rate)
+
+        async def on_text(sess: Session, text: str) -> None:
+            if not bucket.take():
+                node.counters.rate_limited += 1
+                if bucket.flooding:
+                    refuse(sess, rfq001.error("Flooding: closing."), closecodes.RATE_LIMITED)
+                else:
+                    sess.send(rfq001.error("Rate limit exceeded; message dropped."))
+                return
+            try:
+                msg = rfq001.parse(text)
+            except rfq001.RfqFrameError as exc:
+                sess.send(rfq001.error(str(exc)))
+                return
+            try:
+                if isinstance(msg, rfq001.ChannelOp):
+                    await self.channel_op(sess, msg)
+                else:
+                    await conn.handle(msg.action, msg.body)
+            except Exception:
+                log.exception("rfq frame failed")
+                sess.send(rfq001.error("Internal error; try again."))
+
+        try:
+            await read_loop(node, ws, session, on_text, _binary)
+        finally:
+            await conn.close()
+
+    async def channel_op(self, session: Session, msg: rfq001.ChannelOp) -> None:
+        for name in msg.channels:
+            if name == "rfq":
+                session.send(rfq001.frame({msg.op: "rfq", "status": "ok", "channel": "rfq"}))
+                continue
+            try:
+                channel = self.node.grammar.parse(name)
+            except ChannelError as exc:
+                session.send(rfq001.error(exc.reason, channel=name))
+                continue
+            if msg.op == "subscribe":
+                limit = self.node.settings.server.max_subscriptions
+                if channel.name not in session.channels and len(session.channels) >= limit:
+                    session.send(rfq001.error(f"Subscription limit reached: at most {limit} "
+                                              "channels per connection.", channel=name))
+                    continue
+                await self.node.hub.subscribe(session, [channel],
+                                              on_accepted=_subscribe_reply(session, name))
+            elif msg.op == "unsubscribe":
+                await self.node.hub.unsubscribe(session, [channel.name])
+                session.send(rfq001.frame({"unsubscribe": channel.name, "status": "ok"}))
+            else:
+                await self.current(session, channel.name)
+
+    async def current(self, session: Session, name: str) -> None:
+        epoch, top = await self.node.broker.position(name)
+        pubs = await self.node.broker.history_since(name, epoch, max(top - 1, 0)) if top else []
+        if not pubs:
+            session.send(rfq001.frame({"current": name, "data": None,
+                                       "message": "No value yet on this channel."}))
+            return
+        last = pubs[-1]
+        session.send(text_frame(orjson.dumps({"current": name, "ts": last.ts})[:-1]
+                                + b',"data":' + last.data_json + b"}"))
+
+
+def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult], None]:
+    def reply(result: SubscribeResult) -> None:
+        if result.accepted:
+            session.send(rfq001.frame({"subscribe": result.accepted[0], "status": "ok"}))
+        else:
+            reason = result.rejected[0][1] if result.rejected else "Already subscribed."
+            session.send(rfq001.error(reason, channel=name))
+
+    return reply
+
+
+async def _ignore(session: Session, text: str) -> None:
+    return None
+
+
+def _ignore_binary(session: Session) -> None:
+    return None
+
+
+def _binary(session: Session) -> None:
+    session.send(rfq001.error("Binary frames are not supported; send JSON text."))
+
+
+def setup(app: web.Application, node: Node) -> None:
+    app.router.add_get("/rfq", RfqEndpoint(node).handle)

@@ -1,0 +1,297 @@
+"""The seed 004 services sockets (``/ws/master``, ``/ws/all``, ``/ws/<service>``...) and REST
+``GET /ws/stats|services|endpoints`` (PROTOCOLS.md 2.2).
+
+Frames are built by :mod:`cryptowire.wire.services004`; subscriptions are ordinary hub
+subscriptions to ``service:<name>`` channels, so services run only while someone listens.
+The native ``/ws`` socket hands frames of the ``{"action": ...}`` form here
+(:meth:`ServicesProtocol.native_action`); such a session gets 004 frames for services.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from cryptowire.core.channels import SERVICES
+from cryptowire.core.hub import Encoder, Session, SubscribeResult
+from cryptowire.core.node import Node
+from cryptowire.errors import AuthError
+from cryptowire.events import now_ms
+from cryptowire.server import ws_native
+from cryptowire.server.auth import has_scope, principal_for, request_key
+from cryptowire.server.connection import (
+    guarded,
+    open_session,
+    origin_allowed,
+    over_connection_limits,
+    read_loop,
+    refuse,
+)
+from cryptowire.server.limits import TokenBucket
+from cryptowire.server.rest import json
+from cryptowire.wire import closecodes
+from cryptowire.wire import services004 as s004
+from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
+
+log = logging.getLogger("cryptowire.server.services")
+
+
+class ServicesProtocol:
+    """The 004 client actions of one node's sessions (004 paths and native ``/ws``)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.encoder = s004.Services004Encoder()
+        self.clients: weakref.WeakKeyDictionary[Session, ClientState] = \
+            weakref.WeakKeyDictionary()
+        self._buckets: weakref.WeakKeyDictionary[Session, TokenBucket] = \
+            weakref.WeakKeyDictionary()
+        self._hybrids: dict[Encoder, Encoder] = {}
+
+    def live_clients(self) -> list[ClientState]:
+        return [state for session, state in list(self.clients.items()) if not session.closed]
+
+    # -- sockets -----------------------------------------------------------------------
+
+    def handler(self, endpoint: Endpoint) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._handle(request, endpoint)
+
+        return handle
+
+    async def _handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+        node = self.node
+        if not origin_allowed(node, request):
+            return web.json_response({"error": "Origin not allowed"}, status=403)
+        now = now_ms()
+        try:
+            principal = await principal_for(node, request_key(request))
+            refused = None if has_scope(principal, "read") else \
+                "This server needs an API key (X-API-Key, ?api_key= or Bearer) to read."
+        except AuthError as exc:
+            principal, refused = None, exc.message
+        ws, session = await open_session(request, self.encoder, principal)
+        async with guarded(node, session):
+            if refused is not None:
+                refuse(session, s004.error({"message": refused}, now), closecodes.UNAUTHORIZED)
+            else:
+                reason = over_connection_limits(node, session)
+                if reason is not None:
+                    node.counters.rejected_connections += 1
+                    refuse(session, s004.error({"message": reason}, now),
+                           closecodes.SERVER_FULL)
+            if not session.closed:
+                state = ClientState(s004.new_client_id(now), now, now)
+                self.clients[session] = state
+                self._buckets[session] = TokenBucket(node.settings.server.max_inbound_rate)
+                session.send(s004.connection_established(state, endpoint, now))
+                if endpoint.welcome:
+                    session.send(s004.welcome(now))
+                if endpoint.auto:
+                    target = "all" if endpoint.auto == SERVICES else endpoint.auto[0]
+                    await self._subscribe(session, state, target, auto=True)
+            await read_loop(node, ws, session, self.on_text, self.on_binary)
+        return ws
+
+    def on_binary(self, session: Session) -> None:
+        if self._rate_ok(session):
+            session.send(s004.error({"message": "Binary frames are not supported; send "
+                                                "JSON text frames."}, now_ms()))
+
+    def _rate_ok(self, session: Session) -> bool:
+        bucket = self._buckets.get(session)
+        if bucket is None or bucket.take():
+            return True
+        self.node.counters.rate_limited += 1
+        if bucket.flooding:
+            self.node.counters.rate_limit_closes += 1
+            refuse(session, s004.error({"message": "Flooding: closing."}, now_ms()),
+                   closecodes.RATE_LIMITED)
+        else:
+            session.send(s004.error({"message": f"More than {int(bucket.rate)} messages per "
+                                                "second; this one was dropped."}, now_ms()))
+        return False
+
+    async def on_text(self, session: Session, text: str) -> None:
+        if not self._rate_ok(session):
+            return
+        try:
+            action = s004.parse_text(text)
+        except ActionError as exc:
+            self.node.counters.errors_sent += 1
+            session.send(s004.error(exc.data, now_ms()))
+            return
+        try:
+            await self._act(session, action)
+        except Exception:
+            log.exception("action %s failed on session %s", action.action, session.id)
+            self.node.counters.errors_sent += 1
+            session.send(s004.error({"message": "Internal error; try again."}, now_ms()))
+
+    async def native_action(self, session: Session, text: str) -> bool:
+        """The native socket's hook: handle ``text`` if it is an ``{"action": ...}`` frame
+        without ``op``; ``False`` leaves it to the native protocol."""
+        try:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(obj, dict) or "action" not in obj or "op" in obj:
+            return False
+        if session not in self.clients:
+            now = now_ms()
+            self.clients[session] = ClientState(s004.new_client_id(now), now, now)
+        if not session.channels:
+            # Frame services the 004 way from now on; other channels stay native.
+            session.encoder = self._hybrid(session.encoder)
+        try:
+            action = s004.parse_action(obj)
+        except ActionError as exc:
+            self.node.counters.errors_sent += 1
+            session.send(s004.error(exc.data, now_ms()))
+            return True
+        await self._act(session, action)
+        return True
+
+    def greet_native(self, session: Session) -> None:
+        """The native socket's greeting hook (``server.greet_004``): the seed's
+        ``connection_established``, which its document's clients wait for before they
+        subscribe. The session is a 004 client from here (``get_status`` knows it)."""
+        now = now_ms()
+        state = self.clients.get(session)
+        if state is None:
+            state = self.clients[session] = ClientState(s004.new_client_id(now), now, now)
+        session.send(s004.connection_established(state, s004.NATIVE_ENDPOINT, now))
+
+    def _hybrid(self, encoder: Encoder) -> Encoder:
+        if encoder.name.startswith("services004"):
+            return encoder
+        hybrid = self._hybrids.get(encoder)
+        if hybrid is None:
+            hybrid = self._hybrids[encoder] = s004.Services004Encoder(encoder)
+        return hybrid
+
+    # -- actions -----------------------------------------------------------------------
+
+    async def _act(self, session: Session, action: s004.Action) -> None:
+        state = self.clients.get(session)
+        if state is None:
+            return
+        now = now_ms()
+        state.last_activity_ms = now
+        if action.action == "ping":
+            session.send(s004.pong(action.data, now))
+        elif action.action == "get_status":
+            session.send(s004.status(state, len(self.live_clients()), now))
+        elif action.action == "subscribe":
+            assert action.service is not None
+            if not has_scope(session.principal, "read"):
+                session.send(s004.error({"message": "Subscribing needs an API key with the "
+                                                    "'read' scope."}, now))
+                return
+            await self._subscribe(session, state, action.service)
+        else:
+            assert action.service is not None
+            await self._unsubscribe(session, state, action.service)
+
+    async def _subscribe(self, session: Session, state: ClientState, service: str,
+                         *, auto: bool = False) -> None:
+        targets = [s for s in s004.expand(service) if s not in state.subscriptions]
+        channels = [self.node.grammar.parse(f"service:{s}") for s in targets]
+
+        def confirm(result: SubscribeResult) -> None:
+            now = now_ms()
+            done = {name.partition(":")[2] for name in result.accepted}
+            state.subscriptions.extend(s for s in targets if s in done)
+            if service == "system" and "system" not in state.subscriptions:
+                state.subscriptions.append("system")
+            for name, why in result.rejected:
+                session.send(s004.error({"message": f"Service unavailable: "
+                                                    f"{name.partition(':')[2]}: {why}",
+                                         "service": name.partition(":")[2]}, now))
+            if done or not result.rejected:
+                session.send(s004.subscription_confirmed(service, state.subscriptions, now,
+                                                         auto=auto))
+                if auto and service == "all":  # /ws/all, as the seed announced it
+                    session.send(s004.auto_subscribed(now))
+
+        if channels:
+            # A service's first update is published while demand starts it, before the hub
+            # reads the channel's position: recovering from the position before the
+            # subscribe delivers it (exactly once) instead of waiting a whole interval.
+            before = {c.name: await self.node.broker.position(c.name) for c in channels}
+            await self.node.hub.subscribe(session, channels, before, on_accepted=confirm)
+        else:
+            confirm(SubscribeResult())
+
+    async def _unsubscribe(self, session: Session, state: ClientState, service: str) -> None:
+        targets = [s for s in s004.expand(service) if s in state.subscriptions]
+        await self.node.hub.unsubscribe(session, [f"service:{s}" for s in targets])
+        drop = set(targets) | ({"system"} if service in ("system", "all") else set())
+        state.subscriptions[:] = [s for s in state.subscriptions if s not in drop]
+        session.send(s004.unsubscription_confirmed(service, state.subscriptions, now_ms()))
+
+    # -- REST --------------------------------------------------------------------------
+
+    async def stats(self, request: web.Request) -> web.Response:
+        clients = self.live_clients()
+        counts: dict[str, int] = {}
+        for state in clients:
+            for service in state.subscriptions:
+                counts[service] = counts.get(service, 0) + 1
+        return json(s004.envelope("success", {
+            "total_connections": len(clients),
+            "clients": [state.describe() for state in clients],
+            "subscription_counts": counts,
+        }, now_ms()))
+
+    async def services(self, request: web.Request) -> web.Response:
+        cfg = self.node.settings.services
+        catalog = {
+            category: {name: {
+                "name": name, "description": desc,
+                "update_interval": float(getattr(cfg, f"{name}_interval_s")),
+                "endpoint": next((e.path for e in s004.ENDPOINTS if e.auto == (name,)),
+                                 next(e.path for e in s004.ENDPOINTS
+                                      if name in e.services and not e.welcome and not e.auto)),
+                "channel": f"service:{name}",
+            } for name, (desc, _default) in services.items()}
+            for category, services in s004.CATALOG.items()
+        }
+        return json(s004.envelope("success", {
+            "services": catalog,
+            "total_services": sum(len(v) for v in catalog.values()),
+            "system_services": {
+                "system": "System messages and connection management (every endpoint)",
+                "all": "Subscribe to all services at once (/ws/all)",
+            },
+        }, now_ms()))
+
+    async def endpoints(self, request: web.Request) -> web.Response:
+        scheme = "wss" if request.secure else "ws"
+        base = f"{scheme}://{request.host}"
+        return json(s004.envelope("success", {
+            "base_url": base,
+            "endpoints": [{"path": e.path, "url": f"{base}{e.path}",
+                           "description": e.description, "services": list(e.services),
+                           "auto_subscribe": list(e.auto)} for e in s004.ENDPOINTS],
+            "default": {"path": "/ws", "url": f"{base}/ws",
+                        "description": "Native socket; also understands the action form"},
+        }, now_ms()))
+
+
+def setup(app: web.Application, node: Node) -> None:
+    protocol = ServicesProtocol(node)
+    for endpoint in s004.ENDPOINTS:
+        app.router.add_get(endpoint.path, protocol.handler(endpoint))
+    app.router.add_get("/ws/stats", protocol.stats)
+    app.router.add_get("/ws/services", protocol.services)
+    app.router.add_get("/ws/endpoints", protocol.endpoints)
+    native = app.get(ws_native.NATIVE)
+    if native is not None:
+        native.action_handler = protocol.native_action
+        if node.settings.server.greet_004:
+            native.greeter = protocol.greet_native

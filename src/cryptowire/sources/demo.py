@@ -1,0 +1,216 @@
+"""The demo source: a synthetic market and chain, so a newcomer offline sees data at once.
+
+Random-walk tickers, trades and klines for a few symbols, and synthetic swaps and burns on
+one chain. Every event says ``source: "demo"``; prices are ``Decimal`` quantized to the
+symbol's tick, sent as strings like real ones. It only produces channels someone subscribed
+to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+from decimal import Decimal
+
+from cryptowire.core.channels import KLINE_INTERVALS, Channel
+from cryptowire.errors import SourceError
+from cryptowire.events import Event, now_ms
+from cryptowire.settings import DemoSettings
+from cryptowire.sources.base import PublishFn, SourceStatus
+from cryptowire.sources.supervisor import Supervisor
+
+log = logging.getLogger("cryptowire.sources.demo")
+
+_START = {"BTCUSDT": "66000.00", "ETHUSDT": "3200.00", "SOLUSDT": "150.000", "ETHBTC": "0.04850"}
+_INTERVAL_MS = {
+    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
+    "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000,
+    "12h": 43_200_000, "1d": 86_400_000, "1w": 604_800_000, "1M": 2_592_000_000,
+}  # fmt: skip
+assert set(_INTERVAL_MS) == set(KLINE_INTERVALS)
+
+#: Demo tokens on the demo chain: (address, symbol, decimals).
+DEMO_TOKENS = (
+    ("0x6982508145454ce325ddbe47a25d4ec3d2311933", "PEPE", 18),
+    ("0x95ad61b0a150d79219dcf64e1e6cc01f0b64c4ce", "SHIB", 18),
+)
+_WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+
+
+class _Market:
+    """One symbol's random-walk state."""
+
+    def __init__(self, symbol: str, rng: random.Random) -> None:
+        start = Decimal(_START.get(symbol, "100.00"))
+        self.symbol = symbol
+        self.tick = Decimal(1).scaleb(start.as_tuple().exponent)  # type: ignore[arg-type]
+        self.price = start
+        self.open24 = start
+        self.high = start
+        self.low = start
+        self.volume = Decimal("0")
+        self.rng = rng
+        self.trade_id = 0
+        self.klines: dict[str, dict[str, object]] = {}
+
+    def step(self) -> tuple[Decimal, Decimal, str]:
+        move = Decimal(self.rng.randint(-5, 5)) * self.tick
+        prev = self.price
+        self.price = max(self.tick, self.price + move)
+        self.high = max(self.high, self.price)
+        self.low = min(self.low, self.price)
+        qty = Decimal(self.rng.randint(1, 5000)) / Decimal(1000)
+        self.volume += qty
+        side = "buy" if self.price >= prev else "sell"
+        return self.price, qty, side
+
+    def ticker(self) -> dict[str, object]:
+        change = ((self.price - self.open24) / self.open24 * 100).quantize(Decimal("0.0001"))
+        spread = self.tick
+        return {
+            "symbol": self.symbol, "price": str(self.price), "markPrice": str(self.price),
+            "indexPrice": str(self.price), "high24h": str(self.high), "low24h": str(self.low),
+            "prevPrice24h": str(self.open24), "volume24h": str(self.volume),
+            "turnover24h": str((self.volume * self.price).quantize(self.tick)),
+            "change24hPercent": str(change), "tickDirection": "PlusTick",
+            "bid": {"price": str(self.price - spread), "size": "1.000"},
+            "ask": {"price": str(self.price + spread), "size": "1.000"},
+            "openInterest": None, "openInterestValue": None, "fundingRate": None,
+            "nextFundingTime": None,
+        }
+
+
+class DemoSource:
+    """Implements :class:`~cryptowire.sources.base.Source` with synthetic data."""
+
+    name = "demo"
+    kinds = frozenset({"ticker", "trade", "kline", "swap", "burn"})
+
+    def __init__(self, settings: DemoSettings, *, chain_id: int = 1, seed: int | None = None,
+                 ) -> None:
+        self.settings = settings
+        self.chain_id = chain_id
+        self._rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+        self._markets = {s: _Market(s, self._rng) for s in settings.symbols}
+        self._channels: dict[str, Channel] = {}
+        self._publish: PublishFn | None = None
+        self._supervisor = Supervisor("demo")
+        self._status = SourceStatus(name="demo", state="stopped", demo=True,
+                                    detail="synthetic data (demo mode)")
+        self._block = 19_000_000
+
+    async def start(self, publish: PublishFn) -> None:
+        self._publish = publish
+        self._status.state = "up"
+        self._supervisor.spawn("ticks", self._run)
+
+    async def stop(self) -> None:
+        await self._supervisor.stop()
+        self._status.state = "stopped"
+
+    async def subscribe(self, channel: Channel) -> None:
+        if channel.kind in ("ticker", "trade", "kline"):
+            if channel.symbol not in self._markets:
+                known = ", ".join(self._markets)
+                raise SourceError(f"Unknown symbol '{channel.symbol}' on the demo market. "
+                                  f"Demo symbols: {known}.")
+        elif channel.kind in ("swap", "burn"):
+            if channel.chain != self.settings.chain:
+                raise SourceError(f"The demo chain is '{self.settings.chain}'; "
+                                  f"'{channel.chain}' has no demo data.")
+        else:
+            raise SourceError(f"The demo source does not serve {channel.kind} channels.")
+        self._channels[channel.name] = channel
+        self._status.topics = len(self._channels)
+
+    async def unsubscribe(self, channel: Channel) -> None:
+        self._channels.pop(channel.name, None)
+        self._status.topics = len(self._channels)
+
+    def status(self) -> SourceStatus:
+        return self._status
+
+    async def _emit(self, channel: str, data: object, kind: str = "update") -> None:
+        assert self._publish is not None
+        await self._publish(Event(channel=channel, data=data, type=kind, source="demo"))
+        self._status.messages += 1
+        self._status.last_message_ms = now_ms()
+
+    async def _run(self) -> None:
+        n = 0
+        while True:
+            await asyncio.sleep(self.settings.interval_s)
+            n += 1
+            await self.tick(n)
+
+    async def tick(self, n: int) -> None:
+        """One step of the synthetic market and chain (public for tests)."""
+        ts = now_ms()
+        for market in self._markets.values():
+            price, qty, side = market.step()
+            for channel in list(self._channels.values()):
+                if channel.symbol != market.symbol:
+                    continue
+                if channel.kind == "ticker":
+                    await self._emit(channel.name, market.ticker())
+                elif channel.kind == "trade":
+                    market.trade_id += 1
+                    await self._emit(channel.name, [{
+                        "id": f"demo-{market.trade_id}", "symbol": market.symbol,
+                        "price": str(price), "quantity": str(qty), "side": side, "time": ts,
+                        "isBlockTrade": False,
+                    }])
+                elif channel.kind == "kline" and channel.interval is not None:
+                    await self._emit(channel.name, self._kline(market, channel.interval, ts))
+        if n % 4 == 0:
+            await self._chain_events(ts)
+
+    @staticmethod
+    def _kline(market: _Market, interval: str, ts: int) -> dict[str, object]:
+        span = _INTERVAL_MS[interval]
+        open_time = ts - ts % span
+        k = market.klines.get(interval)
+        price = str(market.price)
+        if k is None or k["openTime"] != open_time:
+            k = {"symbol": market.symbol, "interval": interval, "openTime": open_time,
+                 "closeTime": open_time + span - 1, "open": price, "high": price,
+                 "low": price, "close": price, "volume": "0", "turnover": "0",
+                 "confirmed": False}
+            market.klines[interval] = k
+        k["high"] = str(max(Decimal(str(k["high"])), market.price))
+        k["low"] = str(min(Decimal(str(k["low"])), market.price))
+        k["close"] = price
+        k["volume"] = str(Decimal(str(k["volume"])) + Decimal("0.5"))
+        k["turnover"] = str((Decimal(str(k["volume"])) * market.price).quantize(market.tick))
+        return dict(k)
+
+    async def _chain_events(self, ts: int) -> None:
+        self._block += 1
+        chain = self.settings.chain
+        token, symbol, _decimals = DEMO_TOKENS[self._rng.randrange(len(DEMO_TOKENS))]
+        tx = "0x" + secrets.token_hex(32)
+        taker = "0x" + secrets.token_hex(20)
+        token_amount = Decimal(self._rng.randint(10**6, 10**9))
+        paired = (Decimal(self._rng.randint(1, 5000)) / Decimal(1000)).quantize(Decimal("0.001"))
+        swap = {
+            "chain": self.chain_id, "pair": "0x" + secrets.token_hex(20), "token": token,
+            "symbol": symbol, "side": self._rng.choice(("buy", "sell")),
+            "token_amount": str(token_amount), "paired_amount": str(paired),
+            "price_in_paired": str((paired / token_amount).normalize()), "taker": taker,
+            "tx_hash": tx, "log_index": 0, "block": self._block, "time": ts, "demo": True,
+        }
+        for name in (f"swap:{chain}", f"swap:{chain}:{token}"):
+            if name in self._channels:
+                await self._emit(name, swap)
+        if self._rng.random() < 0.3:
+            burn = {
+                "chain": self.chain_id, "token": token, "symbol": symbol,
+                "amount": str(Decimal(self._rng.randint(1, 10**6))), "from": taker,
+                "to": "0x000000000000000000000000000000000000dEaD", "tx_hash": tx,
+                "log_index": 1, "block": self._block, "time": ts, "demo": True,
+            }
+            for name in (f"burn:{chain}", f"burn:{chain}:{token}"):
+                if name in self._channels:
+                    await self._emit(name, burn)

@@ -1,0 +1,1 @@
+"""Sans-I/O dialects: client frame -> command, publication/reply -> wire frame bytes."""

@@ -1,0 +1,222 @@
+"""The native protocol on ``/ws`` (PROTOCOLS.md section 1), which 003 (Mudrex) clients speak too.
+
+Client frames are JSON objects ``{"id"?, "op", "args"?, "recover"?}``; every reply echoes the
+``id`` when one was given. This module turns text into a :class:`Request` (or raises
+:class:`~cryptowire.errors.ProtocolError` with the wire error code) and builds every reply and
+data frame as bytes. It does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cryptowire.core.channels import KLINE_INTERVALS
+from cryptowire.core.hub import SubscribeResult
+from cryptowire.errors import ProtocolError
+from cryptowire.events import Publication, now_ms
+from cryptowire.wire.frames import text_frame
+
+OPS = ("auth", "subscribe", "unsubscribe", "ping", "channels", "publish",
+       "add_token", "remove_token", "list_tokens")
+#: Watchlist admin ops (PROTOCOLS.md 3): ``add_token``/``remove_token`` need the admin scope.
+TOKEN_OPS = ("add_token", "remove_token", "list_tokens")
+ERROR_CODES = (
+    "INVALID_JSON", "UNKNOWN_OP", "INVALID_ARGS", "UNAUTHORIZED", "FORBIDDEN",
+    "LIMIT_EXCEEDED", "RATE_LIMIT_EXCEEDED", "INTERNAL_ERROR",
+)  # fmt: skip
+
+RequestId = int | str | None
+
+
+@dataclass(slots=True)
+class Request:
+    """One parsed client frame."""
+
+    op: str
+    id: RequestId = None
+    args: list[Any] = field(default_factory=list)
+    recover: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+class RequestError(ProtocolError):
+    """A :class:`ProtocolError` about a frame whose ``id`` could be read, so that the error
+    reply echoes it like every other reply (a client matches replies to requests by id)."""
+
+    def __init__(self, code: str, message: str, rid: RequestId) -> None:
+        super().__init__(code, message)
+        self.id = rid
+
+
+def parse_request(text: str | bytes) -> Request:
+    """Parse and validate one client frame.
+
+    Raises :class:`ProtocolError`; :class:`RequestError` (carrying the frame's ``id``) once
+    the frame is an object with a valid ``id``.
+    """
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError("INVALID_JSON", f"Frame is not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ProtocolError("INVALID_JSON",
+                            'Frame must be a JSON object such as {"op": "ping"}.')
+    rid = obj.get("id")
+    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int | str)):
+        raise ProtocolError("INVALID_ARGS", "'id' must be a number or a string.")
+    try:
+        return _parse_object(obj, rid)
+    except ProtocolError as exc:
+        raise RequestError(exc.code, exc.message, rid) from exc
+
+
+def _parse_object(obj: dict[str, Any], rid: RequestId) -> Request:
+    op = obj.get("op")
+    if op is None and "action" in obj:
+        raise ProtocolError(
+            "UNKNOWN_OP",
+            f"Unknown action: {obj.get('action')!r}. This socket speaks ops: "
+            f"{', '.join(OPS)}.",
+        )
+    if not isinstance(op, str):
+        raise ProtocolError("UNKNOWN_OP", f"Missing 'op'. Use one of: {', '.join(OPS)}.")
+    if op not in OPS:
+        raise ProtocolError("UNKNOWN_OP", f"Unknown op '{op[:40]}'. Use one of: "
+                                          f"{', '.join(OPS)}.")
+    args = obj.get("args", [])
+    if not isinstance(args, list):
+        raise ProtocolError("INVALID_ARGS", "'args' must be a list.")
+    req = Request(op=op, id=rid, args=args)
+    if op in ("subscribe", "unsubscribe") and not args:
+        raise ProtocolError("INVALID_ARGS",
+                            f"'{op}' needs a non-empty 'args' list of channels, "
+                            'e.g. ["ticker:BTCUSDT"].')
+    if op == "auth" and (len(args) != 1 or not isinstance(args[0], str)):
+        raise ProtocolError("INVALID_ARGS", "'auth' takes one argument: the API key string.")
+    if op == "publish":
+        if not args:
+            raise ProtocolError("INVALID_ARGS", "'publish' needs args "
+                                                '[{"channel": "app:<name>", "data": {...}}].')
+        for item in args:
+            if not isinstance(item, dict) or "channel" not in item or "data" not in item:
+                raise ProtocolError("INVALID_ARGS", "Each publish item is "
+                                                    '{"channel": "app:<name>", "data": ...}.')
+    if "recover" in obj:
+        req.recover = _parse_recover(obj["recover"])
+    return req
+
+
+def _parse_recover(value: object) -> dict[str, tuple[str, int]]:
+    if not isinstance(value, dict):
+        raise ProtocolError("INVALID_ARGS", "'recover' maps channels to "
+                                            '{"epoch": "...", "offset": N}.')
+    out: dict[str, tuple[str, int]] = {}
+    for channel, pos in value.items():
+        if (
+            not isinstance(pos, dict)
+            or not isinstance(pos.get("epoch"), str)
+            or not isinstance(pos.get("offset"), int)
+            or isinstance(pos.get("offset"), bool)
+        ):
+            raise ProtocolError("INVALID_ARGS", f"recover[{channel!r}] must be "
+                                                '{"epoch": "<string>", "offset": <integer>}.')
+        out[channel] = (pos["epoch"], pos["offset"])
+    return out
+
+
+# -- replies -----------------------------------------------------------------------------
+
+
+def reply(rid: RequestId, body: dict[str, Any]) -> bytes:
+    """Frame a reply, echoing ``rid`` first when given."""
+    if rid is not None:
+        body = {"id": rid, **body}
+    return text_frame(orjson.dumps(body))
+
+
+def error(code: str, message: str, rid: RequestId = None) -> bytes:
+    return reply(rid, {"op": "error", "code": code, "message": message})
+
+
+def pong(rid: RequestId = None) -> bytes:
+    return reply(rid, {"op": "pong", "timestamp": now_ms()})
+
+
+def subscribe_reply(rid: RequestId, result: SubscribeResult,
+                    already: list[str] | None = None) -> bytes:
+    """The 003-shaped subscribe reply, plus ``positions`` (and ``recovered`` if asked)."""
+    args = [*(already or []), *result.accepted]
+    rejected = [{"arg": a, "reason": r} for a, r in result.rejected] or None
+    body: dict[str, Any] = {
+        "op": "subscribe",
+        "success": bool(args) or not rejected,
+        "args": args,
+        "message": f"Subscribed to {len(args)} streams",
+        "rejected": rejected,
+        "positions": {ch: {"epoch": e, "offset": o} for ch, (e, o) in result.positions.items()},
+    }
+    if result.recovered:
+        body["recovered"] = result.recovered
+    return reply(rid, body)
+
+
+def unsubscribe_reply(rid: RequestId, removed: list[str],
+                      rejected: list[tuple[str, str]]) -> bytes:
+    return reply(rid, {
+        "op": "unsubscribe", "success": True, "args": removed,
+        "message": f"Unsubscribed from {len(removed)} streams",
+        "rejected": [{"arg": a, "reason": r} for a, r in rejected] or None,
+    })
+
+
+# -- data frames -------------------------------------------------------------------------
+
+
+class NativeEncoder:
+    """``{"channel","type","epoch","offset","ts","source"?,"data"}``; ``data`` spliced in
+    as the bytes the broker encoded once."""
+
+    name = "native"
+
+    def frame_publication(self, pub: Publication) -> bytes | None:
+        head: dict[str, Any] = {
+            "channel": pub.channel, "type": pub.type, "epoch": pub.epoch,
+            "offset": pub.offset, "ts": pub.ts,
+        }
+        if pub.source:
+            head["source"] = pub.source
+        return text_frame(orjson.dumps(head)[:-1] + b',"data":' + pub.data_json + b"}")
+
+
+class MudrexEncoder:
+    """The seed 003 envelope ``{"stream","type","data","timestamp","source"}`` for market
+    channels, as the 003 transformer named its streams: ``mudrex.futures.ticker.<SYMBOL>``,
+    ``mudrex.futures.trade.<SYMBOL>``, ``mudrex.futures.kline.<bybit interval>.<SYMBOL>``
+    (``mudrex.spot...`` for ``@spot``); ``type`` is ``snapshot`` or ``update``, the only two
+    a 003 client knows, so gap markers are not sent in this envelope. Other channels keep
+    the native frame, which 003 clients never subscribe to."""
+
+    name = "mudrex"
+
+    def __init__(self) -> None:
+        self._native = NativeEncoder()
+
+    def frame_publication(self, pub: Publication) -> bytes | None:
+        kind, _, rest = pub.channel.partition(":")
+        if kind not in ("ticker", "trade", "kline"):
+            return self._native.frame_publication(pub)
+        if pub.type not in ("snapshot", "update"):
+            return None
+        rest, _, venue = rest.partition("@")
+        market = "spot" if venue == "spot" else "futures"
+        if kind == "kline":
+            interval, _, symbol = rest.partition(":")
+            stream = f"mudrex.{market}.kline.{KLINE_INTERVALS.get(interval, interval)}.{symbol}"
+        else:
+            stream = f"mudrex.{market}.{kind}.{rest}"
+        head = {"stream": stream, "type": pub.type}
+        tail = orjson.dumps({"timestamp": pub.ts, "source": "mudrex"})
+        return text_frame(orjson.dumps(head)[:-1] + b',"data":' + pub.data_json + b","
+                          + tail[1:])
