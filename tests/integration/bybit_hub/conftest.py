@@ -1,0 +1,59 @@
+"""Fixtures of the hub-level Bybit tests: the replay peer and running hubs (see support.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, web
+from tests.integration.bybit_hub.support import BybitHub, HubFactory, bybit_hub_settings
+from tests.peers.bybit_peer import BybitPeer
+
+from cryptowire.core.node import Node
+from cryptowire.server.app import create_app
+from cryptowire.sources.bybit import BybitSource
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[BybitPeer]:
+    async with BybitPeer(interval_s=0.01) as server:
+        yield server
+
+
+@pytest.fixture
+async def hub_factory(tmp_path: Path, peer: BybitPeer) -> AsyncIterator[HubFactory]:
+    hubs: list[BybitHub] = []
+    http = ClientSession()
+
+    async def start(*, source: dict[str, Any] | None = None, use_peer: bool = True,
+                    **overrides: Any) -> BybitHub:
+        directory = tmp_path / f"hub{len(hubs)}"
+        directory.mkdir()
+        settings = bybit_hub_settings(directory, peer if use_peer else None, **overrides)
+        sources = None
+        if source is not None:
+            sources = [BybitSource(peer.settings(), **source)]
+        node = Node(settings, sources=sources)
+        runner = web.AppRunner(create_app(node), shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        hub = BybitHub(node=node, runner=runner, port=runner.addresses[0][1], http=http)
+        hubs.append(hub)
+        return hub
+
+    try:
+        yield start
+    finally:
+        for hub in hubs:
+            await asyncio.gather(*(c.close() for c in hub.clients), return_exceptions=True)
+            await hub.stop()
+        await http.close()
+
+
+@pytest.fixture
+async def hub(hub_factory: HubFactory) -> BybitHub:
+    return await hub_factory()
