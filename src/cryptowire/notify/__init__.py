@@ -1,0 +1,1 @@
+"""Notifications out of the hub: Telegram alerts for tracked tokens (``telegram``)."""
