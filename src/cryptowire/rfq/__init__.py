@@ -1,0 +1,1 @@
+"""RFQ conversion quotes (seed 001): quote sessions, commission, liquidity providers."""
