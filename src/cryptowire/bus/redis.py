@@ -1,0 +1,482 @@
+"""The Redis broker (``redis://``): offsets and history in Redis, delivery over pub/sub.
+
+The same :class:`~cryptowire.bus.base.Broker` seam as the memory broker and the same delivery
+path: a publication reaches this node's hub through ``deliver`` only, decoded once per node;
+the hub then frames it once per dialect. Modelled on centrifugal/centrifuge
+``broker_redis.go``: one Lua script increments the channel's offset, appends to its stream
+and publishes, atomically, so the pub/sub order is the offset order.
+
+Keys (``P`` is ``bus.prefix``, ``C`` a hub channel)::
+
+    P:meta:C     hash {e: epoch, s: top offset}; idle ones expire after bus.meta_ttl_s
+    P:stream:C   stream, entry id "<offset>-0", field p = payload; XADD MAXLEN ~ history.size,
+                 expires history.ttl_s after the last publication
+    P:pub:C      pub/sub channel; message "<epoch>\\n<offset>\\n<payload>"
+
+    payload = orjson([type, ts, ts_received, source]) + "\\n" + data_json
+
+A lost meta hash (Redis restarted without persistence, key evicted) means a new epoch: the
+stream is deleted with it, so a client's old ``(epoch, offset)`` never matches and it is told
+it has a gap. A node subscribes to ``P:pub:C`` only while its hub has local subscribers of C.
+
+Outage: sessions stay connected; :meth:`RedisBroker.healthy` is ``False``; publishing raises
+:class:`BusError`; ``position`` answers ``("", 0)`` and ``history_since`` ``None`` (the
+client is told to expect a gap); the reader reconnects with capped, jittered backoff,
+re-subscribes, and then delivers a ``gap`` publication to the local subscribers of every
+channel, carrying the ``(epoch, offset)`` from which delivery resumes exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from cryptowire.bus.base import DeliverFn
+from cryptowire.core.history import new_epoch
+from cryptowire.errors import BusError, FencedError
+from cryptowire.events import Event, Publication, now_ms
+from cryptowire.settings import BusSettings, HistorySettings
+from cryptowire.sources.supervisor import Supervisor, backoff_delay
+
+log = logging.getLogger("cryptowire.bus.redis")
+
+#: Redis and socket failures that mean "the bus is unreachable right now".
+REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Proof of a live lease: publish only if ``lease_key`` still holds ``token`` and
+    ``fence_key`` still holds ``number`` (checked inside the publish script)."""
+
+    lease_key: str
+    token: str
+    fence_key: str
+    number: int
+
+
+# KEYS: meta, stream [, lease, fence]
+# ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch
+#       [, lease token, fence number]
+PUBLISH_LUA = """
+if #KEYS == 4 then
+  if redis.call('get', KEYS[3]) ~= ARGV[7] or redis.call('get', KEYS[4]) ~= ARGV[8] then
+    return false
+  end
+end
+local epoch = redis.call('hget', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('del', KEYS[2])
+  redis.call('hset', KEYS[1], 'e', epoch, 's', 0)
+end
+local offset = redis.call('hincrby', KEYS[1], 's', 1)
+redis.call('pexpire', KEYS[1], ARGV[5])
+local off = string.format('%d', offset)
+if tonumber(ARGV[3]) > 0 then
+  redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], off .. '-0', 'p', ARGV[2])
+  redis.call('pexpire', KEYS[2], ARGV[4])
+end
+redis.call('publish', ARGV[1], epoch .. '\\n' .. off .. '\\n' .. ARGV[2])
+return {epoch, offset}
+"""
+
+# KEYS: meta, stream; ARGV: new epoch, meta ttl ms
+POSITION_LUA = """
+local m = redis.call('hmget', KEYS[1], 'e', 's')
+if not m[1] then
+  redis.call('del', KEYS[2])
+  redis.call('hset', KEYS[1], 'e', ARGV[1], 's', 0)
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return {ARGV[1], 0}
+end
+return {m[1], tonumber(m[2])}
+"""
+
+# KEYS: meta, stream; ARGV: epoch, offset, size -> {epoch, top, entries} or nil
+HISTORY_LUA = """
+local m = redis.call('hmget', KEYS[1], 'e', 's')
+if not m[1] then return false end
+local top = tonumber(m[2])
+local offset = tonumber(ARGV[2])
+local entries = {}
+if m[1] == ARGV[1] and offset < top and top - offset <= tonumber(ARGV[3]) then
+  entries = redis.call('xrange', KEYS[2], string.format('%d', offset + 1) .. '-0', '+',
+                       'COUNT', top - offset)
+end
+return {m[1], top, entries}
+"""
+
+
+def encode_payload(event: Event) -> tuple[bytes, bytes]:
+    """``(payload, data_json)`` of ``event``; ``data`` is serialized exactly once."""
+    data_json = orjson.dumps(event.data)
+    ts = event.ts_source if event.ts_source is not None else event.ts_received
+    head = orjson.dumps([event.type, ts, event.ts_received, event.source])
+    return head + b"\n" + data_json, data_json
+
+
+def decode_payload(channel: str, epoch: str, offset: int, payload: bytes) -> Publication:
+    head, data_json = payload.split(b"\n", 1)
+    kind, ts, ts_received, source = orjson.loads(head)
+    return Publication(channel=channel, type=kind, epoch=epoch, offset=offset, ts=ts,
+                       ts_received=ts_received, source=source, data_json=data_json)
+
+
+def decode_message(channel: str, message: bytes) -> Publication:
+    """Decode one pub/sub message of ``channel``."""
+    epoch, offset, payload = message.split(b"\n", 2)
+    return decode_payload(channel, epoch.decode(), int(offset), payload)
+
+
+def connect_redis(url: str) -> Redis:
+    """A client that fails fast (no hidden retries): reconnecting is the broker's job."""
+    return Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=3.0,
+                          socket_connect_timeout=2.0, health_check_interval=0)
+
+
+class RedisBroker:
+    """A broker shared by every node of a cluster through one Redis (``redis://``)."""
+
+    name = "redis"
+
+    def __init__(self, url: str, history: HistorySettings, bus: BusSettings, *,
+                 node_id: str | None = None) -> None:
+        self.url = url
+        self.prefix = bus.prefix
+        self.node_id = node_id or f"n-{secrets.token_hex(4)}"
+        self.redis = connect_redis(url)
+        self._size = history.size
+        self._ttl_ms = int(history.ttl_s * 1000)
+        self._meta_ttl_ms = int(bus.meta_ttl_s * 1000)
+        self._backoff_cap = bus.backoff_cap_s
+        self._publish = self.redis.register_script(PUBLISH_LUA)
+        self._position = self.redis.register_script(POSITION_LUA)
+        self._history = self.redis.register_script(HISTORY_LUA)
+        self._pub_prefix = f"{self.prefix}:pub:".encode()
+        self._deliver: DeliverFn | None = None
+        self._wanted: set[str] = set()
+        self._waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
+        self._pubsub: PubSub | None = None
+        self._holding: list[Publication] | None = None
+        self._reset = False
+        self._healthy = False
+        self._synced = False
+        self._down_since: int | None = None
+        self._supervisor = Supervisor("redis-broker")
+        self.published = 0
+        self.delivered = 0
+        self.reconnects = 0
+        self.gaps = 0
+        self.fenced = 0
+
+    # -- keys --------------------------------------------------------------------------
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _keys(self, channel: str) -> list[str]:
+        return [self.key("meta", channel), self.key("stream", channel)]
+
+    def _pub_channel(self, channel: str) -> bytes:
+        return self._pub_prefix + channel.encode()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, deliver: DeliverFn) -> None:
+        """Start delivering; never fails because Redis is down (the reader keeps trying)."""
+        self._deliver = deliver
+        self._supervisor.spawn("reader", self._read_forever)
+        self._supervisor.spawn("watchdog", self._watchdog)
+
+    async def stop(self) -> None:
+        self._deliver = None
+        await self._supervisor.stop()
+        await self._close_pubsub()
+        self._release_waiters()
+        await self.redis.aclose()
+
+    # -- publishing --------------------------------------------------------------------
+
+    async def publish(self, event: Event, *, fence: Fence | None = None) -> Publication:
+        """Stamp, store and publish ``event`` in one script; with ``fence``, only while
+        that lease is still held (else :class:`FencedError`)."""
+        payload, data_json = encode_payload(event)
+        keys = self._keys(event.channel)
+        args: list[Any] = [self._pub_channel(event.channel), payload, self._size,
+                           max(self._ttl_ms, 1), self._meta_ttl_ms, new_epoch()]
+        if fence is not None:
+            keys += [fence.lease_key, fence.fence_key]
+            args += [fence.token, fence.number]
+        try:
+            res = await self._publish(keys=keys, args=args)
+        except REDIS_ERRORS as exc:
+            raise BusError(f"Redis unreachable, not published: {exc}") from exc
+        if res is None:
+            self.fenced += 1
+            raise FencedError(f"stale lease {fence.lease_key if fence else ''}: "
+                              "another node took over, not published")
+        self.published += 1
+        ts = event.ts_source if event.ts_source is not None else event.ts_received
+        return Publication(channel=event.channel, type=event.type, epoch=res[0].decode(),
+                           offset=int(res[1]), ts=ts, ts_received=event.ts_received,
+                           source=event.source, data_json=data_json)
+
+    # -- node subscriptions ------------------------------------------------------------
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe ``P:pub:<channel>``; returns once Redis confirmed it (so every later
+        publication reaches this node), or at once while Redis is down."""
+        self._wanted.add(channel)
+        ps = self._pubsub
+        if ps is None:
+            return
+        key = self._pub_channel(channel)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(key, deque()).append(waiter)
+        try:
+            await ps.execute_command("SUBSCRIBE", key)
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=5.0)
+        except REDIS_ERRORS:
+            log.warning("subscribe %s: Redis unavailable; will resubscribe on reconnect",
+                        channel)
+            self._reset = True
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._wanted.discard(channel)
+        ps = self._pubsub
+        if ps is None:
+            return
+        try:
+            await ps.execute_command("UNSUBSCRIBE", self._pub_channel(channel))
+        except REDIS_ERRORS:
+            self._reset = True
+
+    # -- history -----------------------------------------------------------------------
+
+    async def position(self, channel: str) -> tuple[str, int]:
+        """``(epoch, top)``; ``("", 0)`` while Redis is down (the client gets a gap later)."""
+        try:
+            epoch, top = await self._position(keys=self._keys(channel),
+                                              args=[new_epoch(), self._meta_ttl_ms])
+        except REDIS_ERRORS:
+            log.warning("position of %s unknown: Redis unavailable", channel)
+            return "", 0
+        return epoch.decode(), int(top)
+
+    async def history_since(
+        self, channel: str, epoch: str, offset: int
+    ) -> list[Publication] | None:
+        """Read the stream after ``offset``; ``None`` when any of it is gone."""
+        if offset < 0 or not epoch:
+            return None
+        try:
+            res = await self._history(keys=self._keys(channel),
+                                      args=[epoch, offset, self._size])
+        except REDIS_ERRORS:
+            log.warning("history of %s unavailable: Redis unavailable", channel)
+            return None
+        if res is None:
+            return None
+        cur_epoch, top, entries = res[0].decode(), int(res[1]), res[2]
+        if cur_epoch != epoch or offset > top or top - offset > self._size:
+            return None
+        if offset == top:
+            return []
+        if not entries or int(entries[0][0].split(b"-")[0]) != offset + 1:
+            return None
+        pubs = []
+        for entry_id, fields in entries:
+            pub = decode_payload(channel, epoch, int(entry_id.split(b"-")[0]),
+                                 _field(fields, b"p"))
+            pubs.append(pub)
+        if pubs[0].ts_received < now_ms() - self._ttl_ms:
+            return None
+        return pubs
+
+    # -- health ------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self._healthy
+
+    def stats(self) -> dict[str, object]:
+        return {"type": "redis", "node_id": self.node_id, "prefix": self.prefix,
+                "connected": self._healthy, "published": self.published,
+                "delivered": self.delivered, "subscriptions": len(self._wanted),
+                "reconnects": self.reconnects, "gaps": self.gaps,
+                "fenced_refusals": self.fenced}
+
+    # -- the reader --------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_ERRORS as exc:
+                if self._healthy or attempt == 0:
+                    log.warning("Redis pub/sub lost (%s); reconnecting", exc)
+            except Exception:
+                log.exception("Redis reader failed; reconnecting")
+            attempt = 0 if self._synced else attempt + 1
+            self._synced = False
+            self._mark_down()
+            await self._close_pubsub()
+            self._release_waiters()
+            await asyncio.sleep(backoff_delay(attempt, base=0.1, cap=self._backoff_cap))
+
+    async def _session(self) -> None:
+        """One pub/sub connection: subscribe what is wanted, hold live messages until the
+        positions are known, announce gaps, then read until the connection fails."""
+        ps = self.redis.pubsub()
+        self._reset = False
+        await ps.connect()  # type: ignore[no-untyped-call]
+        await ps.ping()
+        self._pubsub = ps
+        self._holding = []
+        resync = asyncio.ensure_future(self._resync(ps))
+        try:
+            while not self._reset:
+                msg = await ps.get_message(timeout=1.0)
+                if msg is not None:
+                    self._dispatch(msg)
+                if resync.done():
+                    resync.result()
+        finally:
+            if not resync.done():
+                resync.cancel()
+        raise BusError("Redis pub/sub reset by the watchdog")
+
+    async def _resync(self, ps: PubSub) -> None:
+        if self._down_since is not None:
+            # Pooled command connections from before the outage are dead sockets; drop
+            # them now rather than fail one command per stale connection.
+            await self.redis.connection_pool.disconnect(inuse_connections=False)
+        channels = sorted(self._wanted)
+        waiters = []
+        for channel in channels:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(self._pub_channel(channel), deque()).append(fut)
+            waiters.append(fut)
+        if channels:
+            await ps.execute_command("SUBSCRIBE", *(self._pub_channel(c) for c in channels))
+            await asyncio.wait_for(asyncio.gather(*waiters), timeout=10.0)
+        positions = {}
+        for channel in channels:
+            epoch, top = await self._position(keys=self._keys(channel),
+                                              args=[new_epoch(), self._meta_ttl_ms])
+            positions[channel] = (epoch.decode(), int(top))
+        was_down = self._down_since is not None
+        since = self._down_since or now_ms()
+        self._down_since = None
+        self._healthy = self._synced = True
+        held, self._holding = self._holding or [], None
+        if was_down:
+            self.reconnects += 1
+            log.info("Redis pub/sub connected again; %d channels resubscribed", len(channels))
+        for channel, (epoch, top) in positions.items():
+            if channel in self._wanted:
+                self._deliver_gap(channel, epoch, top, since)
+        for pub in held:
+            pos = positions.get(pub.channel)
+            if pos is None or pub.epoch != pos[0] or pub.offset > pos[1]:
+                self._emit(pub)
+
+    def _deliver_gap(self, channel: str, epoch: str, top: int, since: int) -> None:
+        self.gaps += 1
+        ts = now_ms()
+        data = {"reason": "bus reconnected: messages since 'since' may be missing",
+                "since": since}
+        self._emit(Publication(channel=channel, type="gap", epoch=epoch, offset=top, ts=ts,
+                               ts_received=ts, source="bus", data_json=orjson.dumps(data)))
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "message":
+            raw: bytes = msg["channel"]
+            channel = raw[len(self._pub_prefix):].decode()
+            if channel not in self._wanted:
+                return
+            pub = decode_message(channel, msg["data"])
+            if self._holding is not None:
+                self._holding.append(pub)
+            else:
+                self._emit(pub)
+        elif kind == "subscribe":
+            waiters = self._waiters.get(msg["channel"])
+            if waiters:
+                fut = waiters.popleft()
+                if not waiters:
+                    del self._waiters[msg["channel"]]
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _emit(self, pub: Publication) -> None:
+        deliver = self._deliver
+        if deliver is None:
+            return
+        self.delivered += 1
+        try:
+            deliver(pub)
+        except Exception:
+            log.exception("delivering %s failed", pub.channel)
+
+    def _mark_down(self) -> None:
+        if self._down_since is None:
+            self._down_since = now_ms()
+        self._healthy = False
+
+    def _release_waiters(self) -> None:
+        """Let subscribers waiting for a confirmation go on (their gap comes later)."""
+        for waiters in self._waiters.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+        self._waiters.clear()
+
+    async def _close_pubsub(self) -> None:
+        ps, self._pubsub = self._pubsub, None
+        self._holding = None
+        if ps is not None:
+            try:
+                await ps.aclose()  # type: ignore[no-untyped-call]
+            except REDIS_ERRORS:
+                pass
+
+    async def _watchdog(self) -> None:
+        """PING every second: a Redis that stops answering without closing the socket is
+        noticed too, and the reader is made to reconnect."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await asyncio.wait_for(self.redis.ping(), timeout=2.0)
+            except REDIS_ERRORS:
+                if self._healthy:
+                    log.warning("Redis does not answer PING; bus degraded")
+                    self._mark_down()
+                    self._reset = True
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes; its stubs say bytes or str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(fields: list[bytes], name: bytes) -> bytes:
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == name:
+            return fields[i + 1]
+    raise BusError(f"stream entry without field {name!r}")

@@ -1,0 +1,238 @@
+"""One contract, every broker: the memory broker and the Redis broker must agree.
+
+The same tests run against ``memory://`` and ``redis://`` (the shared Redis, a fresh key
+prefix per test). Tests that need two nodes or a Redis to restart are Redis-only, below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from cryptowire.bus.base import Broker
+from cryptowire.bus.memory import MemoryBroker
+from cryptowire.bus.redis import RedisBroker
+from cryptowire.errors import BusError
+from cryptowire.events import Event, Publication, now_ms
+from cryptowire.settings import BusSettings, HistorySettings
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[..., Any]
+
+
+class Node:
+    """A broker plus what it delivered (what a hub would receive)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.got: list[Publication] = []
+
+    def of(self, channel: str) -> list[Publication]:
+        return [p for p in self.got if p.channel == channel]
+
+
+async def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_node(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
+    """``await make_node(size=..., ttl_s=...)`` -> a started :class:`Node`; Redis nodes of
+    one test share a prefix (they are nodes of one cluster)."""
+    nodes: list[Node] = []
+    url = prefix = None
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        prefix = request.getfixturevalue("prefix")
+
+    async def make(size: int = 100, ttl_s: float = 600.0) -> Node:
+        history = HistorySettings(size=size, ttl_s=ttl_s)
+        broker: Broker
+        if request.param == "memory":
+            broker = MemoryBroker(history)
+        else:
+            assert url is not None and prefix is not None
+            broker = RedisBroker(url, history, BusSettings(url=url, prefix=prefix))
+        node = Node(broker)
+        await broker.start(node.got.append)
+        if isinstance(broker, RedisBroker):
+            await wait_for(broker.healthy)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        await node.broker.stop()
+
+
+def ev(channel: str, i: int, **kw: Any) -> Event:
+    return Event(channel=channel, data={"i": i, "price": f"{i}.10", "name": "ü"},
+                 source="test", **kw)
+
+
+async def test_offsets_are_monotonic_per_channel(make_node: Factory) -> None:
+    node = await make_node()
+    b = node.broker
+    a_pubs = [await b.publish(ev("app:a", i)) for i in range(20)]
+    b_pubs = [await b.publish(ev("app:b", i)) for i in range(5)]
+    assert [p.offset for p in a_pubs] == list(range(1, 21))
+    assert [p.offset for p in b_pubs] == list(range(1, 6))
+    assert len({p.epoch for p in a_pubs}) == 1
+    assert await b.position("app:a") == (a_pubs[0].epoch, 20)
+    assert a_pubs[3].data == {"i": 3, "price": "3.10", "name": "ü"}
+
+
+async def test_position_of_a_fresh_channel_is_stable(make_node: Factory) -> None:
+    b = (await make_node()).broker
+    epoch, top = await b.position("app:fresh")
+    assert top == 0
+    assert await b.position("app:fresh") == (epoch, 0)
+    pub = await b.publish(ev("app:fresh", 1))
+    assert (pub.epoch, pub.offset) == (epoch, 1)
+    assert await b.history_since("app:fresh", epoch, 0) == [pub]
+
+
+async def test_subscribed_channel_is_delivered_exactly_once_in_order(
+        make_node: Factory) -> None:
+    node = await make_node()
+    await node.broker.subscribe("app:x")
+    sent = [await node.broker.publish(ev("app:x", i)) for i in range(30)]
+    await wait_for(lambda: len(node.of("app:x")) >= 30)
+    await asyncio.sleep(0.1)
+    assert node.of("app:x") == sent
+
+
+async def test_history_since_returns_exactly_the_missed(make_node: Factory) -> None:
+    b = (await make_node(size=10)).broker
+    sent = [await b.publish(ev("app:h", i, type="snapshot" if i == 0 else "update"))
+            for i in range(10)]
+    epoch = sent[0].epoch
+    assert await b.history_since("app:h", epoch, 4) == sent[4:]
+    assert await b.history_since("app:h", epoch, 0) == sent
+    assert await b.history_since("app:h", epoch, 10) == []
+    assert (await b.history_since("app:h", epoch, 0) or [])[0].type == "snapshot"
+
+
+async def test_history_since_is_none_when_it_cannot_be_exact(make_node: Factory) -> None:
+    b = (await make_node(size=5)).broker
+    sent = [await b.publish(ev("app:r", i)) for i in range(12)]
+    epoch = sent[0].epoch
+    assert await b.history_since("app:r", "other-epoch", 10) is None
+    assert await b.history_since("app:r", epoch, 13) is None  # beyond the top
+    assert await b.history_since("app:r", epoch, -1) is None
+    assert await b.history_since("app:r", epoch, 6) is None  # 7..12 > 5 kept
+    assert await b.history_since("app:r", epoch, 7) == sent[7:]
+    assert await b.history_since("app:never", epoch, 0) is None
+
+
+async def test_history_is_bounded_by_age(make_node: Factory) -> None:
+    b = (await make_node(ttl_s=1.0)).broker
+    old = now_ms() - 5_000
+    first = await b.publish(ev("app:old", 0, ts_received=old))
+    await b.publish(ev("app:old", 1, ts_received=old))
+    assert await b.history_since("app:old", first.epoch, 0) is None
+
+
+async def test_unsubscribe_then_resubscribe(make_node: Factory) -> None:
+    node = await make_node()
+    b = node.broker
+    await b.subscribe("app:u")
+    one = await b.publish(ev("app:u", 1))
+    await wait_for(lambda: len(node.of("app:u")) == 1)
+    await b.unsubscribe("app:u")
+    await b.publish(ev("app:u", 2))
+    await b.subscribe("app:u")
+    three = await b.publish(ev("app:u", 3))
+    await wait_for(lambda: three in node.got)
+    got = node.of("app:u")
+    assert got[0] == one and got[-1] == three
+    assert [p.offset for p in got] == sorted({p.offset for p in got})  # no duplicate
+
+
+# -- Redis only: several nodes, epochs, restarts --------------------------------------
+
+
+@pytest.fixture
+async def redis_nodes(redis_url: str, prefix: str) -> AsyncIterator[Factory]:
+    brokers: list[RedisBroker] = []
+
+    async def make(url: str = redis_url, size: int = 100) -> Node:
+        broker = RedisBroker(url, HistorySettings(size=size),
+                             BusSettings(url=url, prefix=prefix, backoff_cap_s=0.5))
+        node = Node(broker)
+        await broker.start(node.got.append)
+        await wait_for(broker.healthy)
+        brokers.append(broker)
+        return node
+
+    yield make
+    for b in brokers:
+        await b.stop()
+
+
+async def test_node_receives_only_what_it_subscribed(redis_nodes: Factory) -> None:
+    a, b, c = await redis_nodes(), await redis_nodes(), await redis_nodes()
+    await b.broker.subscribe("app:x")
+    sent = [await a.broker.publish(ev("app:x", i)) for i in range(50)]
+    await a.broker.publish(ev("app:y", 0))
+    await wait_for(lambda: len(b.got) >= 50)
+    await asyncio.sleep(0.2)
+    assert b.got == sent  # exactly once, in order, nothing of app:y
+    assert a.got == [] and c.got == []  # never subscribed: nothing crossed to them
+    await b.broker.unsubscribe("app:x")
+    await asyncio.sleep(0.05)
+    await a.broker.publish(ev("app:x", 99))
+    await asyncio.sleep(0.2)
+    assert len(b.got) == 50
+
+
+async def test_recovery_on_another_node(redis_nodes: Factory) -> None:
+    a, b = await redis_nodes(), await redis_nodes()
+    sent = [await a.broker.publish(ev("app:rec", i)) for i in range(8)]
+    assert await b.broker.history_since("app:rec", sent[2].epoch, 3) == sent[3:]
+    assert await b.broker.position("app:rec") == (sent[0].epoch, 8)
+
+
+async def test_lost_history_means_a_new_epoch(redis_nodes: Factory, redis_url: str,
+                                              prefix: str) -> None:
+    a = await redis_nodes()
+    old = await a.broker.publish(ev("app:e", 1))
+    assert isinstance(a.broker, RedisBroker)
+    await a.broker.redis.delete(f"{prefix}:meta:app:e")
+    epoch, top = await a.broker.position("app:e")
+    assert epoch != old.epoch and top == 0
+    assert await a.broker.history_since("app:e", old.epoch, 0) is None
+    new = await a.broker.publish(ev("app:e", 2))
+    assert (new.epoch, new.offset) == (epoch, 1)
+
+
+async def test_redis_restart_degrades_then_recovers_with_a_gap(
+        redis_nodes: Factory, private_redis: Any) -> None:
+    a, b = await redis_nodes(private_redis.url), await redis_nodes(private_redis.url)
+    await b.broker.subscribe("app:z")
+    first = await a.broker.publish(ev("app:z", 1))
+    await wait_for(lambda: len(b.got) == 1)
+    private_redis.stop()
+    await wait_for(lambda: not a.broker.healthy() and not b.broker.healthy())
+    with pytest.raises(BusError):
+        await a.broker.publish(ev("app:z", 2))
+    assert await b.broker.position("app:z") == ("", 0)
+    assert await b.broker.history_since("app:z", first.epoch, 1) is None
+    await private_redis.start()
+    await wait_for(lambda: a.broker.healthy() and b.broker.healthy(), timeout=10)
+    await wait_for(lambda: any(p.type == "gap" for p in b.got))
+    gap = b.got[1]
+    assert gap.type == "gap" and gap.channel == "app:z"
+    assert gap.epoch != first.epoch  # Redis lost everything: a new epoch
+    after = await a.broker.publish(ev("app:z", 3))
+    await wait_for(lambda: after in b.got)
+    assert (after.epoch, after.offset) == (gap.epoch, gap.offset + 1)
+    assert [p.type for p in b.got] == ["update", "gap", "update"]
