@@ -1,0 +1,225 @@
+"""Latency benchmark clients: ``--clients`` WebSocket connections to the hub's ``/ws`` in one
+process (raw ``asyncio.Protocol``, minimal RFC 6455 client), each subscribed to
+``--per-client`` of ``--symbols`` ticker channels (connection i takes symbols i, i+1, ..).
+
+Every data frame is counted; on every ``--sample-every``-th connection, while measuring, each
+ticker frame's latency is ``time.time_ns()`` at receipt (taken once per read) minus the peer's
+send stamp carried in ``data.nextFundingTime`` (ns; see peer.py). Prints ``SUBSCRIBED <n>``
+once every connection has its subscribe reply; stdin ``MEASURE`` starts recording, ``STOP``
+prints ``RESULT {json}`` (percentiles in ms) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import struct
+import sys
+import time
+
+from common import SYMBOLS
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+STAMP = b'"nextFundingTime":"'
+LAT = array.array("q")
+STATE = {"frames": 0, "replies": 0, "rejected": 0, "errors": 0, "gaps": 0, "lost": 0,
+         "close_codes": {}, "measuring": False, "measured_frames": 0}
+now_ns = time.time_ns
+
+
+def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    else:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    return head + b"\x00\x00\x00\x00" + payload  # zero mask: payload unchanged
+
+
+class Client(asyncio.Protocol):
+    __slots__ = ("t", "buf", "open", "sampled", "sub", "key", "accept", "opened", "subscribed")
+
+    def __init__(self, sub: bytes, sampled: bool, opened: asyncio.Future[None],
+                 subscribed: asyncio.Future[None]) -> None:
+        self.sub = sub
+        self.sampled = sampled
+        self.buf = b""
+        self.open = False
+        self.key = base64.b64encode(os.urandom(16))
+        self.accept = base64.b64encode(hashlib.sha1(self.key + GUID).digest())
+        self.opened = opened
+        self.subscribed = subscribed
+
+    def connection_made(self, t):  # type: ignore[no-untyped-def]
+        self.t = t
+        t.write(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: " + self.key +
+                b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+    def connection_lost(self, exc):  # type: ignore[no-untyped-def]
+        STATE["lost"] += 1
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("lost during handshake"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        if not self.open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                self.buf = buf
+                return
+            head = buf[:end]
+            if not head.startswith(b"HTTP/1.1 101") or self.accept not in head:
+                self.opened.set_exception(ConnectionError(f"bad handshake {head[:120]!r}"))
+                self.t.close()
+                return
+            self.open = True
+            self.opened.set_result(None)
+            self.t.write(client_frame(self.sub))
+            buf = buf[end + 4:]
+        size = len(buf)
+        pos = 0
+        now = 0
+        measure = self.sampled and STATE["measuring"]
+        while size - pos >= 2:
+            n = buf[pos + 1] & 0x7F
+            hl = 2
+            if n == 126:
+                if size - pos < 4:
+                    break
+                n = (buf[pos + 2] << 8) | buf[pos + 3]
+                hl = 4
+            elif n == 127:
+                if size - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                hl = 10
+            end = pos + hl + n
+            if end > size:
+                break
+            op = buf[pos] & 0x0F
+            p = pos + hl
+            if op == 1:
+                if buf[p + 2] == 0x63:  # {"c...: a data frame {"channel":..
+                    STATE["frames"] += 1
+                    if buf.find(b'"type":"gap"', p, end) >= 0:
+                        STATE["gaps"] += 1
+                    elif measure:
+                        if not now:
+                            now = now_ns()
+                        i = buf.find(STAMP, p, end)
+                        if i >= 0:
+                            i += len(STAMP)
+                            j = buf.find(b'"', i, end)
+                            LAT.append(now - int(buf[i:j]))
+                            STATE["measured_frames"] += 1
+                else:
+                    self._reply(bytes(buf[p:end]))
+            elif op == 9:
+                self.t.write(client_frame(bytes(buf[p:end]), 0xA))
+            elif op == 8:
+                code = struct.unpack("!H", buf[p:p + 2])[0] if n >= 2 else 1005
+                codes = STATE["close_codes"]
+                codes[code] = codes.get(code, 0) + 1  # type: ignore[index,union-attr]
+                self.t.close()
+            pos = end
+        self.buf = buf[pos:] if pos < size else b""
+
+    def _reply(self, payload: bytes) -> None:
+        msg = json.loads(payload)
+        if msg.get("op") == "subscribe":
+            STATE["replies"] += 1
+            if msg.get("rejected"):
+                STATE["rejected"] += 1
+            if not self.subscribed.done():
+                self.subscribed.set_result(None)
+        elif msg.get("op") == "error":
+            STATE["errors"] += 1
+
+
+def percentiles(values: array.array) -> dict[str, float | int | None]:  # type: ignore[type-arg]
+    if not values:
+        return {"samples": 0}
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def at(q: float) -> float:
+        return round(ordered[min(n - 1, int(q * n))] / 1e6, 3)
+
+    return {"samples": n, "p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
+            "p999_ms": at(0.999), "max_ms": round(ordered[-1] / 1e6, 3),
+            "min_ms": round(ordered[0] / 1e6, 3)}
+
+
+async def main(a: argparse.Namespace) -> None:
+    loop = asyncio.get_running_loop()
+    symbols = SYMBOLS[: a.symbols]
+    sem = asyncio.Semaphore(200)
+    subscribed: list[asyncio.Future[None]] = []
+    transports = []
+
+    async def one(i: int) -> None:
+        args = [f"ticker:{symbols[(i + k) % len(symbols)]}" for k in range(a.per_client)]
+        sub = json.dumps({"op": "subscribe", "args": args}).encode()
+        opened = loop.create_future()
+        done = loop.create_future()
+        subscribed.append(done)
+        async with sem:
+            t, _ = await loop.create_connection(
+                lambda: Client(sub, i % a.sample_every == 0, opened, done),
+                "127.0.0.1", a.port)
+            transports.append(t)
+            await asyncio.wait_for(opened, 30)
+
+    await asyncio.gather(*(one(i) for i in range(a.clients)))
+    await asyncio.wait_for(asyncio.gather(*subscribed), 60)
+    print(f"SUBSCRIBED {a.clients} rejected={STATE['rejected']}", flush=True)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    measured_from = 0.0
+    frames_at_start = 0
+    while True:
+        line = (await reader.readline()).decode().strip()
+        if line == "MEASURE":
+            STATE["measuring"] = True
+            measured_from = time.monotonic()
+            frames_at_start = STATE["frames"]  # type: ignore[assignment]
+        elif line in ("STOP", ""):
+            break
+    STATE["measuring"] = False
+    window = time.monotonic() - measured_from if measured_from else 0.0
+    frames = STATE["frames"] - frames_at_start  # type: ignore[operator]
+    result = {
+        "clients": a.clients, "symbols": a.symbols, "per_client": a.per_client,
+        "sampled_clients": len(range(0, a.clients, a.sample_every)),
+        "window_s": round(window, 3),
+        "frames_received": frames,
+        "frames_per_s": round(frames / window, 1) if window else None,
+        **percentiles(LAT),
+        "gaps": STATE["gaps"], "lost": STATE["lost"], "close_codes": STATE["close_codes"],
+        "errors": STATE["errors"], "rejected": STATE["rejected"],
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+    for t in transports:
+        t.abort()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--per-client", type=int, default=1)
+    parser.add_argument("--sample-every", type=int, default=10)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(main(parser.parse_args()))

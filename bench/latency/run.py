@@ -1,0 +1,261 @@
+"""Exchange latency benchmark: Bybit replay peer -> cryptowire hub -> 1k WebSocket clients.
+
+Three processes: the replay peer (peer.py), the real hub (``python -m cryptowire serve`` with
+Bybit pointed at the peer, ``demo.mode = "off"``) and the clients (client.py). The hub is
+pinned to ``--hub-cpu``, peer and clients share ``--client-cpu``. Latency is peer send ->
+client receive of each ticker frame (the peer stamps its send time into fields the hub passes
+through unchanged; see peer.py), which bounds "hub received the upstream frame -> client
+received it" from above (it adds one loopback hop and the peer's own send queue).
+
+Sequence: start peer and hub, connect and subscribe every client, ``GO`` to the peer, wait
+``--warmup`` s, measure for ``--duration`` s, then stop everything. One JSON line per run is
+appended to ``--out`` and a summary is printed.
+
+    .venv/bin/python bench/latency/run.py --clients 1000 --symbols 20 --rate 0 \
+        --duration 10 --out bench/latency/results/latency.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class Proc:
+    """A child process whose stdout lines are read by a thread."""
+
+    def __init__(self, name: str, cmd: list[str], cpu: int | None, **kwargs: Any) -> None:
+        self.name = name
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, bufsize=1, **kwargs)
+        if cpu is not None:
+            os.sched_setaffinity(self.p.pid, {cpu})
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.ps = psutil.Process(self.p.pid)
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.log.append(line.rstrip("\n"))
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
+            if line is None:
+                raise RuntimeError(f"{self.name} exited:\n" + "\n".join(self.log[-30:]))
+            if line.startswith(prefix):
+                return line
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: no {prefix!r} in {timeout} s:\n"
+                                   + "\n".join(self.log[-30:]))
+
+    def send(self, line: str) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def hub_config(directory: Path, hub_port: int, peer_port: int) -> Path:
+    path = directory / "cryptowire.toml"
+    path.write_text(f"""log_level = "WARNING"
+[server]
+host = "127.0.0.1"
+port = {hub_port}
+max_connections = 100000
+max_connections_per_key = 100000
+[store]
+url = "sqlite+aiosqlite:///{directory / 'bench.db'}"
+[demo]
+mode = "off"
+[bybit]
+linear_url = "ws://127.0.0.1:{peer_port}/v5/public/linear"
+spot_url = "ws://127.0.0.1:{peer_port}/v5/public/spot"
+rest_url = "http://127.0.0.1:{peer_port}"
+[services]
+enabled = false
+[evm]
+enabled = false
+""")
+    return path
+
+
+def run(a: argparse.Namespace) -> dict[str, Any]:
+    procs: list[Proc] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            peer = Proc("peer", [PY, str(HERE / "peer.py"), "--symbols", str(a.symbols),
+                                 "--rate", str(a.rate)], a.client_cpu, cwd=ROOT)
+            procs.append(peer)
+            peer_port = int(peer.expect("LISTENING", 30).split()[1])
+            hub_port = free_port()
+            config = hub_config(Path(tmp), hub_port, peer_port)
+            hub = Proc("hub", [PY, "-m", "cryptowire", "serve", "--config", str(config)],
+                       a.hub_cpu, cwd=tmp)
+            procs.append(hub)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if get_json(f"http://127.0.0.1:{hub_port}/ready")["ready"]:
+                        break
+                except OSError:
+                    pass
+                if hub.p.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("hub did not start:\n" + "\n".join(hub.log[-30:]))
+                time.sleep(0.1)
+            client = Proc("client", [PY, str(HERE / "client.py"), "--port", str(hub_port),
+                                     "--clients", str(a.clients), "--symbols", str(a.symbols),
+                                     "--per-client", str(a.per_client),
+                                     "--sample-every", str(a.sample_every)],
+                          a.client_cpu, cwd=HERE)
+            procs.append(client)
+            client.expect("SUBSCRIBED", 120)
+            peer.send("GO")
+            peer.expect("GOING", 10)
+            time.sleep(a.warmup)
+            before = get_json(f"http://127.0.0.1:{hub_port}/stats")
+            cpu0 = {p.name: p.cpu() for p in procs}
+            sys0 = psutil.cpu_times()
+            wall0 = time.monotonic()
+            client.send("MEASURE")
+            time.sleep(a.duration)
+            wall = time.monotonic() - wall0
+            cpu = {p.name: round((p.cpu() - cpu0[p.name]) / wall, 3) for p in procs}
+            sys1 = psutil.cpu_times()
+            after = get_json(f"http://127.0.0.1:{hub_port}/stats")
+            client.send("STOP")
+            result = json.loads(client.expect("RESULT", 60).split(" ", 1)[1])
+            peer.send("STOP")
+            peer_result = json.loads(peer.expect("RESULT", 30).split(" ", 1)[1])
+            busy = sum((getattr(sys1, f) - getattr(sys0, f))
+                       for f in ("user", "system", "nice", "irq", "softirq", "steal"))
+            ours = sum(cpu[name] * wall for name in cpu)  # CPU seconds of our processes
+            bybit0, bybit1 = before["sources"]["bybit"], after["sources"]["bybit"]
+            return {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "rate_per_topic": a.rate or "full", "clients": a.clients,
+                "symbols": a.symbols, "per_client": a.per_client,
+                "latency": {k: result[k] for k in result
+                            if k.endswith("_ms") or k == "samples"},
+                "client": {k: result[k] for k in ("frames_received", "frames_per_s", "gaps",
+                                                  "lost", "close_codes", "errors",
+                                                  "rejected", "sampled_clients")},
+                "hub": {
+                    "upstream_frames_per_s": round(
+                        (bybit1["messages"] - bybit0["messages"]) / wall, 1),
+                    "messages_out_per_s": round(
+                        (after["messages_out"] - before["messages_out"]) / wall, 1),
+                    "slow_consumer_closes": after["slow_consumer_closes"],
+                    "connections": after["connections"],
+                    "bybit_errors": bybit1["errors"], "bybit_reconnects": bybit1["reconnects"],
+                },
+                "peer": peer_result,
+                "cpu_util": cpu,
+                "foreign_cpu_frac": round(max(0.0, busy - ours) / (wall * psutil.cpu_count()),
+                                          3),
+                "machine": {"cpus": psutil.cpu_count(), "model": cpu_model(),
+                            "python": platform.python_version(),
+                            "kernel": platform.release(),
+                            "loadavg_before": os.getloadavg()},
+                "window_s": round(wall, 2),
+            }
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--symbols", type=int, default=20)
+    parser.add_argument("--per-client", type=int, default=1,
+                        help="ticker channels per client (connection i takes symbols i..)")
+    parser.add_argument("--rate", default="0",
+                        help="peer frames/s per topic, 0 = the peer's full speed; a comma "
+                             "list runs each in turn (e.g. 10,100,0)")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--sample-every", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--hub-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latency.jsonl")
+    a = parser.parse_args()
+    rates = [float(r) for r in str(a.rate).split(",")]
+    for _, rate in [(i, r) for i in range(a.repeats) for r in rates]:
+        a.rate = rate
+        row = run(a)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        with a.out.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        lat = row["latency"]
+        print(f"rate={row['rate_per_topic']} clients={a.clients} symbols={a.symbols} "
+              f"per_client={a.per_client}: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} "
+              f"ms, max {lat.get('max_ms')} ms over {lat.get('samples')} samples; upstream "
+              f"{row['hub']['upstream_frames_per_s']} frames/s, "
+              f"{row['hub']['messages_out_per_s']} deliveries/s, slow closes "
+              f"{row['hub']['slow_consumer_closes']}, cpu {row['cpu_util']}, foreign "
+              f"{row['foreign_cpu_frac']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
