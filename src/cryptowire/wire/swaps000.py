@@ -6,29 +6,36 @@ the README's singular ``swap`` | ``burn``) | ``add_token`` | ``remove_token`` |
 per chain::
 
     {"data": {"chain": 1, "events": {"<token>": {"symbol": "PEPE", "address": "<token>",
-        "txs": [{"txHash": "0x..", "purchased": 1234.567, "token_price": 1.2e-06,
+        "txs": [{"txHash": "0x..", "purchased": 1234.567, "token_price": 0.0000012,
                  "swapped": 0.5, "taker": "0x.."}]}}}}
 
 (burns: ``txs`` items ``{"txHash", "amount", "from", "to"}``). This dialect keeps the JSON
-numbers its seed sent (the native channels carry the exact decimal strings) and only buys,
-as its clients expect.
+numbers its seed sent and only buys, as its clients expect. The numbers carry the exact
+digits of the native channels' decimal strings: each is a number token written from the
+string (:func:`cryptowire.wire.services004.number`), never a float, so
+``123456789012345678.123456789012345678`` goes out digit for digit.
 
 Fan-out: :class:`Swaps000Encoder` turns one publication into one *line* (encoded once for
 every 000 session); :meth:`Swaps000Encoder.batch` merges the lines a session got in one
 event-loop tick - the watcher publishes a poll's events in one tick - into one framed
-message per chain, cached so sessions that got the same lines share the bytes.
+message per chain, cached so sessions that got the same lines share the bytes. The merge
+does not decode the numbers again: each line's ``tx`` object is spliced into the batch as
+the bytes :func:`event_line` wrote (``orjson.Fragment``), taken from the parts the encoder
+kept for its last :data:`KNOWN_LINES` lines, or else cut out of the line after checking it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from cryptowire.events import Publication
 from cryptowire.wire.frames import text_frame
+from cryptowire.wire.services004 import number
 
 log = logging.getLogger("cryptowire.wire.swaps000")
 
@@ -45,66 +52,128 @@ def command(text: str) -> str:
     return ALIASES.get(text, text)
 
 
-def _number(text: str) -> float | int:
-    """The seed's JSON number for an exact decimal string (this dialect only)."""
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() and abs(value) < 2**53 \
-        else float(value)
+#: Between a line's head (chain, token, symbol) and its ``tx`` object. orjson escapes every
+#: ``"`` inside a string, so these bytes only ever occur as the key itself.
+_TX_KEY = b',"tx":'
+
+#: How many lines an encoder remembers the parts of (see :meth:`Swaps000Encoder.batch`).
+KNOWN_LINES = 2048
+
+#: One event line taken apart: chain, token, symbol, and the ``tx`` object's JSON bytes.
+Parts = tuple[int, str, str | None, bytes]
 
 
-def event_line(pub: Publication) -> bytes | None:
-    """The compact line of one swap (buys only) or burn publication, or ``None``."""
+def _event_parts(pub: Publication) -> Parts | None:
+    """The parts of the line of one swap (buys only) or burn publication, or ``None``."""
     if pub.type != "update":
         return None
     kind = pub.channel.split(":", 1)[0]
-    data: dict[str, Any] = orjson.loads(pub.data_json)
+    data: dict[str, Any] = orjson.loads(pub.data_json)  # money fields are strings here
     if kind == "swap":
         if data.get("side") != "buy":
             return None
         tx: dict[str, Any] = {
-            "txHash": data["tx_hash"], "purchased": _number(data["token_amount"]),
-            "token_price": _number(data["price_in_paired"]),
-            "swapped": _number(data["paired_amount"]), "taker": data["taker"],
+            "txHash": data["tx_hash"], "purchased": number(data["token_amount"]),
+            "token_price": number(data["price_in_paired"]),
+            "swapped": number(data["paired_amount"]), "taker": data["taker"],
         }  # fmt: skip
     elif kind == "burn":
-        tx = {"txHash": data["tx_hash"], "amount": _number(data["amount"]),
+        tx = {"txHash": data["tx_hash"], "amount": number(data["amount"]),
               "from": data["from"], "to": data["to"]}
     else:
         return None
-    return orjson.dumps({"chain": data["chain"], "token": data["token"],
-                         "symbol": data["symbol"], "tx": tx}) + b"\n"
+    return data["chain"], data["token"], data["symbol"], orjson.dumps(tx)
 
 
-def _parse_line(line: bytes) -> dict[str, Any] | None:
-    """One :func:`event_line` back, or ``None`` for anything else."""
+def _line(parts: Parts) -> bytes:
+    """The line of ``parts``, without its newline (what ``orjson.dumps`` of the whole
+    object gives, byte for byte)."""
+    chain, token, symbol, tx = parts
+    head = orjson.dumps({"chain": chain, "token": token, "symbol": symbol})
+    return head[:-1] + _TX_KEY + tx + b"}"
+
+
+def event_line(pub: Publication) -> bytes | None:
+    """The compact line of one swap (buys only) or burn publication, or ``None``.
+
+    ``{"chain": 1, "token": "0x..", "symbol": "PEPE", "tx": {...}}\\n``: the amounts in
+    ``tx`` are JSON number tokens with the exact digits of the publication's decimal strings
+    (``null`` for a value that is not a finite decimal); no float is involved.
+    """
+    parts = _event_parts(pub)
+    return None if parts is None else _line(parts) + b"\n"
+
+
+def _not_json(text: str) -> None:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _is_json_object(raw: bytes) -> bool:
+    """Whether ``raw`` is one JSON object, checked without turning a number into a float."""
     try:
-        item = orjson.loads(line)
+        value = json.loads(raw, parse_float=str, parse_int=str, parse_constant=_not_json)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        return False
+    return isinstance(value, dict)
+
+
+def _parse_line(line: bytes) -> Parts | None:
+    """The parts of one :func:`event_line`, or ``None`` for anything else.
+
+    Only the head is decoded (it holds no amount); the ``tx`` object is validated as JSON
+    and kept as its bytes, numbers untouched.
+    """
+    line = line.strip(b" \t\r\n")  # JSON whitespace: the line's own newline, say
+    cut = line.find(_TX_KEY)
+    if cut < 0 or not line.endswith(b"}"):
+        return None
+    try:
+        head = orjson.loads(line[:cut] + b"}")
     except orjson.JSONDecodeError:
         return None
-    if not isinstance(item, dict) or not isinstance(item.get("chain"), int) \
-            or not isinstance(item.get("token"), str) or not isinstance(item.get("tx"), dict):
+    if not isinstance(head, dict) or "symbol" not in head:
         return None
-    return item
+    chain, token, symbol = head.get("chain"), head.get("token"), head.get("symbol")
+    if type(chain) is not int or not isinstance(token, str) \
+            or not (symbol is None or isinstance(symbol, str)):
+        return None
+    tx = line[cut + len(_TX_KEY):-1]
+    if not _is_json_object(tx):
+        return None
+    return chain, token, symbol, tx
+
+
+def _messages(items: Iterable[Parts]) -> list[bytes]:
+    """One push message per chain, in order; each ``tx`` spliced in as its bytes."""
+    chains: dict[int, dict[str, dict[str, Any]]] = {}
+    for chain, token, symbol, tx in items:
+        events = chains.setdefault(chain, {})
+        entry = events.setdefault(token, {"symbol": symbol, "address": token, "txs": []})
+        entry["txs"].append(orjson.Fragment(tx))
+    return [orjson.dumps({"data": {"chain": chain, "events": events}})
+            for chain, events in chains.items()]
+
+
+def _dropped(line: bytes) -> None:
+    log.error("000 batch: dropped %d bytes that are not an event line", len(line))
 
 
 def batch_messages(lines: list[bytes]) -> list[bytes]:
     """The 000 push messages (JSON, unframed) for ``lines``: one per chain, in order.
 
-    Never raises: bytes that are not an event line (a whole frame written to a streaming
-    session by mistake, say) are left out and logged.
+    Each ``tx`` goes into its chain's message as the exact bytes of its line
+    (``orjson.Fragment``), so the amounts keep every digit. Never raises: bytes that are not
+    an event line (a whole frame written to a streaming session by mistake, say) are left
+    out and logged.
     """
-    chains: dict[int, dict[str, dict[str, Any]]] = {}
+    items: list[Parts] = []
     for line in lines:
-        item = _parse_line(line)
-        if item is None:
-            log.error("000 batch: dropped %d bytes that are not an event line", len(line))
-            continue
-        events = chains.setdefault(item["chain"], {})
-        entry = events.setdefault(item["token"], {"symbol": item["symbol"],
-                                                  "address": item["token"], "txs": []})
-        entry["txs"].append(item["tx"])
-    return [orjson.dumps({"data": {"chain": chain, "events": events}})
-            for chain, events in chains.items()]
+        parts = _parse_line(line)
+        if parts is None:
+            _dropped(line)
+        else:
+            items.append(parts)
+    return _messages(items)
 
 
 class Swaps000Encoder:
@@ -115,16 +184,40 @@ class Swaps000Encoder:
     def __init__(self) -> None:
         self._last_in = b""
         self._last_out = b""
+        # line (without its newline) -> its parts, for the last KNOWN_LINES lines made here
+        self._known: dict[bytes, Parts] = {}
 
     def frame_publication(self, pub: Publication) -> bytes | None:
-        return event_line(pub)
+        parts = _event_parts(pub)
+        if parts is None:
+            return None
+        line = _line(parts)
+        known = self._known
+        if line not in known and len(known) >= KNOWN_LINES:
+            del known[next(iter(known))]  # the oldest
+        known[line] = parts
+        return line + b"\n"
 
     def batch(self, data: bytes) -> bytes:
-        """Framed 000 messages for the lines in ``data`` (one session's tick)."""
+        """Framed 000 messages for the lines in ``data`` (one session's tick).
+
+        A line this encoder made is merged from the parts it kept; any other bytes are
+        parsed and checked as :func:`batch_messages` does (so no number is decoded either
+        way).
+        """
         if data == self._last_in:
             return self._last_out
-        lines = [ln for ln in data.split(b"\n") if ln]
-        out = b"".join(text_frame(m) for m in batch_messages(lines))
+        known = self._known
+        items: list[Parts] = []
+        for line in data.split(b"\n"):
+            if not line:
+                continue
+            parts = known.get(line) or _parse_line(line)
+            if parts is None:
+                _dropped(line)
+            else:
+                items.append(parts)
+        out = b"".join(text_frame(m) for m in _messages(items))
         self._last_in, self._last_out = data, out
         return out
 

@@ -4,6 +4,8 @@ against a real anvil node and a running hub."""
 from __future__ import annotations
 
 import asyncio
+import json
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -135,7 +137,7 @@ async def test_seed_000_dialect(evm_hub_factory: HubFactory, dex: Dex) -> None:
     await dex.mine()
     await dex.automine(True)
     for sock in subs:
-        (msg,) = await collect_raw(sock, 1)
+        ((msg, raw),) = await collect_texts(sock, 1)
         data = msg["data"]
         assert data["chain"] == 31337
         events = data["events"]
@@ -146,9 +148,25 @@ async def test_seed_000_dialect(evm_hub_factory: HubFactory, dex: Dex) -> None:
         assert set(tx) == {"txHash", "purchased", "token_price", "swapped", "taker"}
         assert isinstance(tx["purchased"], float | int) and tx["swapped"] == 1
         assert events[first.address.lower()]["symbol"] == first.symbol
-    (burn,) = await collect_raw(burns, 1)
+        # The JSON numbers carry the native channel's exact decimal strings, digit for digit
+        # (through float, an 18-decimal amount or a 30-digit price lost its last digits).
+        native = await _native_events(hub, "swap")
+        exact = json.loads(raw, parse_float=Decimal)["data"]["events"]
+        longest = 0
+        for token_txs in exact.values():
+            for item in token_txs["txs"]:
+                swap = native[item["txHash"]]
+                for field, key in (("purchased", "token_amount"), ("swapped", "paired_amount"),
+                                   ("token_price", "price_in_paired")):
+                    assert f'"{field}":{swap[key]}'.encode() in raw, (field, swap[key], raw)
+                    assert item[field] == Decimal(swap[key])
+                    longest = max(longest, len(Decimal(swap[key]).as_tuple().digits))
+        assert longest > 17, raw  # more significant digits than a float holds
+    ((burn, burn_raw),) = await collect_texts(burns, 1)
     (btx,) = burn["data"]["events"][second.address.lower()]["txs"]
     assert btx["amount"] == 1 and btx["to"] == "0x000000000000000000000000000000000000dead"
+    burned = (await _native_events(hub, "burn"))[btx["txHash"]]
+    assert f'"amount":{burned["amount"]},'.encode() in burn_raw
 
     removed = await _swaps_command(hub, admin, "remove_token",
                                    {"chain": 31337, "address": first.address})
@@ -158,14 +176,24 @@ async def test_seed_000_dialect(evm_hub_factory: HubFactory, dex: Dex) -> None:
         {"status": "failed"}
 
 
-async def collect_raw(sock: aiohttp.ClientWebSocketResponse, n: int,
-                      settle: float = 0.4) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+async def _native_events(hub: EvmHub, kind: str) -> dict[str, dict[str, Any]]:
+    """The event log's payloads of ``<kind>:anvil`` (exact decimal strings) by tx hash."""
+    async with hub.http.get(f"{hub.url}/api/v1/events",
+                            params={"channel": f"{kind}:{CHAIN}", "limit": "100"}) as resp:
+        assert resp.status == 200, await resp.text()
+        body = await resp.json()
+    return {e["tx_hash"]: e for e in body["events"]}
+
+
+async def collect_texts(sock: aiohttp.ClientWebSocketResponse, n: int,
+                        settle: float = 0.4) -> list[tuple[dict[str, Any], bytes]]:
+    """At least ``n`` messages, each decoded and as the bytes that came."""
+    out: list[tuple[dict[str, Any], bytes]] = []
     while True:
         try:
-            raw = await asyncio.wait_for(sock.receive_str(), settle if len(out) >= n
-                                         else TIMEOUT)
+            text = await asyncio.wait_for(sock.receive_str(), settle if len(out) >= n
+                                          else TIMEOUT)
         except TimeoutError:
             assert len(out) >= n, out
             return out
-        out.append(orjson.loads(raw))
+        out.append((orjson.loads(text), text.encode()))

@@ -5,6 +5,8 @@ a command that fails unexpectedly. The demo source's swaps feed the streaming se
 from __future__ import annotations
 
 import asyncio
+import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -159,3 +161,51 @@ async def test_the_readmes_singular_event_names_stream_too(hub: Hub, event: str,
     await _until(lambda: len(hub.node.hub.sessions) == 1)
     (session,) = hub.node.hub.sessions.values()
     assert session.channels and all(c.startswith(f"{event}:") for c in session.channels)
+
+
+_EXACT_TX = "0x" + "ab" * 32
+_EXACT = {
+    "swaps": ("swap:eth", {
+        "chain": 1, "pair": "0x" + "22" * 20, "token": "0x" + "33" * 20, "symbol": "BIG",
+        "side": "buy", "token_amount": "123456789012345678.123456789012345678",
+        "paired_amount": "98765432109876543210", "price_in_paired": "1.234567890123E-18",
+        "taker": "0x" + "44" * 20, "tx_hash": _EXACT_TX, "log_index": 0, "block": 1,
+        "time": 1}, {
+        "purchased": b"123456789012345678.123456789012345678",
+        "swapped": b"98765432109876543210",
+        "token_price": b"0.000000000000000001234567890123"}),
+    "burns": ("burn:eth", {
+        "chain": 1, "token": "0x" + "33" * 20, "symbol": "BIG",
+        "amount": "115792089237316195423570985008687907853269984665640564039457."
+                  "584007913129639935",
+        "from": "0x" + "44" * 20, "to": "0x000000000000000000000000000000000000dEaD",
+        "tx_hash": _EXACT_TX, "log_index": 0, "block": 1, "time": 1}, {
+        "amount": b"115792089237316195423570985008687907853269984665640564039457."
+                  b"584007913129639935"}),
+}
+
+
+@pytest.mark.parametrize("command", sorted(_EXACT))
+async def test_amounts_reach_the_socket_with_every_digit(hub: Hub, command: str) -> None:
+    # Seed 000 sends JSON numbers; they are written from the decimal strings, never through a
+    # float, so an 18-decimal amount, a uint256 and a 1e-18 price keep every digit.
+    channel, data, expected = _EXACT[command]
+    key, _ = await hub.create_key("reader", ("read",))
+    ws = await hub.connect("/swaps")
+    await ws.send(key)
+    await ws.send(command)
+    await recv_json(ws)  # the demo's pushes flow: the session is subscribed
+    await hub.publish(channel, data)
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            raw = await ws.recv()
+            assert isinstance(raw, str)
+            if _EXACT_TX in raw:
+                break
+    frame = raw.encode()
+    for field, token in expected.items():
+        assert b'"' + field.encode() + b'":' + token + b"," in frame, (field, frame)
+    txs = json.loads(frame, parse_float=Decimal)["data"]["events"][data["token"]]["txs"]
+    (tx,) = [t for t in txs if t["txHash"] == _EXACT_TX]
+    for field, token in expected.items():
+        assert tx[field] == Decimal(token.decode())
