@@ -1,11 +1,22 @@
 """Local subscription index and fan-out.
 
 The hot path (:meth:`Hub.deliver`): a publication is framed once per dialect present among
-its subscribers, the same bytes are appended to every subscriber's pending list, and at the
-end of the event-loop tick each session's pending frames are written with one
-``transport.write``. No per-session encoding, task or await. Each session's outbound bytes
-(pending + the transport's own buffer) are bounded; a session over the bound is closed with
-4008 and counted, and the others never wait for it.
+its subscribers, and at the end of the event-loop tick each session gets its frames of that
+tick in one ``transport.write``. No per-session encoding, task or await. The subscribers of a
+channel in one dialect form a *group*:
+
+- a session live in that group only (*solo*, the common case: a client of one stream) costs
+  nothing per publication: the frame is appended once to the group's list for the tick, and
+  at the end of the tick the group's frames are joined once and the same bytes are written to
+  each of its solo sessions (behind the session's own queued replies, in the same write);
+- a session live in several groups (*shared*) gets each frame appended to its own pending
+  list, so its single write keeps the publications of all its channels in publication order.
+
+Whenever a group's membership changes, or a session closes, the tick's group frames are first
+*spilled* into the members' own pending lists, so a reply (unsubscribed, a close frame) never
+overtakes a publication delivered before it. Each session's outbound bytes (pending + the
+transport's own buffer) are bounded; a session over the bound is closed with 4008 and counted,
+and the others never wait for it.
 
 Subscribing goes through a short *buffering* phase: the session is indexed at once but live
 publications are held while the broker is asked for the position (or the history to
@@ -20,11 +31,11 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from cryptowire.bus.base import Broker
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand
+from cryptowire.core.session import Encoder, Group, Principal, Session, Transport
 from cryptowire.errors import CryptowireError
 from cryptowire.events import Publication
 
@@ -33,102 +44,8 @@ log = logging.getLogger("cryptowire.core.hub")
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_INTERNAL_ERROR = 1011
 
-
-class Transport(Protocol):
-    """What the hub needs of a connection: asyncio's ``WriteTransport`` subset."""
-
-    def write(self, data: bytes) -> None: ...
-
-    def get_write_buffer_size(self) -> int: ...
-
-    def is_closing(self) -> bool: ...
-
-
-class Encoder(Protocol):
-    """A dialect's publication framer: the full wire frame for a publication, or ``None``."""
-
-    name: str
-
-    def frame_publication(self, pub: Publication) -> bytes | None: ...
-
-
-@dataclass(slots=True)
-class Principal:
-    """Who is on a session: an API key (id + scopes) or anonymous."""
-
-    key_id: str | None = None
-    name: str = "anonymous"
-    scopes: frozenset[str] = frozenset()
-
-    @property
-    def anonymous(self) -> bool:
-        return self.key_id is None
-
-
-_session_ids = itertools.count(1)
-
-
-class Session:
-    """One client connection as the core sees it: a transport, a dialect, subscriptions."""
-
-    __slots__ = (
-        "id", "transport", "encoder", "principal", "channels", "pending", "pending_bytes",
-        "closed", "_close", "_hub", "remote", "connected_ms", "__weakref__",
-    )
-
-    def __init__(
-        self, hub: Hub, transport: Transport, encoder: Encoder,
-        close: Callable[[int, str], None], *, principal: Principal | None = None,
-        remote: str = "", connected_ms: int = 0,
-    ) -> None:
-        self.id = next(_session_ids)
-        self.transport = transport
-        self.encoder = encoder
-        self.principal = principal or Principal()
-        self.channels: set[str] = set()
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.closed = False
-        self._close = close
-        self._hub = hub
-        self.remote = remote
-        self.connected_ms = connected_ms
-
-    def send(self, frame: bytes) -> None:
-        """Queue a whole wire frame; it is written at the end of this loop tick."""
-        if self.closed:
-            return
-        if not self.pending:
-            self._hub._mark_dirty(self)
-        self.pending.append(frame)
-        self.pending_bytes += len(frame)
-        if self.pending_bytes > self._hub.outbound_limit:
-            self._hub._slow(self)
-
-    def flush(self) -> None:
-        """Write the pending frames now, in one write."""
-        if not self.pending or self.closed:
-            return
-        data = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
-        self.pending.clear()
-        self.pending_bytes = 0
-        transport = self.transport
-        if transport.is_closing():
-            return
-        if transport.get_write_buffer_size() + len(data) > self._hub.outbound_limit:
-            self._hub._slow(self)
-            return
-        transport.write(data)
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the connection with ``code`` (pending frames are flushed first)."""
-        if self.closed:
-            return
-        self.flush()
-        self.closed = True
-        self.pending.clear()
-        self.pending_bytes = 0
-        self._close(code, reason)
+#: Session and its seams live in core/session.py; importing them from here keeps working.
+__all__ = ["Encoder", "Hub", "HubStats", "Principal", "Session", "SubscribeResult", "Transport"]
 
 
 @dataclass(slots=True)
@@ -167,8 +84,15 @@ class Hub:
         self.access: Callable[[Principal, Channel], str | None] | None = None
         self.stats = HubStats()
         self.sessions: dict[int, Session] = {}
-        # channel -> encoder -> sessions receiving it live
-        self._index: dict[str, dict[Encoder, set[Session]]] = {}
+        # channel -> encoder -> the sessions receiving it live
+        self._index: dict[str, dict[Encoder, Group]] = {}
+        # groups holding frames for solo sessions, to be written at the end of this tick
+        self._tick: list[Group] = []
+        # channel -> the last publication delivered here (where the live feed stands)
+        self._last: dict[str, Publication] = {}
+        # channel -> session -> (epoch, offset) it was sent up to, for sessions whose
+        # subscribe replay ran ahead of the live feed: they join their group once it passes
+        self._ahead: dict[str, dict[Session, tuple[str, int]]] = {}
         # channel -> session -> publications held while it subscribes
         self._buffering: dict[str, dict[Session, list[Publication]]] = {}
         # channel -> in-process consumers (RFQ rates, services) called on each publication
@@ -196,11 +120,16 @@ class Hub:
         if held:
             for pubs in held.values():
                 pubs.append(pub)
+        if channel in self._on_broker:
+            self._last[channel] = pub
+        ahead = self._ahead.get(channel)
+        if ahead:
+            self._catch_up(channel, pub, ahead)
         by_encoder = self._index.get(channel)
         if not by_encoder:
             return
         stats = self.stats
-        for encoder, sessions in by_encoder.items():
+        for encoder, group in by_encoder.items():
             try:
                 frame = encoder.frame_publication(pub)
             except Exception:  # one dialect's bug must not cost the other dialects the message
@@ -208,16 +137,25 @@ class Hub:
                 continue
             if frame is None:
                 continue
-            n = len(sessions)
+            n = len(group.solo) + len(group.shared)
             size = len(frame)
             stats.messages_out += n
             stats.bytes_out += n * size
+            if group.solo:  # once for all of them, written at the end of the tick
+                if not group.frames:
+                    self._tick.append(group)
+                    if not self._flush_scheduled:
+                        self._schedule_flush()
+                group.frames.append(frame)
+                group.size += size
+            if not group.shared:
+                continue
             # Session.send inlined: this loop runs once per delivery, so it does only list
             # appends and one integer compare per session (no call, no await, no task).
             limit = self.outbound_limit
             dirty = self._dirty
             was_dirty = bool(dirty)
-            for session in sessions:
+            for session in group.shared:
                 pending = session.pending
                 if not pending:
                     if session.closed:
@@ -229,36 +167,148 @@ class Hub:
                 if queued > limit:
                     self._slow(session)
             if dirty and not was_dirty and not self._flush_scheduled:
-                self._flush_scheduled = True
-                loop = self._loop or asyncio.get_running_loop()
-                self._loop = loop
-                loop.call_soon(self._flush)
+                self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        loop.call_soon(self._flush)
 
     def _mark_dirty(self, session: Session) -> None:
         self._dirty.append(session)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop = self._loop or asyncio.get_running_loop()
-            self._loop = loop
-            loop.call_soon(self._flush)
+            self._schedule_flush()
+
+    def _spill(self) -> None:
+        """Move this tick's group frames into each solo member's own pending list (before a
+        membership change or a close, so that nothing overtakes them)."""
+        tick, self._tick = self._tick, []
+        limit = self.outbound_limit
+        for group in tick:
+            frames, size = group.frames, group.size
+            group.frames, group.size = [], 0
+            for session in group.solo:
+                if session.closed:
+                    continue
+                if not session.pending:
+                    self._mark_dirty(session)
+                session.pending.extend(frames)
+                session.pending_bytes += size
+                if session.pending_bytes > limit:
+                    self._slow(session)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        tick, self._tick = self._tick, []
+        stats = self.stats
+        limit = self.outbound_limit
+        for group in tick:
+            frames = group.frames
+            group.frames, group.size = [], 0
+            blob = frames[0] if len(frames) == 1 else b"".join(frames)
+            stats.writes += len(group.solo)
+            for session in group.solo:
+                if session.closed:
+                    continue
+                try:
+                    transport = session.transport
+                    if session.pending:  # its replies first, in the same write
+                        data = b"".join(session.pending) + blob
+                        session.pending.clear()
+                        session.pending_bytes = 0
+                    else:
+                        data = blob
+                    if transport.is_closing():
+                        continue
+                    if transport.get_write_buffer_size() + len(data) > limit:
+                        stats.dropped += len(frames)
+                        self._slow(session)
+                        continue
+                    transport.write(data)
+                except Exception:  # a broken transport closes its own session, never the tick
+                    self._broken(session)
         dirty, self._dirty = self._dirty, []
-        self.stats.writes += len(dirty)
         for session in dirty:
+            if not session.pending:  # written with its group above, or closed
+                continue
+            stats.writes += 1
             try:
                 session.flush()
             except Exception:  # a broken transport closes its own session, never the tick
-                log.exception("writing to session %s failed: closing it", session.id)
-                session.pending.clear()
-                session.pending_bytes = 0
-                if not session.closed:
-                    session.closed = True
-                    try:
-                        session._close(CLOSE_INTERNAL_ERROR, "Internal error")
-                    except Exception:
-                        log.exception("closing session %s failed", session.id)
+                self._broken(session)
+
+    def _broken(self, session: Session) -> None:
+        log.exception("writing to session %s failed: closing it", session.id)
+        session.pending.clear()
+        session.pending_bytes = 0
+        if not session.closed:
+            session.closed = True
+            try:
+                session._close(session, CLOSE_INTERNAL_ERROR, "Internal error")
+            except Exception:
+                log.exception("closing session %s failed", session.id)
+
+    def _catch_up(self, channel: str, pub: Publication,
+                  ahead: dict[Session, tuple[str, int]]) -> None:
+        """Sessions whose replay ran ahead skip ``pub`` if they already have it; the first
+        publication past what they were sent (or of a new epoch) makes them live."""
+        for session, (epoch, sent) in list(ahead.items()):
+            if session.closed or channel not in session.channels:
+                del ahead[session]
+            elif pub.epoch != epoch or pub.offset > sent:
+                del ahead[session]
+                self._join(session, channel)
+        if not ahead:
+            del self._ahead[channel]
+
+    def _join(self, session: Session, channel: str) -> None:
+        """Make ``session`` a live member of its dialect's group of ``channel``."""
+        if self._tick:
+            self._spill()
+        group = self._index.setdefault(channel, {}).get(session.encoder)
+        if group is None:
+            group = self._index[channel][session.encoder] = Group()
+        if session in group:
+            return
+        if session.groups == 0:
+            group.solo.add(session)
+            session.solo_in = group
+        else:
+            other = session.solo_in
+            if other is not None:  # live in two groups from now on: per-session frames
+                other.solo.discard(session)
+                other.shared.add(session)
+                session.solo_in = None
+            group.shared.add(session)
+        session.groups += 1
+
+    def _leave(self, session: Session, channel: str) -> None:
+        """Remove ``session`` from its group of ``channel`` (if it is live there)."""
+        by_encoder = self._index.get(channel)
+        group = by_encoder.get(session.encoder) if by_encoder is not None else None
+        if group is None or session not in group:
+            return
+        if self._tick:
+            self._spill()
+        group.solo.discard(session)
+        group.shared.discard(session)
+        session.groups -= 1
+        if session.solo_in is group:
+            session.solo_in = None
+        if session.groups == 1:  # back to one group: solo there
+            for name in session.channels:
+                remaining = self._index.get(name, {}).get(session.encoder)
+                if remaining is not None and session in remaining.shared:
+                    remaining.shared.discard(session)
+                    remaining.solo.add(session)
+                    session.solo_in = remaining
+                    break
+        if not group:
+            assert by_encoder is not None
+            del by_encoder[session.encoder]
+            if not by_encoder:
+                del self._index[channel]
 
     def _slow(self, session: Session) -> None:
         if session.closed:
@@ -269,7 +319,7 @@ class Hub:
         session.pending_bytes = 0
         log.warning("session %s is a slow consumer: closing with 4008", session.id)
         session.closed = True
-        session._close(CLOSE_SLOW_CONSUMER, "Slow consumer: outbound buffer full")
+        session._close(session, CLOSE_SLOW_CONSUMER, "Slow consumer: outbound buffer full")
 
     # -- in-process consumers -----------------------------------------------------------
 
@@ -300,6 +350,7 @@ class Hub:
         if (channel in self._on_broker and self.subscribers(channel) == 0
                 and channel not in self._watchers):
             self._on_broker.discard(channel)
+            self._last.pop(channel, None)
             await self.broker.unsubscribe(channel)
 
     # -- sessions -----------------------------------------------------------------------
@@ -316,10 +367,11 @@ class Hub:
     def subscribers(self, channel: str) -> int:
         by_encoder = self._index.get(channel)
         live = sum(len(s) for s in by_encoder.values()) if by_encoder else 0
-        return live + len(self._buffering.get(channel, ()))
+        return (live + len(self._buffering.get(channel, ()))
+                + len(self._ahead.get(channel, ())))
 
     def channel_counts(self) -> dict[str, int]:
-        return {ch: self.subscribers(ch) for ch in self._index}
+        return {ch: self.subscribers(ch) for ch in self._index.keys() | self._ahead.keys()}
 
     # -- subscribe / unsubscribe --------------------------------------------------------
 
@@ -425,16 +477,19 @@ class Hub:
         if on_accepted is not None:
             on_accepted(result)
         for channel in fresh:
-            self._go_live(session, channel.name, starts[channel.name],
+            self._go_live(session, channel.name, result.positions[channel.name][0],
+                          starts[channel.name],
                           backlog.get(channel.name, []))
 
-    def _go_live(self, session: Session, channel: str, start: int,
+    def _go_live(self, session: Session, channel: str, epoch: str, start: int,
                  backlog: list[Publication]) -> None:
         held = self._buffering.get(channel, {}).pop(session, [])
         if not self._buffering.get(channel, True):
             del self._buffering[channel]
         if session.closed or channel not in session.channels:
             return
+        if self._tick:  # what its other channels got this tick stays ahead of these
+            self._spill()
         last = start
         encoder = session.encoder
         for pub in itertools.chain(backlog, held):
@@ -443,7 +498,14 @@ class Hub:
                 frame = encoder.frame_publication(pub)
                 if frame is not None:
                     session.send(frame)
-        self._index.setdefault(channel, {}).setdefault(encoder, set()).add(session)
+        seen = self._last.get(channel)
+        if seen is not None and seen.epoch == epoch and seen.offset >= last:
+            self._join(session, channel)
+        else:
+            # The history read may be ahead of this node's live feed (a bus delivers with
+            # some lag after the stream has the entry): until the feed passes ``last`` the
+            # session skips what it was already sent (see _catch_up).
+            self._ahead.setdefault(channel, {})[session] = (epoch, last)
 
     async def _acquire(self, channel: Channel, acquired: list[str]) -> str | None:
         if not channel.upstream:
@@ -464,17 +526,14 @@ class Hub:
         for name in names:
             if name not in session.channels:
                 continue
+            self._leave(session, name)
+            ahead = self._ahead.get(name)
+            if ahead is not None:
+                ahead.pop(session, None)
+                if not ahead:
+                    del self._ahead[name]
             session.channels.discard(name)
             removed.append(name)
-            by_encoder = self._index.get(name)
-            if by_encoder is not None:
-                group = by_encoder.get(session.encoder)
-                if group is not None:
-                    group.discard(session)
-                    if not group:
-                        del by_encoder[session.encoder]
-                if not by_encoder:
-                    del self._index[name]
             held = self._buffering.get(name)
             if held is not None:
                 held.pop(session, None)

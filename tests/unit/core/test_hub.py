@@ -82,8 +82,8 @@ class Env:
     def session(self, encoder: Any, transport: FakeTransport | None = None) -> Session:
         transport = transport or FakeTransport()
 
-        def close(code: int, reason: str) -> None:
-            self.closes[sess.id] = (code, reason)
+        def close(session: Session, code: int, reason: str) -> None:
+            self.closes[session.id] = (code, reason)
             transport.closing = True
 
         sess = Session(self.hub, transport, encoder, close, principal=Principal())

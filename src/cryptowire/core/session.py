@@ -1,0 +1,144 @@
+"""A client connection as the core sees it (:class:`Session`), who is on it
+(:class:`Principal`), and the two seams to the outside: the ``Transport`` it writes to and the
+dialect's ``Encoder``. The fan-out that feeds sessions is :mod:`cryptowire.core.hub`."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from cryptowire.core.hub import Hub
+    from cryptowire.events import Publication
+
+
+class Transport(Protocol):
+    """What the hub needs of a connection: asyncio's ``WriteTransport`` subset."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
+class Encoder(Protocol):
+    """A dialect's publication framer: the full wire frame for a publication, or ``None``."""
+
+    name: str
+
+    def frame_publication(self, pub: Publication) -> bytes | None: ...
+
+
+@dataclass(slots=True, frozen=True)
+class Principal:
+    """Who is on a session: an API key (id + scopes) or anonymous."""
+
+    key_id: str | None = None
+    name: str = "anonymous"
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def anonymous(self) -> bool:
+        return self.key_id is None
+
+
+#: The principal of a session that presented no key (immutable, so one for all of them).
+ANONYMOUS = Principal()
+
+_session_ids = itertools.count(1)
+
+
+class Group:
+    """The live subscribers of one channel in one dialect, and the group's frames of the
+    current tick (see the module docstring: *solo* and *shared* sessions)."""
+
+    __slots__ = ("solo", "shared", "frames", "size")
+
+    def __init__(self) -> None:
+        self.solo: set[Session] = set()
+        self.shared: set[Session] = set()
+        self.frames: list[bytes] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self.solo) + len(self.shared)
+
+    def __contains__(self, session: object) -> bool:
+        return session in self.solo or session in self.shared
+
+
+class Session:
+    """One client connection as the core sees it: a transport, a dialect, subscriptions."""
+
+    __slots__ = (
+        "id", "transport", "encoder", "principal", "channels", "pending", "pending_bytes",
+        "closed", "_close", "_hub", "remote", "connected_ms", "groups", "solo_in", "inbound",
+        "seen",
+        "__weakref__",
+    )
+
+    def __init__(
+        self, hub: Hub, transport: Transport, encoder: Encoder,
+        close: Callable[[Session, int, str], None], *, principal: Principal | None = None,
+        remote: str = "", connected_ms: int = 0,
+    ) -> None:
+        self.id = next(_session_ids)
+        self.transport = transport
+        self.encoder = encoder
+        self.principal = principal or ANONYMOUS
+        self.channels: set[str] = set()
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.closed = False
+        self._close = close
+        self._hub = hub
+        self.remote = remote
+        self.connected_ms = connected_ms
+        #: How many groups this session is live in, and the group when that is exactly one.
+        self.groups = 0
+        self.solo_in: Group | None = None
+        #: The dialect's inbound limiter (a rate bucket), kept here rather than in a map.
+        self.inbound: object = None
+        #: Event-loop time of the last frame from the client (pongs included), for liveness.
+        self.seen = 0.0
+
+    def send(self, frame: bytes) -> None:
+        """Queue a whole wire frame; it is written at the end of this loop tick."""
+        if self.closed:
+            return
+        if not self.pending:
+            self._hub._mark_dirty(self)
+        self.pending.append(frame)
+        self.pending_bytes += len(frame)
+        if self.pending_bytes > self._hub.outbound_limit:
+            self._hub._slow(self)
+
+    def flush(self) -> None:
+        """Write the pending frames now, in one write."""
+        if not self.pending or self.closed:
+            return
+        data = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+        self.pending.clear()
+        self.pending_bytes = 0
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() + len(data) > self._hub.outbound_limit:
+            self._hub._slow(self)
+            return
+        transport.write(data)
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` (pending frames are flushed first)."""
+        if self.closed:
+            return
+        if self._hub._tick:  # this tick's publications go out before the close frame
+            self._hub._spill()
+        self.flush()
+        self.closed = True
+        self.pending.clear()
+        self.pending_bytes = 0
+        self._close(self, code, reason)
