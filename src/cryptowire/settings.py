@@ -46,8 +46,9 @@ class ServerSettings(BaseModel):
         description="Bytes queued to one session before it is closed as a slow consumer (4008).",
     )
     ping_interval_s: float = Field(
-        20.0,
-        description="Server WebSocket ping period; no pong within half of it drops the session.",
+        20.0, gt=0,
+        description="Server WebSocket ping period; a session that sends nothing (no pong) "
+                    "within half of it after a ping is closed with 4011.",
     )
     anonymous_read: bool = Field(
         True, description="Allow clients without a key to read public channels."

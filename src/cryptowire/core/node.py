@@ -42,6 +42,7 @@ class NodeCounters:
     rejected_connections: int = 0
     rate_limited: int = 0
     rate_limit_closes: int = 0
+    ping_timeouts: int = 0
     errors_sent: int = 0
 
 

@@ -19,11 +19,14 @@ from cryptowire.server import (
 )
 from cryptowire.server import web as dashboard
 from cryptowire.server.context import NODE
+from cryptowire.server.heartbeat import Heartbeat
 
 
 def create_app(node: Node) -> web.Application:
     """The application; starting it starts the node, cleaning it up stops the node."""
-    app = web.Application(middlewares=[rest.errors_middleware],
+    # No middleware: each one would stay suspended on every open WebSocket; REST handlers
+    # map errors themselves (rest.problems).
+    app = web.Application(
                           client_max_size=node.settings.server.publish_max_bytes)
     app[NODE] = node
     ops.setup(app)
@@ -40,13 +43,18 @@ def create_app(node: Node) -> web.Application:
 
         echo.setup(app)
 
+    heartbeat = Heartbeat(node, node.settings.server.ping_interval_s)
+
     async def start(_: web.Application) -> None:
         await node.start()
+        heartbeat.start()
 
     async def shutdown(_: web.Application) -> None:
+        await heartbeat.stop()
         await node.drain(1001, "Server shutting down")
 
     async def cleanup(_: web.Application) -> None:
+        await heartbeat.stop()
         await node.stop()
 
     app.on_startup.append(start)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cryptowire.core.hub import Principal
 from cryptowire.core.node import Node
+from cryptowire.core.session import ANONYMOUS, Principal
 from cryptowire.errors import AuthError
 from cryptowire.server.context import NODE
 
@@ -29,14 +29,16 @@ def request_key(request: web.Request) -> str | None:
     return None
 
 
+#: The principal of a keyless session where anonymous reading is allowed.
+ANONYMOUS_READER = Principal(scopes=frozenset({"read"}))
+
 async def principal_for(node: Node, key: str | None) -> Principal:
     """Resolve ``key`` to a principal; anonymous when ``key`` is ``None``.
 
     Raises :class:`AuthError` (``UNAUTHORIZED``) for an unknown, malformed or revoked key.
     """
-    if key is None:
-        scopes = frozenset({"read"}) if node.settings.server.anonymous_read else frozenset()
-        return Principal(scopes=scopes)
+    if key is None:  # shared instances: Principal is immutable
+        return ANONYMOUS_READER if node.settings.server.anonymous_read else ANONYMOUS
     if _looks_like_jwt(key):
         return _jwt_principal(node, key)
     assert node.store is not None

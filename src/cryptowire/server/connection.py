@@ -10,9 +10,10 @@ slow consumer's buffer does not drain within two seconds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import cast
 
 from aiohttp import WSMsgType, web
 
@@ -26,6 +27,7 @@ from cryptowire.wire.frames import close_frame
 log = logging.getLogger("cryptowire.server.connection")
 
 ABORT_AFTER_S = 2.0
+_CLOSING = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 #: RFC 6455 "internal error": a handler failed unexpectedly (see :func:`guarded`).
 CLOSE_INTERNAL_ERROR = 1011
 
@@ -36,8 +38,10 @@ def origin_allowed(node: Node, request: web.Request) -> bool:
     return not allowed or origin is None or origin in allowed
 
 
-def remote_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+def remote_of(transport: asyncio.BaseTransport) -> str:
+    """The peer's address (not ``request.remote``: that caches a dict on every request)."""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
 
 async def open_session(
@@ -50,41 +54,69 @@ async def open_session(
     ws = web.WebSocketResponse(
         # aiohttp refuses a message whose size is >= max_msg_size; the setting is the
         # largest message accepted, hence + 1.
-        heartbeat=cfg.ping_interval_s, max_msg_size=cfg.max_frame_bytes + 1, compress=False,
+        # Pings come from the node's one Heartbeat (server/heartbeat.py), not a timer per
+        # socket; read_loop answers the client's pings and notes its pongs.
+        heartbeat=None, autoping=False,
+        max_msg_size=cfg.max_frame_bytes + 1, compress=False,
     )
     await ws.prepare(request)
     transport = request.transport
     assert transport is not None
-    loop = asyncio.get_running_loop()
-
-    def close(code: int, reason: str) -> None:
-        if transport.is_closing():
-            return
-        transport.write(close_frame(code, reason))
-        transport.close()
-        loop.call_later(ABORT_AFTER_S, transport.abort)
-
-    session = Session(node.hub, transport, encoder, close, principal=principal,
-                      remote=remote_of(request), connected_ms=now_ms())
+    session = Session(node.hub, transport, encoder, close_transport, principal=principal,
+                      remote=remote_of(transport), connected_ms=now_ms())
+    session.seen = asyncio.get_running_loop().time()
     node.track(session)
     return ws, session
 
 
-@contextlib.asynccontextmanager
-async def guarded(node: Node, session: Session) -> AsyncIterator[None]:
+def socket_transport(session: Session) -> asyncio.Transport:
+    """The socket's own transport of a session: open_session put it there, and a dialect
+    may have wrapped it since (000 batches its lines through ``.inner``)."""
+    return cast(asyncio.Transport, getattr(session.transport, "inner", session.transport))
+
+
+def close_transport(session: Session, code: int, reason: str) -> None:
+    """Every socket session's closer (one function for all: nothing per connection): the
+    close frame straight after what was written, then close, and abort if it hangs."""
+    transport = socket_transport(session)  # the close frame goes to the socket itself
+    if transport.is_closing():
+        return
+    transport.write(close_frame(code, reason))
+    transport.close()
+    asyncio.get_running_loop().call_later(ABORT_AFTER_S, transport.abort)
+
+
+class guarded:  # noqa: N801 - used as ``async with guarded(node, session)``, like a function
     """Wrap a handler's work from :func:`open_session` on: ``session`` is untracked however
     the handler ends (:func:`read_loop` untracks too; :meth:`Node.untrack` is idempotent).
 
     An exception before or around the read loop (a failing auto-subscribe, say) is logged
     and closes the socket with 1011 instead of leaking the session and its connection count.
+    A slotted class, not ``contextlib.asynccontextmanager``: it is held for the whole life
+    of every connection, and a suspended generator frame would cost each one ~0.3 KiB.
     """
-    try:
-        yield
-    except Exception:
-        log.exception("session %s failed in its handler", session.id)
-        session.close(CLOSE_INTERNAL_ERROR, "Internal error")
-    finally:
-        await node.untrack(session)
+
+    __slots__ = ("node", "session")
+
+    def __init__(self, node: Node, session: Session) -> None:
+        self.node = node
+        self.session = session
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> bool:
+        session = self.session
+        try:
+            if exc is not None and isinstance(exc, Exception):
+                log.error("session %s failed in its handler", session.id,
+                          exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
+                session.close(CLOSE_INTERNAL_ERROR, "Internal error")
+                return True  # handled: the socket is closed with 1011
+            return False
+        finally:
+            await self.node.untrack(session)
 
 
 def over_connection_limits(node: Node, session: Session) -> str | None:
@@ -109,11 +141,18 @@ async def read_loop(
     on_binary: Callable[[Session], None],
 ) -> None:
     """Feed client text frames to ``on_text`` until the socket closes, then untrack."""
+    loop = asyncio.get_running_loop()
     try:
-        async for msg in ws:
-            if session.closed:
+        while True:  # ws.receive() directly: ``async for`` would keep one more frame per socket
+            msg = await ws.receive()
+            if msg.type in _CLOSING or session.closed:
                 break
-            if msg.type == WSMsgType.TEXT:
+            session.seen = loop.time()  # any frame, a pong included, shows the client is there
+            if msg.type == WSMsgType.PONG:
+                continue
+            if msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type == WSMsgType.TEXT:
                 node.counters.messages_in += 1
                 await on_text(session, msg.data)
             elif msg.type == WSMsgType.BINARY:

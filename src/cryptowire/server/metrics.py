@@ -44,6 +44,7 @@ class NodeCollector(Collector):
             ("dropped_frames", hs.dropped, "Frames dropped with a closed slow consumer."),
             ("rate_limited", c.rate_limited, "Client frames refused by the rate limit."),
             ("rate_limit_closes", c.rate_limit_closes, "Sessions closed with 4009."),
+            ("ping_timeouts", c.ping_timeouts, "Sessions closed with 4011 (no pong in time)."),
             ("rejected_connections", c.rejected_connections, "Connections refused (4003)."),
             ("errors_sent", c.errors_sent, "Error replies sent."),
         ):

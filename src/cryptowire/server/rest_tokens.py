@@ -26,7 +26,7 @@ from cryptowire.core.node import Node
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.server.auth import require, rest_principal
 from cryptowire.server.context import NODE
-from cryptowire.server.rest import _json_body, json, problem
+from cryptowire.server.rest import _json_body, json, problem, problems
 from cryptowire.sources.evm.source import EvmSource
 from cryptowire.sources.evm.tokens import TokenAdmin, chain_of
 from cryptowire.store.evm import EvmStore
@@ -142,13 +142,13 @@ async def unbind_chat(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/tokens", list_tokens)
-    app.router.add_post("/api/v1/tokens", add_token)
-    app.router.add_delete("/api/v1/tokens/{chain}/{address}", remove_token)
-    app.router.add_get("/api/v1/events", events)
-    app.router.add_get("/api/v1/telegram/bindings", list_bindings)
-    app.router.add_post("/api/v1/telegram/bindings", bind_chat)
-    app.router.add_delete("/api/v1/telegram/bindings/{group}/{chat_id}", unbind_chat)
+    app.router.add_get("/api/v1/tokens", problems(list_tokens))
+    app.router.add_post("/api/v1/tokens", problems(add_token))
+    app.router.add_delete("/api/v1/tokens/{chain}/{address}", problems(remove_token))
+    app.router.add_get("/api/v1/events", problems(events))
+    app.router.add_get("/api/v1/telegram/bindings", problems(list_bindings))
+    app.router.add_post("/api/v1/telegram/bindings", problems(bind_chat))
+    app.router.add_delete("/api/v1/telegram/bindings/{group}/{chat_id}", problems(unbind_chat))
 
 
 

@@ -40,7 +40,6 @@ class NativeProtocol:
     def __init__(self, node: Node, encoder: Encoder) -> None:
         self.node = node
         self.encoder = encoder
-        self.buckets: dict[int, TokenBucket] = {}
         #: Seed 004 clients send ``{"action": ...}`` here; set by ``ws_services.setup``, it
         #: returns True when it handled the frame.
         self.action_handler: Callable[[Session, str], Awaitable[bool]] | None = None
@@ -69,11 +68,8 @@ class NativeProtocol:
                 refuse(session, native.error("LIMIT_EXCEEDED", reason), closecodes.SERVER_FULL)
             elif self.greeter is not None:
                 self.greeter(session)
-            self.buckets[session.id] = TokenBucket(node.settings.server.max_inbound_rate)
-            try:
-                await read_loop(node, ws, session, self.on_text, self.on_binary)
-            finally:
-                self.buckets.pop(session.id, None)
+            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
+            await read_loop(node, ws, session, self.on_text, self.on_binary)
         return ws
 
     @staticmethod
@@ -90,8 +86,8 @@ class NativeProtocol:
                 "INVALID_JSON", "Binary frames are not supported; send JSON as text frames."))
 
     def _rate_ok(self, session: Session) -> bool:
-        bucket = self.buckets.get(session.id)
-        if bucket is None or bucket.take():
+        bucket = session.inbound
+        if not isinstance(bucket, TokenBucket) or bucket.take():
             return True
         self.node.counters.rate_limited += 1
         if bucket.flooding:

@@ -48,8 +48,6 @@ class ServicesProtocol:
         self.encoder = s004.Services004Encoder()
         self.clients: weakref.WeakKeyDictionary[Session, ClientState] = \
             weakref.WeakKeyDictionary()
-        self._buckets: weakref.WeakKeyDictionary[Session, TokenBucket] = \
-            weakref.WeakKeyDictionary()
         self._hybrids: dict[Encoder, Encoder] = {}
 
     def live_clients(self) -> list[ClientState]:
@@ -87,7 +85,7 @@ class ServicesProtocol:
             if not session.closed:
                 state = ClientState(s004.new_client_id(now), now, now)
                 self.clients[session] = state
-                self._buckets[session] = TokenBucket(node.settings.server.max_inbound_rate)
+                session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
                 session.send(s004.connection_established(state, endpoint, now))
                 if endpoint.welcome:
                     session.send(s004.welcome(now))
@@ -103,8 +101,8 @@ class ServicesProtocol:
                                                 "JSON text frames."}, now_ms()))
 
     def _rate_ok(self, session: Session) -> bool:
-        bucket = self._buckets.get(session)
-        if bucket is None or bucket.take():
+        bucket = session.inbound
+        if not isinstance(bucket, TokenBucket) or bucket.take():
             return True
         self.node.counters.rate_limited += 1
         if bucket.flooding:

@@ -38,7 +38,11 @@ RATE_LIMITED = CloseCode(4009, "rate_limited",
 KEY_REVOKED = CloseCode(4010, "key_revoked", "The API key of this session was revoked.",
                         "Do not retry with the same key.")
 
+PING_TIMEOUT = CloseCode(4011, "ping_timeout",
+                         "No pong to the server's ping within half of server.ping_interval_s.",
+                         "Reconnect and recover; let your WebSocket library answer pings.")
+
 ALL: tuple[CloseCode, ...] = (
     GOING_AWAY, MESSAGE_TOO_BIG, UNAUTHORIZED, SERVER_FULL, FORBIDDEN_ORIGIN,
-    SLOW_CONSUMER, RATE_LIMITED, KEY_REVOKED,
+    SLOW_CONSUMER, RATE_LIMITED, KEY_REVOKED, PING_TIMEOUT,
 )
