@@ -35,7 +35,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from cryptowire.errors import StoreError
@@ -111,6 +111,23 @@ def _upgrade(conn: Connection) -> None:
     command.upgrade(alembic_config(conn), "heads")
 
 
+async def _migrate(engine: AsyncEngine) -> None:
+    """Apply the pending migrations. Several processes opening one new SQLite file at once
+    can get "database is locked" at once, without the busy timeout (switching the file to
+    WAL, a lock upgrade SQLite refuses to wait for): those are retried with backoff."""
+    for attempt in range(8):
+        try:
+            async with engine.connect() as conn:
+                await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
+                async with conn.begin():
+                    await conn.run_sync(_upgrade)
+            return
+        except OperationalError as exc:
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc) or attempt == 7:
+                raise
+            await asyncio.sleep(0.05 * 2**attempt)
+
+
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run during a write; SQLite leaves foreign keys off unless asked.
     cursor = dbapi_conn.cursor()
@@ -178,10 +195,7 @@ class SqlStore:
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         store = cls(engine, clock=clock)
         try:
-            async with engine.connect() as conn:
-                await conn.execution_options(**{_SQLITE_IMMEDIATE: True})
-                async with conn.begin():
-                    await conn.run_sync(_upgrade)
+            await _migrate(engine)
         except _FOREIGN_ERRORS as exc:
             await engine.dispose()
             raise StoreError(f"cannot open database {shown}: {_describe(exc)}") from exc
