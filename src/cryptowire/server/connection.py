@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import cast
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from cryptowire.core.hub import Encoder, Principal, Session
 from cryptowire.core.node import Node
@@ -60,6 +60,8 @@ async def open_session(
         max_msg_size=cfg.max_frame_bytes + 1, compress=False,
     )
     await ws.prepare(request)
+    # The 101's headers are on the wire; the response would keep them for the socket's life.
+    ws.headers.clear()
     transport = request.transport
     assert transport is not None
     session = Session(node.hub, transport, encoder, close_transport, principal=principal,
@@ -140,26 +142,37 @@ async def read_loop(
     on_text: Callable[[Session, str], Awaitable[None]],
     on_binary: Callable[[Session], None],
 ) -> None:
-    """Feed client text frames to ``on_text`` until the socket closes, then untrack."""
-    loop = asyncio.get_running_loop()
+    """Feed client text frames to ``on_text`` until the socket closes, then untrack.
+
+    A handler may instead run this loop in its own frame (``ws_native`` does: one coroutine
+    frame less per connection, ~0.35 KiB): ``while await on_frame(...)`` over
+    ``ws.receive()``, in a ``try`` whose ``finally`` untracks.
+    """
     try:
-        while True:  # ws.receive() directly: ``async for`` would keep one more frame per socket
-            msg = await ws.receive()
-            if msg.type in _CLOSING or session.closed:
-                break
-            session.seen = loop.time()  # any frame, a pong included, shows the client is there
-            if msg.type == WSMsgType.PONG:
-                continue
-            if msg.type == WSMsgType.PING:
-                await ws.pong(msg.data)
-            elif msg.type == WSMsgType.TEXT:
-                node.counters.messages_in += 1
-                await on_text(session, msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                node.counters.messages_in += 1
-                on_binary(session)
-            elif msg.type == WSMsgType.ERROR:
-                log.info("session %s closed with error: %s", session.id, ws.exception())
-                break
+        while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
+            pass
     finally:
         await node.untrack(session)
+
+
+async def on_frame(
+    node: Node, ws: web.WebSocketResponse, session: Session, msg: WSMessage,
+    on_text: Callable[[Session, str], Awaitable[None]],
+    on_binary: Callable[[Session], None],
+) -> bool:
+    """Handle one client frame; ``False`` when the socket is done."""
+    if msg.type in _CLOSING or session.closed:
+        return False
+    session.seen = asyncio.get_running_loop().time()  # any frame, a pong too, is a sign of life
+    if msg.type == WSMsgType.TEXT:
+        node.counters.messages_in += 1
+        await on_text(session, msg.data)
+    elif msg.type == WSMsgType.PING:
+        await ws.pong(msg.data)
+    elif msg.type == WSMsgType.BINARY:
+        node.counters.messages_in += 1
+        on_binary(session)
+    elif msg.type == WSMsgType.ERROR:
+        log.info("session %s closed with error: %s", session.id, ws.exception())
+        return False
+    return True

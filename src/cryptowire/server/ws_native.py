@@ -21,6 +21,7 @@ from cryptowire.events import Event
 from cryptowire.server.auth import has_scope, principal_for, request_key, require
 from cryptowire.server.connection import (
     guarded,
+    on_frame,
     open_session,
     origin_allowed,
     over_connection_limits,
@@ -69,7 +70,12 @@ class NativeProtocol:
             elif self.greeter is not None:
                 self.greeter(session)
             session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
-            await read_loop(node, ws, session, self.on_text, self.on_binary)
+            try:  # read_loop, in this frame (see its docstring)
+                on_text, on_binary = self.on_text, self.on_binary
+                while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
+                    pass
+            finally:
+                await node.untrack(session)
         return ws
 
     @staticmethod
