@@ -96,6 +96,11 @@ class BusSettings(BaseModel):
         604_800.0, description="Offset/epoch of an idle channel are kept this long in Redis."
     )
     backoff_cap_s: float = Field(5.0, description="Longest wait between Redis reconnect tries.")
+    max_connections: int = Field(
+        64, ge=2,
+        description="Redis connections per node for commands (pub/sub takes one); a command "
+                    "waits up to 5 s for a free one instead of failing.",
+    )
 
 
 class DemandSettings(BaseModel):

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -53,6 +53,8 @@ log = logging.getLogger("cryptowire.bus.redis")
 
 #: Redis and socket failures that mean "the bus is unreachable right now".
 REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+#: How long a command waits for a free connection of the node's pool.
+POOL_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +142,16 @@ def decode_message(channel: str, message: bytes) -> Publication:
     return decode_payload(channel, epoch.decode(), int(offset), payload)
 
 
-def connect_redis(url: str) -> Redis:
-    """A client that fails fast (no hidden retries): reconnecting is the broker's job."""
-    return Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_timeout=3.0,
-                          socket_connect_timeout=2.0, health_check_interval=0)
+def connect_redis(url: str, max_connections: int = 64) -> Redis:
+    """A client that fails fast on a dead Redis (no hidden retries: reconnecting is the
+    broker's job) but waits for a free pooled connection: redis-py's default pool raises
+    "Too many connections" at once when 100 commands are in flight, which a burst of
+    subscribes (a position and a history read each) reaches easily."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=POOL_WAIT_S,
+        retry=Retry(NoBackoff(), 0), socket_timeout=3.0, socket_connect_timeout=2.0,
+        health_check_interval=0)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 class RedisBroker:
@@ -156,7 +164,10 @@ class RedisBroker:
         self.url = url
         self.prefix = bus.prefix
         self.node_id = node_id or f"n-{secrets.token_hex(4)}"
-        self.redis = connect_redis(url)
+        self.redis = connect_redis(url, bus.max_connections)
+        # The watchdog's PING has its own connection: a pool busy with a burst of commands
+        # must not look like a Redis that stopped answering.
+        self._probe = connect_redis(url, 1)
         self._size = history.size
         self._ttl_ms = int(history.ttl_s * 1000)
         self._meta_ttl_ms = int(bus.meta_ttl_s * 1000)
@@ -206,6 +217,7 @@ class RedisBroker:
         await self._close_pubsub()
         self._release_waiters()
         await self.redis.aclose()
+        await self._probe.aclose()
 
     # -- publishing --------------------------------------------------------------------
 
@@ -462,7 +474,7 @@ class RedisBroker:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await asyncio.wait_for(self.redis.ping(), timeout=2.0)
+                await asyncio.wait_for(self._probe.ping(), timeout=2.0)
             except REDIS_ERRORS:
                 if self._healthy:
                     log.warning("Redis does not answer PING; bus degraded")

@@ -157,6 +157,22 @@ async def test_unsubscribe_then_resubscribe(make_node: Factory) -> None:
     assert [p.offset for p in got] == sorted({p.offset for p in got})  # no duplicate
 
 
+async def test_a_burst_of_concurrent_commands_all_succeed(make_node: Factory) -> None:
+    """300 subscribes at once each read a position and history: none may fail for want of
+    a connection (redis-py's default pool raised "Too many connections" past 100)."""
+    node = await make_node()
+    sent = [await node.broker.publish(ev("app:burst", i)) for i in range(3)]
+    epoch = sent[0].epoch
+    positions, histories = await asyncio.gather(
+        asyncio.gather(*(node.broker.position("app:burst") for _ in range(300))),
+        asyncio.gather(*(node.broker.history_since("app:burst", epoch, 1) for _ in range(300))),
+    )
+    assert set(positions) == {(epoch, 3)}
+    assert all(h == sent[1:] for h in histories)
+    if isinstance(node.broker, RedisBroker):
+        assert node.broker.healthy()
+
+
 # -- Redis only: several nodes, epochs, restarts --------------------------------------
 
 
