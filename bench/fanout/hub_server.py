@@ -20,6 +20,13 @@ Rate mode: newline-delimited messages arrive on --feed-port from feeder.py; read
 pauses while sampled sessions have more than --pending-limit bytes in their transport's write
 buffer (TCP backpressure to the feeder), exactly as server.py does for the baselines.
 --flood: an internal task publishes --burst messages per loop iteration for --duration seconds.
+
+Cluster runs (bench/cluster/run.py): ``--bus-url redis://...`` puts the node on the Redis bus
+(default ``memory://``, as before; the Redis broker has no ``publish_now``, so the feed is then
+published with ``await node.publish``). ``--no-feed`` makes a *receiver* node: no feed socket;
+its publications arrive over the bus from the node that has the feed, and PUBLISH_START /
+PUBLISH_END mark the first app:bench publication it delivers and the END message (the CPU
+window of its RESULT starts there).
 """
 
 from __future__ import annotations
@@ -73,7 +80,7 @@ def build_settings(args: argparse.Namespace, db_url: str):  # -> Settings
         },
         demo={"mode": "off"},
         store={"url": db_url},
-        bus={"url": "memory://"},
+        bus={"url": args.bus_url, "prefix": args.bus_prefix},
         bybit={"enabled": False},
         evm={"enabled": False},
     )
@@ -84,10 +91,15 @@ def variant_name(args: argparse.Namespace) -> str:
 
 
 def live_subscribers(hub) -> int:
-    """Sessions receiving app:bench live (past the subscribe buffering phase)."""
+    """Sessions receiving app:bench live (past the subscribe buffering phase). Sessions the
+    hub keeps "ahead" (their subscribe read the stream's top before this node's live feed
+    passed it, as on a bus before the channel's first publication) count too: they join
+    their group with the next publication."""
     index = getattr(hub, "_index", None)
     if isinstance(index, dict):
-        return sum(len(s) for s in index.get(CHANNEL, {}).values())
+        ahead = getattr(hub, "_ahead", None)
+        n_ahead = len(ahead.get(CHANNEL, ())) if isinstance(ahead, dict) else 0
+        return sum(len(s) for s in index.get(CHANNEL, {}).values()) + n_ahead
     return hub.subscribers(CHANNEL)
 
 
@@ -264,6 +276,33 @@ class Bench:
         self.finish()
 
 
+def receive_via_bus(hub, get_bench) -> None:
+    """``--no-feed``: count the app:bench publications this node's hub gets from the bus (the
+    broker calls ``hub.deliver``, looked up when the node starts, so this wraps it): the first
+    one marks PUBLISH_START, the END message PUBLISH_END; everything is delivered as before."""
+    deliver = hub.deliver
+
+    def counting_deliver(pub) -> None:
+        bench = get_bench()
+        if bench is None or pub.channel != CHANNEL:
+            deliver(pub)
+            return
+        if pub.type == "gap":            # the bus reconnected: messages may be missing
+            bench.bus_gaps += 1
+            deliver(pub)
+            return
+        if bench.t0 is None:
+            bench.mark_start()
+        deliver(pub)
+        if is_end(pub.data_json):
+            if not bench.done.is_set():
+                bench.finish()
+        else:
+            bench.published += 1
+
+    hub.deliver = counting_deliver
+
+
 class Feed(asyncio.Protocol):
     def __init__(self, bench: Bench) -> None:
         self.bench = bench
@@ -327,6 +366,9 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
         tracemalloc.start(args.tracemalloc_frames)
     settings = build_settings(args, f"sqlite+aiosqlite:///{tmp}/bench.db")
     node = Node(settings)
+    bench_ref: list[Bench] = []
+    if args.no_feed:
+        receive_via_bus(node.hub, lambda: bench_ref[0] if bench_ref else None)
     if args.experiment:
         from experiments import EXPERIMENTS
 
@@ -338,8 +380,12 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
     if node.sources:
         out("WARNING sources running:", [s.name for s in node.sources])
     bench = Bench(node, args)
-    feed_server = await loop.create_server(lambda: Feed(bench),
-                                           sock=feed_listener(args.feed_port, args.feed_rcvbuf))
+    bench.bus_gaps = 0
+    bench_ref.append(bench)
+    feed_server = None
+    if not args.no_feed:
+        feed_server = await loop.create_server(
+            lambda: Feed(bench), sock=feed_listener(args.feed_port, args.feed_rcvbuf))
     rss0 = rss()
     snap0 = tracemalloc_snapshot(args)
     out("LISTENING", args.port)
@@ -359,7 +405,7 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
                            rss1 - rss0)
     sessions = [s for s in hub.sessions.values() if CHANNEL in s.channels]
     bench.sentinels = sessions[:: max(1, len(sessions) // 16)] + sessions[-1:]
-    if bench.q is not None and not args.flood:
+    if bench.q is not None and not args.flood and not args.no_feed:
         asyncio.ensure_future(bench.publisher())
     out("SUBSCRIBED", live_subscribers(hub), rss0, rss1)
 
@@ -395,6 +441,10 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
             "frame_bytes": round(st.bytes_out / st.messages_out, 1) if st.messages_out else None,
             "gc": GC.result(), "gc_tracked_objects": len(gc.get_objects()),
         }
+        if args.no_feed or not args.bus_url.startswith("memory"):
+            res["role"] = "receiver" if args.no_feed else "feed"
+            res["bus_gaps"] = bench.bus_gaps
+            res["bus"] = node.broker.stats()
         out("RESULT " + json.dumps(res))
     finally:
         prof = getattr(bench, "profiler", None)
@@ -404,7 +454,8 @@ async def run(args: argparse.Namespace, tmp: str) -> None:
             except Exception:
                 prof.kill()
         loop.remove_reader(sys.stdin.fileno())
-        feed_server.close()
+        if feed_server is not None:
+            feed_server.close()
         try:
             await asyncio.wait_for(runner.cleanup(), 15)
         except Exception as exc:  # the orchestrator kills us anyway; say why we were slow
@@ -453,7 +504,14 @@ if __name__ == "__main__":
     ap.add_argument("--duration", type=float, default=5.0, help="flood mode only")
     ap.add_argument("--burst", type=int, default=1, help="flood mode: messages per loop iteration")
     ap.add_argument("--size", type=int, default=300)
+    ap.add_argument("--bus-url", default="memory://",
+                    help="bus.url: memory:// (default) or redis://host:port/db (cluster runs)")
+    ap.add_argument("--bus-prefix", default="cw", help="bus.prefix (Redis key prefix)")
+    ap.add_argument("--no-feed", action="store_true",
+                    help="receiver node: no feed socket; publications arrive over the bus")
     a = ap.parse_args()
+    if a.no_feed and (a.flood or a.idle_only):
+        ap.error("--no-feed receives over the bus; it cannot be combined with --flood/--idle-only")
     if a.feed_port is None:
         a.feed_port = a.port + 10000
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
