@@ -180,6 +180,9 @@ class RedisBroker:
         self._wanted: set[str] = set()
         self._waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._pubsub: PubSub | None = None
+        # publications waiting for the next pipeline, and the task sending them
+        self._outbox: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
+        self._sender: asyncio.Future[None] | None = None
         self._holding: list[Publication] | None = None
         self._reset = False
         self._healthy = False
@@ -187,6 +190,7 @@ class RedisBroker:
         self._down_since: int | None = None
         self._supervisor = Supervisor("redis-broker")
         self.published = 0
+        self.publish_batches = 0
         self.delivered = 0
         self.reconnects = 0
         self.gaps = 0
@@ -213,6 +217,9 @@ class RedisBroker:
 
     async def stop(self) -> None:
         self._deliver = None
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
         await self._supervisor.stop()
         await self._close_pubsub()
         self._release_waiters()
@@ -231,10 +238,11 @@ class RedisBroker:
         if fence is not None:
             keys += [fence.lease_key, fence.fence_key]
             args += [fence.token, fence.number]
-        try:
-            res = await self._publish(keys=keys, args=args)
-        except REDIS_ERRORS as exc:
-            raise BusError(f"Redis unreachable, not published: {exc}") from exc
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._outbox.append((keys, args, done))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.ensure_future(self._send_outbox())
+        res = await done
         if res is None:
             self.fenced += 1
             raise FencedError(f"stale lease {fence.lease_key if fence else ''}: "
@@ -244,6 +252,37 @@ class RedisBroker:
         return Publication(channel=event.channel, type=event.type, epoch=res[0].decode(),
                            offset=int(res[1]), ts=ts, ts_received=event.ts_received,
                            source=event.source, data_json=data_json)
+
+    async def _send_outbox(self) -> None:
+        """Send the queued publications, all that are waiting in one pipeline, one pipeline
+        at a time: publications made concurrently (a burst, a REST batch) cost one round
+        trip and reach the other nodes together (one write per client for all of them),
+        and the offsets follow the order of the publish calls."""
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            self.publish_batches += 1
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for keys, args, _ in batch:
+                        await self._publish(keys=keys, args=args, client=pipe)
+                    results = await pipe.execute(raise_on_error=False)
+            except asyncio.CancelledError:
+                for _, _, done in batch + self._outbox:
+                    if not done.done():
+                        done.set_exception(BusError("bus stopped, not published"))
+                self._outbox = []
+                raise
+            except Exception as exc:  # Redis unreachable (or the client failed): all of them
+                results = [exc] * len(batch)
+            for (_, _, done), res in zip(batch, results, strict=True):
+                if done.done():  # the publisher was cancelled
+                    continue
+                if isinstance(res, BaseException):
+                    error = BusError(f"Redis unreachable, not published: {res}")
+                    error.__cause__ = res
+                    done.set_exception(error)
+                else:
+                    done.set_result(res)
 
     # -- node subscriptions ------------------------------------------------------------
 
@@ -325,6 +364,7 @@ class RedisBroker:
     def stats(self) -> dict[str, object]:
         return {"type": "redis", "node_id": self.node_id, "prefix": self.prefix,
                 "connected": self._healthy, "published": self.published,
+                "publish_batches": self.publish_batches,
                 "delivered": self.delivered, "subscriptions": len(self._wanted),
                 "reconnects": self.reconnects, "gaps": self.gaps,
                 "fenced_refusals": self.fenced}

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from cryptowire.bus.base import Broker
@@ -208,6 +209,22 @@ async def test_node_receives_only_what_it_subscribed(redis_nodes: Factory) -> No
     await a.broker.publish(ev("app:x", 99))
     await asyncio.sleep(0.2)
     assert len(b.got) == 50
+
+
+async def test_concurrent_publications_share_a_round_trip_in_call_order(
+        redis_nodes: Factory) -> None:
+    """A burst published concurrently goes to Redis in one pipeline (one round trip, and
+    the other nodes receive it together); offsets follow the order of the calls."""
+    a, b = await redis_nodes(), await redis_nodes()
+    assert isinstance(a.broker, RedisBroker)
+    await b.broker.subscribe("app:burst")
+    before = a.broker.publish_batches
+    sent = await asyncio.gather(*(a.broker.publish(ev("app:burst", i)) for i in range(50)))
+    assert [p.offset for p in sent] == list(range(1, 51))
+    assert [orjson.loads(p.data_json)["i"] for p in sent] == list(range(50))
+    assert a.broker.publish_batches - before <= 2  # not 50
+    await wait_for(lambda: len(b.got) >= 50)
+    assert b.got == sent
 
 
 async def test_recovery_on_another_node(redis_nodes: Factory) -> None:
