@@ -103,3 +103,16 @@ def test_example_file_is_current_and_loads() -> None:
     )
     data = tomllib.loads(example.read_text())
     assert Settings(**data).model_dump() == Settings().model_dump()
+
+
+def test_masked_hides_database_and_redis_passwords() -> None:
+    s = load_settings(None, store={"url": "postgresql://app:DBPASS123@db:5432/cw"},
+                      bus={"url": "redis://:REDISPASS9@cache:6379/0"},
+                      pgnotify={"url": "postgresql://listener:PGPASS77@db/events"})
+    dumped = s.masked()
+    assert dumped["store"]["url"] == "postgresql://app:***@db:5432/cw"
+    assert dumped["bus"]["url"] == "redis://:***@cache:6379/0"
+    assert dumped["pgnotify"]["url"] == "postgresql://listener:***@db/events"
+    for secret in ("DBPASS123", "REDISPASS9", "PGPASS77"):
+        assert secret not in str(dumped)
+    assert load_settings(None).masked()["store"]["url"] == load_settings(None).store.url
