@@ -43,7 +43,7 @@ metadata = MetaData()
 
 tokens = Table(
     "tokens", metadata,
-    Column("chain", Integer, primary_key=True),
+    Column("chain", BigInteger, primary_key=True),
     Column("address", String(42), primary_key=True),
     Column("symbol", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -58,7 +58,7 @@ tokens = Table(
 )  # fmt: skip
 chain_cursors = Table(
     "chain_cursors", metadata,
-    Column("chain", Integer, primary_key=True),
+    Column("chain", BigInteger, primary_key=True),
     Column("block", BigInteger, nullable=False),
     Column("hash", String(66), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
@@ -67,7 +67,7 @@ onchain_events = Table(
     "onchain_events", metadata,
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
            autoincrement=True),
-    Column("chain", Integer, nullable=False),
+    Column("chain", BigInteger, nullable=False),
     Column("kind", String(8), nullable=False),
     Column("token", String(42), nullable=False),
     Column("tx_hash", String(66), nullable=False),
@@ -113,13 +113,18 @@ class EvmStore:
         self.engine = engine
 
     @asynccontextmanager
-    async def _begin(self, what: str) -> AsyncIterator[AsyncConnection]:
+    async def _begin(self, what: str, *, unique: bool = False
+                     ) -> AsyncIterator[AsyncConnection]:
+        """A transaction whose foreign errors leave as :class:`StoreError`. With ``unique``,
+        an :class:`IntegrityError` is re-raised for the caller to read as "already there";
+        otherwise it is a failure like any other (``commit_range`` losing a race to another
+        writer of the same events must reach the watcher as a StoreError, which it retries)."""
         try:
             async with self.engine.begin() as conn:
                 yield conn
-        except IntegrityError:
-            raise
         except _FOREIGN as exc:
+            if unique and isinstance(exc, IntegrityError):
+                raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise StoreError(f"{what} failed: {type(exc).__name__}: {first}") from exc
 
@@ -136,7 +141,7 @@ class EvmStore:
             "group": token.group, "added_at": added,
         }  # fmt: skip
         try:
-            async with self._begin("add token") as conn:
+            async with self._begin("add token", unique=True) as conn:
                 await conn.execute(insert(tokens).values(row))
         except IntegrityError as exc:
             raise StoreError(f"Token {token.address} is already tracked on chain "
@@ -250,7 +255,7 @@ class EvmStore:
     async def bind_chat(self, group: str, chat_id: str) -> bool:
         """Bind ``chat_id`` to ``group``; False when it already was."""
         try:
-            async with self._begin("bind chat") as conn:
+            async with self._begin("bind chat", unique=True) as conn:
                 await conn.execute(insert(telegram_bindings).values(
                     group=group, chat_id=str(chat_id), added_at=now_ms()))
         except IntegrityError:
