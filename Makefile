@@ -31,9 +31,11 @@ typecheck: $(DEV_STAMP)
 
 check: lint typecheck
 
-# Debian's chromium for the dashboard's browser test (tests/e2e; CI runs as root).
+# Debian's chromium for the dashboard's browser test (tests/e2e) and haproxy for the
+# docker-compose topology test (tests/integration/cluster); CI runs as root.
 browser:
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	(command -v chromium && command -v haproxy) >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium haproxy)
 
 test: check browser
 	$(BIN)/pytest -q -p no:cacheprovider
