@@ -20,7 +20,7 @@ from typing import Any
 from cryptowire.events import now_ms
 from cryptowire.rfq.providers import LiquidityProvider, ProviderError
 from cryptowire.rfq.quote import Quote, QuoteError, make_quote, parse_amount, parse_currency
-from cryptowire.sources.prices import RateError, RateProvider
+from cryptowire.sources.prices import Hold, RateError, RateProvider
 
 log = logging.getLogger("cryptowire.rfq")
 
@@ -44,6 +44,7 @@ class QuoteSession:
     curr_to: str
     amount_from: Decimal
     offers: int = 0
+    hold: Hold = frozenset()  # the tickers this session's prepare took
     task: asyncio.Task[None] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -105,15 +106,15 @@ class RfqConnection:
                 return
             await self.stop(key)
             session = QuoteSession(key, curr_from, curr_to, amount)
-            await self.rates.prepare(curr_from, curr_to)
+            session.hold = await self.rates.prepare(curr_from, curr_to)
             self.sessions[key] = session
             self.send({"action": "connected", **self._base(key)})
             session.task = asyncio.get_running_loop().create_task(self._offers(session))
             return
         # updateSession: change the amount or pair and re-quote at once
         if (curr_from, curr_to) != (session.curr_from, session.curr_to):
-            await self.rates.prepare(curr_from, curr_to)
-            await self.rates.release(session.curr_from, session.curr_to)
+            hold, session.hold = session.hold, await self.rates.prepare(curr_from, curr_to)
+            await self.rates.release(hold)
         session.curr_from, session.curr_to, session.amount_from = curr_from, curr_to, amount
         session.offers = 0
         session.wake.set()
@@ -130,7 +131,8 @@ class RfqConnection:
                 self.send({"action": "timeout", "message": f"No offer accepted after "
                            f"{cfg.max_offers} offers.", **self._base(session.key)})
                 self.sessions.pop(session.key, None)
-                await self.rates.release(session.curr_from, session.curr_to)
+                hold, session.hold = session.hold, frozenset()
+                await self.rates.release(hold)
                 return
             try:
                 await self._offer(session)
@@ -208,7 +210,8 @@ class RfqConnection:
         if session.task is not None:
             session.task.cancel()
             await asyncio.gather(session.task, return_exceptions=True)
-        await self.rates.release(session.curr_from, session.curr_to)
+        hold, session.hold = session.hold, frozenset()
+        await self.rates.release(hold)
 
     async def close(self) -> None:
         for key in list(self.sessions):

@@ -40,11 +40,15 @@ class Rate:
     path: str
 
 
-class RateProvider(Protocol):
-    async def prepare(self, curr_from: str, curr_to: str) -> None:
-        """Start whatever feeds the pair's rate (idempotent)."""
+#: What one ``prepare`` took (the ticker symbols it holds); give it back to ``release``.
+Hold = frozenset[str]
 
-    async def release(self, curr_from: str, curr_to: str) -> None: ...
+
+class RateProvider(Protocol):
+    async def prepare(self, curr_from: str, curr_to: str) -> Hold:
+        """Start whatever feeds the pair's rate; the caller releases exactly what it got."""
+
+    async def release(self, hold: Hold) -> None: ...
 
     async def rate(self, curr_from: str, curr_to: str) -> Rate: ...
 
@@ -140,22 +144,31 @@ class TickerRates:
             if not entry.users:
                 del self._locks[symbol]
 
-    async def prepare(self, curr_from: str, curr_to: str) -> None:
-        for symbol in self._symbols(curr_from, curr_to):
-            async with self._locked(symbol):
-                await self._prepare_symbol(symbol)
+    async def prepare(self, curr_from: str, curr_to: str) -> Hold:
+        """Hold every ticker that may price the pair; a symbol a source refuses is not held
+        (and not released later: the hold lists only what this call took)."""
+        held: set[str] = set()
+        try:
+            for symbol in self._symbols(curr_from, curr_to):
+                async with self._locked(symbol):
+                    if await self._prepare_symbol(symbol):
+                        held.add(symbol)
+        except BaseException:
+            await self.release(frozenset(held))
+            raise
+        return frozenset(held)
 
-    async def _prepare_symbol(self, symbol: str) -> None:
+    async def _prepare_symbol(self, symbol: str) -> bool:
         count = self._users.get(symbol, 0)
         if count:
             self._users[symbol] = count + 1
-            return
+            return True
         try:
             channel = self._parse(f"ticker:{symbol}")
             await self._acquire(channel)
         except CryptowireError as exc:
             self._refused[symbol] = exc.message
-            return
+            return False
         self._refused.pop(symbol, None)
         try:
             await self._watch(channel.name, self._on_pub)
@@ -166,9 +179,10 @@ class TickerRates:
             self._release(channel.name)
             raise
         self._users[symbol] = 1
+        return True
 
-    async def release(self, curr_from: str, curr_to: str) -> None:
-        for symbol in self._symbols(curr_from, curr_to):
+    async def release(self, hold: Hold) -> None:
+        for symbol in sorted(hold):
             async with self._locked(symbol):
                 count = self._users.get(symbol, 0)
                 if count > 1:
@@ -244,11 +258,12 @@ class CryptoCompareRates:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
-    async def prepare(self, curr_from: str, curr_to: str) -> None:
+    async def prepare(self, curr_from: str, curr_to: str) -> Hold:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return frozenset()
 
-    async def release(self, curr_from: str, curr_to: str) -> None:
+    async def release(self, hold: Hold) -> None:
         return None
 
     async def close(self) -> None:

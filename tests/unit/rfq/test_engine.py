@@ -22,10 +22,10 @@ class Rates:
     def __init__(self, *answers: Decimal | Exception) -> None:
         self.answers = list(answers)
 
-    async def prepare(self, curr_from: str, curr_to: str) -> None:
-        return None
+    async def prepare(self, curr_from: str, curr_to: str) -> frozenset[str]:
+        return frozenset()
 
-    async def release(self, curr_from: str, curr_to: str) -> None:
+    async def release(self, hold: frozenset[str]) -> None:
         return None
 
     async def rate(self, curr_from: str, curr_to: str) -> Rate:

@@ -110,11 +110,32 @@ async def test_stale_and_missing_are_errors_never_prices() -> None:
 async def test_release_drops_demand() -> None:
     feeds = Feeds({"BTCUSDT", "ETHUSDT"})
     r = rates(feeds)
-    await r.prepare("BTC", "ETH")
-    await r.prepare("BTC", "ETH")
-    await r.release("BTC", "ETH")
+    first = await r.prepare("BTC", "ETH")
+    second = await r.prepare("BTC", "ETH")
+    assert first == {"BTCUSDT", "ETHUSDT"}  # BTCETH/ETHBTC were refused: not held
+    assert second == first
+    await r.release(first)
     assert feeds.released == []
-    await r.release("BTC", "ETH")
+    await r.release(second)
+    assert sorted(feeds.released) == ["ticker:BTCUSDT", "ticker:ETHUSDT"]
+
+
+async def test_releasing_never_gives_back_what_another_session_holds() -> None:
+    """A session refused a leg, which became available to a later session: the first one's
+    release must not drop the second one's leg (counts are per hold, not per pair)."""
+    feeds = Feeds({"BTCUSDT"})
+    r = rates(feeds)
+    early = await r.prepare("BTC", "ETH")  # ETHUSDT refused: not held
+    assert early == {"BTCUSDT"}
+    feeds.symbols.add("ETHUSDT")
+    late = await r.prepare("BTC", "ETH")
+    assert late == {"BTCUSDT", "ETHUSDT"}
+    await r.release(early)
+    assert feeds.released == []  # BTCUSDT still held by late, ETHUSDT only by late
+    feeds.tick("BTCUSDT", "66000")
+    feeds.tick("ETHUSDT", "3300")
+    assert (await r.rate("BTC", "ETH")).value == Decimal(20)
+    await r.release(late)
     assert sorted(feeds.released) == ["ticker:BTCUSDT", "ticker:ETHUSDT"]
 
 
@@ -133,13 +154,13 @@ class SlowFeeds(Feeds):
 async def test_concurrent_prepares_of_one_pair_acquire_once_and_release_fully() -> None:
     feeds = SlowFeeds({"BTCUSDT", "ETHUSDT"})
     r = rates(feeds)
-    await asyncio.gather(r.prepare("BTC", "ETH"), r.prepare("BTC", "ETH"))
+    a, b = await asyncio.gather(r.prepare("BTC", "ETH"), r.prepare("BTC", "ETH"))
     assert sorted(feeds.acquired) == ["ticker:BTCUSDT", "ticker:ETHUSDT"]
     assert {name: len(fns) for name, fns in feeds.watchers.items()} == \
         {"ticker:BTCUSDT": 1, "ticker:ETHUSDT": 1}
-    await r.release("BTC", "ETH")
+    await r.release(a)
     assert feeds.released == []
-    await r.release("BTC", "ETH")
+    await r.release(b)
     assert sorted(feeds.released) == ["ticker:BTCUSDT", "ticker:ETHUSDT"]
     assert all(not fns for fns in feeds.watchers.values())
 
@@ -147,11 +168,11 @@ async def test_concurrent_prepares_of_one_pair_acquire_once_and_release_fully() 
 async def test_concurrent_prepare_and_release_keep_demand_balanced() -> None:
     feeds = SlowFeeds({"BTCUSDT", "ETHUSDT"})
     r = rates(feeds)
-    await r.prepare("BTC", "ETH")
-    await asyncio.gather(r.release("BTC", "ETH"), r.prepare("BTC", "ETH"),
-                         r.prepare("BTC", "ETH"))
-    await r.release("BTC", "ETH")
-    await r.release("BTC", "ETH")
+    first = await r.prepare("BTC", "ETH")
+    _, second, third = await asyncio.gather(r.release(first), r.prepare("BTC", "ETH"),
+                                            r.prepare("BTC", "ETH"))
+    await r.release(second)
+    await r.release(third)
     assert sorted(feeds.acquired) == sorted(feeds.released)
     assert all(not fns for fns in feeds.watchers.values())
     assert not r._locks
@@ -160,10 +181,10 @@ async def test_concurrent_prepare_and_release_keep_demand_balanced() -> None:
 async def test_a_refused_symbol_is_tried_again_by_a_concurrent_prepare() -> None:
     feeds = SlowFeeds({"BTCUSDT"})
     r = rates(feeds)
-    await asyncio.gather(r.prepare("BTC", "USDT"), r.prepare("BTC", "USDT"))
+    a, b = await asyncio.gather(r.prepare("BTC", "USDT"), r.prepare("BTC", "USDT"))
     assert feeds.acquired == ["ticker:BTCUSDT"]
-    await r.release("BTC", "USDT")
-    await r.release("BTC", "USDT")
+    await r.release(a)
+    await r.release(b)
     assert feeds.released == ["ticker:BTCUSDT"]
 
 
