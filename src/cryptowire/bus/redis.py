@@ -298,7 +298,8 @@ class RedisBroker:
         self._waiters.setdefault(key, deque()).append(waiter)
         try:
             await ps.execute_command("SUBSCRIBE", key)
-            await asyncio.wait_for(asyncio.shield(waiter), timeout=5.0)
+            async with asyncio.timeout(5.0):  # not wait_for: it can drop a cancellation
+                await asyncio.shield(waiter)  # on 3.11 (gh-86296) and hang a stop()
         except REDIS_ERRORS:
             log.warning("subscribe %s: Redis unavailable; will resubscribe on reconnect",
                         channel)
@@ -425,7 +426,8 @@ class RedisBroker:
             waiters.append(fut)
         if channels:
             await ps.execute_command("SUBSCRIBE", *(self._pub_channel(c) for c in channels))
-            await asyncio.wait_for(asyncio.gather(*waiters), timeout=10.0)
+            async with asyncio.timeout(10.0):
+                await asyncio.gather(*waiters)
         positions = {}
         for channel in channels:
             epoch, top = await self._position(keys=self._keys(channel),
@@ -514,7 +516,8 @@ class RedisBroker:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await asyncio.wait_for(self._probe.ping(), timeout=2.0)
+                async with asyncio.timeout(2.0):
+                    await self._probe.ping()
             except REDIS_ERRORS:
                 if self._healthy:
                     log.warning("Redis does not answer PING; bus degraded")
