@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from tests.integration.bybit_hub.support import BybitHub, HubFactory, bybit_hub_settings
+from tests.integration.hubkit import serve
 from tests.peers.bybit_peer import BybitPeer
 
 from cryptowire.core.node import Node
-from cryptowire.server.app import create_app
 from cryptowire.sources.bybit import BybitSource
 
 
@@ -37,11 +37,8 @@ async def hub_factory(tmp_path: Path, peer: BybitPeer) -> AsyncIterator[HubFacto
         if source is not None:
             sources = [BybitSource(peer.settings(), **source)]
         node = Node(settings, sources=sources)
-        runner = web.AppRunner(create_app(node), shutdown_timeout=5.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        hub = BybitHub(node=node, runner=runner, port=runner.addresses[0][1], http=http)
+        runner, port = await serve(node)
+        hub = BybitHub(node=node, runner=runner, port=port, http=http)
         hubs.append(hub)
         return hub
 

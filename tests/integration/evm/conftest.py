@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from tests.integration.evm.evmhub import EvmHub, HubFactory, evm_settings
+from tests.integration.hubkit import serve
 from tests.peers.anvil import AnvilNode, Dex
 
 from cryptowire.core.node import Node
-from cryptowire.server.app import create_app
 
 
 @pytest.fixture
@@ -46,11 +46,8 @@ async def evm_hub_factory(tmp_path: Path, dex: Dex, anvil: AnvilNode
         directory.mkdir()
         settings = evm_settings(directory, dex, rpc_urls or [anvil.url], **extra)
         node = Node(settings)
-        runner = web.AppRunner(create_app(node), shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        hub = EvmHub(node=node, runner=runner, port=runner.addresses[0][1], http=http)
+        runner, port = await serve(node, shutdown_timeout=2.0)
+        hub = EvmHub(node=node, runner=runner, port=port, http=http)
         hubs.append(hub)
         return hub
 

@@ -26,12 +26,12 @@ from urllib.parse import urlencode
 import orjson
 import pytest
 from aiohttp import ClientSession, web
+from tests.integration.hubkit import serve
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from cryptowire.core.node import Node
 from cryptowire.events import Event, Publication
-from cryptowire.server.app import create_app
 from cryptowire.settings import Settings, load_settings
 from cryptowire.store.keys import ApiKey
 
@@ -138,11 +138,7 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
         directory = tmp_path / f"hub{len(hubs)}"
         directory.mkdir()
         node = Node(hub_settings(directory, **overrides))
-        runner = web.AppRunner(create_app(node), shutdown_timeout=5.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
+        runner, port = await serve(node)
         hub = Hub(node=node, runner=runner, port=port, http=http)
         hubs.append(hub)
         return hub
