@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
+from tests.integration.store.clock import T0, Clock
 
 from cryptowire.errors import StoreError
 from cryptowire.sources.evm.model import EventKind, OnchainEvent, TrackedToken
@@ -24,7 +25,6 @@ from cryptowire.store.evm import EvmStore, onchain_events
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_700_000_000_000
 ETH, BSC = 1, 56
 TOKEN_A = "0x" + "a1" * 20
 TOKEN_B = "0x" + "b2" * 20
@@ -32,16 +32,6 @@ PAIR_A = "0x" + "c3" * 20
 WETH = "0x" + "d4" * 20
 BIG_AMOUNT = "123456789012345678.123456789012345678"
 TINY_PRICE = "0.000000000000000001234567890123"
-
-
-class Clock:
-    """A settable epoch-ms clock, standing in for ``cryptowire.store.evm.now_ms``."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @pytest.fixture

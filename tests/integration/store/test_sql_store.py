@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, select, text
 from sqlalchemy.engine import make_url
+from tests.integration.store.clock import T0, Clock
 
 from cryptowire.errors import StoreError
 from cryptowire.store import VALID_SCOPES, ApiKey, SqlStore
@@ -25,18 +26,7 @@ from cryptowire.store.tables import api_keys, metadata
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_700_000_000_000
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-class Clock:
-    """A settable epoch-ms clock."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> int:
-        return self.now
 
 
 @pytest.fixture
