@@ -45,7 +45,8 @@ info = {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(
         "commit": sh("git", "rev-parse", "--short", "HEAD"),
         "src_uncommitted_files": len((sh("git", "status", "--porcelain", "--", "src") or "").splitlines()),
         "hot_path_sha1": {f: __import__("hashlib").sha1(open(f, "rb").read()).hexdigest()[:12]
-                          for f in ("src/cryptowire/core/hub.py", "src/cryptowire/wire/native.py",
+                          for f in ("src/cryptowire/core/hub.py", "src/cryptowire/core/fanout.py",
+                                    "src/cryptowire/core/session.py", "src/cryptowire/wire/native.py",
                                     "src/cryptowire/wire/frames.py", "src/cryptowire/server/connection.py",
                                     "src/cryptowire/server/ws_native.py", "src/cryptowire/bus/memory.py")
                           if os.path.exists(f)}}

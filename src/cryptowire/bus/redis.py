@@ -32,17 +32,25 @@ import asyncio
 import logging
 import secrets
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from cryptowire.bus.base import DeliverFn
+from cryptowire.bus.redis_protocol import (
+    HISTORY_LUA,
+    POSITION_LUA,
+    PUBLISH_LUA,
+    REDIS_ERRORS,
+    Fence,
+    connect_redis,
+    decode_message,
+    decode_payload,
+    encode_payload,
+    field_of,
+    text,
+)
 from cryptowire.core.history import new_epoch
 from cryptowire.errors import BusError, FencedError
 from cryptowire.events import Event, Publication, now_ms
@@ -51,107 +59,8 @@ from cryptowire.sources.supervisor import Supervisor, backoff_delay
 
 log = logging.getLogger("cryptowire.bus.redis")
 
-#: Redis and socket failures that mean "the bus is unreachable right now".
-REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-#: How long a command waits for a free connection of the node's pool.
-POOL_WAIT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Fence:
-    """Proof of a live lease: publish only if ``lease_key`` still holds ``token`` and
-    ``fence_key`` still holds ``number`` (checked inside the publish script)."""
-
-    lease_key: str
-    token: str
-    fence_key: str
-    number: int
-
-
-# KEYS: meta, stream [, lease, fence]
-# ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch
-#       [, lease token, fence number]
-PUBLISH_LUA = """
-if #KEYS == 4 then
-  if redis.call('get', KEYS[3]) ~= ARGV[7] or redis.call('get', KEYS[4]) ~= ARGV[8] then
-    return false
-  end
-end
-local epoch = redis.call('hget', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('del', KEYS[2])
-  redis.call('hset', KEYS[1], 'e', epoch, 's', 0)
-end
-local offset = redis.call('hincrby', KEYS[1], 's', 1)
-redis.call('pexpire', KEYS[1], ARGV[5])
-local off = string.format('%d', offset)
-if tonumber(ARGV[3]) > 0 then
-  redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], off .. '-0', 'p', ARGV[2])
-  redis.call('pexpire', KEYS[2], ARGV[4])
-end
-redis.call('publish', ARGV[1], epoch .. '\\n' .. off .. '\\n' .. ARGV[2])
-return {epoch, offset}
-"""
-
-# KEYS: meta, stream; ARGV: new epoch, meta ttl ms
-POSITION_LUA = """
-local m = redis.call('hmget', KEYS[1], 'e', 's')
-if not m[1] then
-  redis.call('del', KEYS[2])
-  redis.call('hset', KEYS[1], 'e', ARGV[1], 's', 0)
-  redis.call('pexpire', KEYS[1], ARGV[2])
-  return {ARGV[1], 0}
-end
-return {m[1], tonumber(m[2])}
-"""
-
-# KEYS: meta, stream; ARGV: epoch, offset, size -> {epoch, top, entries} or nil
-HISTORY_LUA = """
-local m = redis.call('hmget', KEYS[1], 'e', 's')
-if not m[1] then return false end
-local top = tonumber(m[2])
-local offset = tonumber(ARGV[2])
-local entries = {}
-if m[1] == ARGV[1] and offset < top and top - offset <= tonumber(ARGV[3]) then
-  entries = redis.call('xrange', KEYS[2], string.format('%d', offset + 1) .. '-0', '+',
-                       'COUNT', top - offset)
-end
-return {m[1], top, entries}
-"""
-
-
-def encode_payload(event: Event) -> tuple[bytes, bytes]:
-    """``(payload, data_json)`` of ``event``; ``data`` is serialized exactly once."""
-    data_json = orjson.dumps(event.data)
-    ts = event.ts_source if event.ts_source is not None else event.ts_received
-    head = orjson.dumps([event.type, ts, event.ts_received, event.source])
-    return head + b"\n" + data_json, data_json
-
-
-def decode_payload(channel: str, epoch: str, offset: int, payload: bytes) -> Publication:
-    head, data_json = payload.split(b"\n", 1)
-    kind, ts, ts_received, source = orjson.loads(head)
-    return Publication(channel=channel, type=kind, epoch=epoch, offset=offset, ts=ts,
-                       ts_received=ts_received, source=source, data_json=data_json)
-
-
-def decode_message(channel: str, message: bytes) -> Publication:
-    """Decode one pub/sub message of ``channel``."""
-    epoch, offset, payload = message.split(b"\n", 2)
-    return decode_payload(channel, epoch.decode(), int(offset), payload)
-
-
-def connect_redis(url: str, max_connections: int = 64) -> Redis:
-    """A client that fails fast on a dead Redis (no hidden retries: reconnecting is the
-    broker's job) but waits for a free pooled connection: redis-py's default pool raises
-    "Too many connections" at once when 100 commands are in flight, which a burst of
-    subscribes (a position and a history read each) reaches easily."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=POOL_WAIT_S,
-        retry=Retry(NoBackoff(), 0), socket_timeout=3.0, socket_connect_timeout=2.0,
-        health_check_interval=0)
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+__all__ = ["REDIS_ERRORS", "Fence", "RedisBroker", "connect_redis", "decode_message",
+           "decode_payload", "encode_payload", "text"]
 
 
 class RedisBroker:
@@ -351,7 +260,7 @@ class RedisBroker:
         pubs = []
         for entry_id, fields in entries:
             pub = decode_payload(channel, epoch, int(entry_id.split(b"-")[0]),
-                                 _field(fields, b"p"))
+                                 field_of(fields, b"p"))
             pubs.append(pub)
         if pubs[0].ts_received < now_ms() - self._ttl_ms:
             return None
@@ -523,15 +432,3 @@ class RedisBroker:
                     log.warning("Redis does not answer PING; bus degraded")
                     self._mark_down()
                     self._reset = True
-
-
-def text(value: bytes | str) -> str:
-    """A Redis reply as text (the client returns bytes; its stubs say bytes or str)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _field(fields: list[bytes], name: bytes) -> bytes:
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] == name:
-            return fields[i + 1]
-    raise BusError(f"stream entry without field {name!r}")

@@ -1,0 +1,299 @@
+"""The hot path: encode once per dialect, group fan-out, one write per session per tick.
+
+:class:`Fanout` holds the live index (channel -> dialect -> :class:`Group`) and writes
+publications to sessions; :class:`~cryptowire.core.hub.Hub` adds subscribing (buffering,
+recovery, demand, the broker) on top of it.
+
+A publication is framed once per dialect present among its subscribers, and at the end of the
+event-loop tick each session gets its frames of that tick in one ``transport.write``. No
+per-session encoding, task or await. The subscribers of a channel in one dialect form a
+*group*:
+
+- a session live in that group only (*solo*, the common case: a client of one stream) costs
+  nothing per publication: the frame is appended once to the group's list for the tick, and
+  at the end of the tick the group's frames are joined once and the same bytes are written to
+  each of its solo sessions (behind the session's own queued replies, in the same write);
+- a session live in several groups (*shared*) gets each frame appended to its own pending
+  list, so its single write keeps the publications of all its channels in publication order.
+
+Whenever a group's membership changes, or a session closes, the tick's group frames are first
+*spilled* into the members' own pending lists, so a reply (unsubscribed, a close frame) never
+overtakes a publication delivered before it. Each session's outbound bytes (pending + the
+transport's own buffer) are bounded; a session over the bound is closed with 4008 and counted,
+and the others never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptowire.core.session import Encoder, Group, Session
+from cryptowire.events import Publication
+
+log = logging.getLogger("cryptowire.core.hub")
+
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_INTERNAL_ERROR = 1011
+
+
+@dataclass(slots=True)
+class HubStats:
+    """Plain counters; ``/metrics`` reads them at scrape time (no work on the hot path)."""
+
+    publications: int = 0
+    messages_out: int = 0
+    bytes_out: int = 0
+    slow_consumer_closes: int = 0
+    dropped: int = 0
+    writes: int = 0
+    recovered: int = 0
+    recovery_failed: int = 0
+    per_dialect_encodes: dict[str, int] = field(default_factory=dict)
+
+
+class Fanout:
+    """The live index and the writes to sessions (see the module docstring)."""
+
+    def __init__(self, *, outbound_limit: int) -> None:
+        self.outbound_limit = outbound_limit
+        self.stats = HubStats()
+        self.sessions: dict[int, Session] = {}
+        # channel -> encoder -> the sessions receiving it live
+        self._index: dict[str, dict[Encoder, Group]] = {}
+        # groups holding frames for solo sessions, to be written at the end of this tick
+        self._tick: list[Group] = []
+        # channel -> the last publication delivered here (where the live feed stands)
+        self._last: dict[str, Publication] = {}
+        # channel -> session -> (epoch, offset) it was sent up to, for sessions whose
+        # subscribe replay ran ahead of the live feed: they join their group once it passes
+        self._ahead: dict[str, dict[Session, tuple[str, int]]] = {}
+        # channel -> session -> publications held while it subscribes
+        self._buffering: dict[str, dict[Session, list[Publication]]] = {}
+        # channel -> in-process consumers (RFQ rates, services) called on each publication
+        self._watchers: dict[str, list[Callable[[Publication], None]]] = {}
+        # channels this node asked the broker for (subscribe on first need, drop on last)
+        self._on_broker: set[str] = set()
+        self._dirty: list[Session] = []
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- fan-out ------------------------------------------------------------------------
+
+    def deliver(self, pub: Publication) -> None:
+        """Send ``pub`` to every local subscriber of its channel (the hot path)."""
+        self.stats.publications += 1
+        channel = pub.channel
+        watchers = self._watchers.get(channel)
+        if watchers:
+            for watcher in watchers:
+                try:
+                    watcher(pub)
+                except Exception:  # an in-process consumer must not stop the fan-out
+                    log.exception("watcher of %s failed", channel)
+        held = self._buffering.get(channel)
+        if held:
+            for pubs in held.values():
+                pubs.append(pub)
+        if channel in self._on_broker:
+            self._last[channel] = pub
+        ahead = self._ahead.get(channel)
+        if ahead:
+            self._catch_up(channel, pub, ahead)
+        by_encoder = self._index.get(channel)
+        if not by_encoder:
+            return
+        stats = self.stats
+        for encoder, group in by_encoder.items():
+            try:
+                frame = encoder.frame_publication(pub)
+            except Exception:  # one dialect's bug must not cost the other dialects the message
+                log.exception("encoder %s failed on %s", encoder.name, channel)
+                continue
+            if frame is None:
+                continue
+            n = len(group.solo) + len(group.shared)
+            size = len(frame)
+            stats.messages_out += n
+            stats.bytes_out += n * size
+            if group.solo:  # once for all of them, written at the end of the tick
+                if not group.frames:
+                    self._tick.append(group)
+                    if not self._flush_scheduled:
+                        self._schedule_flush()
+                group.frames.append(frame)
+                group.size += size
+            if not group.shared:
+                continue
+            # Session.send inlined: this loop runs once per delivery, so it does only list
+            # appends and one integer compare per session (no call, no await, no task).
+            limit = self.outbound_limit
+            dirty = self._dirty
+            was_dirty = bool(dirty)
+            for session in group.shared:
+                pending = session.pending
+                if not pending:
+                    if session.closed:
+                        continue
+                    dirty.append(session)
+                pending.append(frame)
+                queued = session.pending_bytes + size
+                session.pending_bytes = queued
+                if queued > limit:
+                    self._slow(session)
+            if dirty and not was_dirty and not self._flush_scheduled:
+                self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        loop = self._loop or asyncio.get_running_loop()
+        self._loop = loop
+        loop.call_soon(self._flush)
+
+    def _mark_dirty(self, session: Session) -> None:
+        self._dirty.append(session)
+        if not self._flush_scheduled:
+            self._schedule_flush()
+
+    def _spill(self) -> None:
+        """Move this tick's group frames into each solo member's own pending list (before a
+        membership change or a close, so that nothing overtakes them)."""
+        tick, self._tick = self._tick, []
+        limit = self.outbound_limit
+        for group in tick:
+            frames, size = group.frames, group.size
+            group.frames, group.size = [], 0
+            for session in group.solo:
+                if session.closed:
+                    continue
+                if not session.pending:
+                    self._mark_dirty(session)
+                session.pending.extend(frames)
+                session.pending_bytes += size
+                if session.pending_bytes > limit:
+                    self._slow(session)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        tick, self._tick = self._tick, []
+        stats = self.stats
+        limit = self.outbound_limit
+        for group in tick:
+            frames = group.frames
+            group.frames, group.size = [], 0
+            blob = frames[0] if len(frames) == 1 else b"".join(frames)
+            stats.writes += len(group.solo)
+            for session in group.solo:
+                if session.closed:
+                    continue
+                try:
+                    transport = session.transport
+                    if session.pending:  # its replies first, in the same write
+                        data = b"".join(session.pending) + blob
+                        session.pending.clear()
+                        session.pending_bytes = 0
+                    else:
+                        data = blob
+                    if transport.is_closing():
+                        continue
+                    if transport.get_write_buffer_size() + len(data) > limit:
+                        stats.dropped += len(frames)
+                        self._slow(session)
+                        continue
+                    transport.write(data)
+                except Exception:  # a broken transport closes its own session, never the tick
+                    self._broken(session)
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            if not session.pending:  # written with its group above, or closed
+                continue
+            stats.writes += 1
+            try:
+                session.flush()
+            except Exception:  # a broken transport closes its own session, never the tick
+                self._broken(session)
+
+    def _broken(self, session: Session) -> None:
+        log.exception("writing to session %s failed: closing it", session.id)
+        session.pending.clear()
+        session.pending_bytes = 0
+        if not session.closed:
+            session.closed = True
+            try:
+                session._close(session, CLOSE_INTERNAL_ERROR, "Internal error")
+            except Exception:
+                log.exception("closing session %s failed", session.id)
+
+    def _catch_up(self, channel: str, pub: Publication,
+                  ahead: dict[Session, tuple[str, int]]) -> None:
+        """Sessions whose replay ran ahead skip ``pub`` if they already have it; the first
+        publication past what they were sent (or of a new epoch) makes them live."""
+        for session, (epoch, sent) in list(ahead.items()):
+            if session.closed or channel not in session.channels:
+                del ahead[session]
+            elif pub.epoch != epoch or pub.offset > sent:
+                del ahead[session]
+                self._join(session, channel)
+        if not ahead:
+            del self._ahead[channel]
+
+    def _join(self, session: Session, channel: str) -> None:
+        """Make ``session`` a live member of its dialect's group of ``channel``."""
+        if self._tick:
+            self._spill()
+        group = self._index.setdefault(channel, {}).get(session.encoder)
+        if group is None:
+            group = self._index[channel][session.encoder] = Group()
+        if session in group:
+            return
+        if session.groups == 0:
+            group.solo.add(session)
+            session.solo_in = group
+        else:
+            other = session.solo_in
+            if other is not None:  # live in two groups from now on: per-session frames
+                other.solo.discard(session)
+                other.shared.add(session)
+                session.solo_in = None
+            group.shared.add(session)
+        session.groups += 1
+
+    def _leave(self, session: Session, channel: str) -> None:
+        """Remove ``session`` from its group of ``channel`` (if it is live there)."""
+        by_encoder = self._index.get(channel)
+        group = by_encoder.get(session.encoder) if by_encoder is not None else None
+        if group is None or session not in group:
+            return
+        if self._tick:
+            self._spill()
+        group.solo.discard(session)
+        group.shared.discard(session)
+        session.groups -= 1
+        if session.solo_in is group:
+            session.solo_in = None
+        if session.groups == 1:  # back to one group: solo there
+            for name in session.channels:
+                remaining = self._index.get(name, {}).get(session.encoder)
+                if remaining is not None and session in remaining.shared:
+                    remaining.shared.discard(session)
+                    remaining.solo.add(session)
+                    session.solo_in = remaining
+                    break
+        if not group:
+            assert by_encoder is not None
+            del by_encoder[session.encoder]
+            if not by_encoder:
+                del self._index[channel]
+
+    def _slow(self, session: Session) -> None:
+        if session.closed:
+            return
+        self.stats.slow_consumer_closes += 1
+        self.stats.dropped += len(session.pending)
+        session.pending.clear()
+        session.pending_bytes = 0
+        log.warning("session %s is a slow consumer: closing with 4008", session.id)
+        session.closed = True
+        session._close(session, CLOSE_SLOW_CONSUMER, "Slow consumer: outbound buffer full")
