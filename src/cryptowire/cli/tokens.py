@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -132,7 +133,10 @@ def _unwrap(value: Any) -> Any:
         if key in ("$numberInt", "$numberLong"):
             return int(inner)
         if key in ("$numberDouble", "$numberDecimal"):
-            return float(inner) if "." in str(inner) else int(inner)
+            # Never through float: an integral value (a chain id, decimals) becomes an int,
+            # anything else an exact Decimal.
+            number = Decimal(str(inner))
+            return int(number) if number == number.to_integral_value() else number
         if key == "$oid":
             return str(inner)
     return value
@@ -144,9 +148,10 @@ def read_mongoexport(text: str) -> list[dict[str, Any]]:
     if not stripped:
         return []
     if stripped.startswith("["):
-        docs = json.loads(stripped)
+        docs = json.loads(stripped, parse_float=Decimal)
     else:
-        docs = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        docs = [json.loads(line, parse_float=Decimal)
+                for line in stripped.splitlines() if line.strip()]
     return [{k: _unwrap(v) for k, v in doc.items() if k != "_id"} for doc in docs]
 
 

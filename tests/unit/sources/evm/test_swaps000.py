@@ -57,6 +57,18 @@ def test_mongoexport_lines_and_array() -> None:
     assert read_mongoexport('[{"chain": 1, "address": "0xc"}]') == [{"chain": 1, "address": "0xc"}]
 
 
+def test_mongoexport_numbers_never_become_floats() -> None:
+    from decimal import Decimal
+
+    docs = read_mongoexport(
+        '{"chain": {"$numberDouble": "56.0"}, "decimals": {"$numberDecimal": "18"}, '
+        '"threshold": {"$numberDecimal": "0.000000000000000001234567890123"}, "w": 2.50}')
+    assert docs == [{"chain": 56, "decimals": 18,
+                     "threshold": Decimal("0.000000000000000001234567890123"),
+                     "w": Decimal("2.50")}]
+    assert type(docs[0]["chain"]) is int and type(docs[0]["decimals"]) is int
+
+
 def test_batch_never_raises_on_bytes_that_are_not_event_lines() -> None:
     enc = swaps000.Swaps000Encoder()
     line = enc.frame_publication(_pub("swap:eth", SWAP))
