@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession
 from tests.integration.bybit_hub.support import BybitHub, HubFactory, bybit_hub_settings
-from tests.integration.hubkit import serve
+from tests.integration.hubkit import serve, stop_all
 from tests.peers.bybit_peer import BybitPeer
 
 from cryptowire.core.node import Node
@@ -45,10 +44,7 @@ async def hub_factory(tmp_path: Path, peer: BybitPeer) -> AsyncIterator[HubFacto
     try:
         yield start
     finally:
-        for hub in hubs:
-            await asyncio.gather(*(c.close() for c in hub.clients), return_exceptions=True)
-            await hub.stop()
-        await http.close()
+        await stop_all(hubs, http)
 
 
 @pytest.fixture

@@ -22,17 +22,16 @@ import os
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiohttp import ClientSession, web
+from tests.integration.hubkit import ServedHub
 from tests.peers.bybit_peer import BybitPeer
 from websockets.asyncio.client import ClientConnection, connect
 
-from cryptowire.core.node import Node
 from cryptowire.settings import Settings, load_settings
 
 #: The reconnect contract of issue 3, and the bound of every "at once" wait on loopback.
@@ -68,19 +67,8 @@ def bybit_hub_settings(tmp_path: Path, peer: BybitPeer | None, **overrides: Any)
 
 
 @dataclass
-class BybitHub:
+class BybitHub(ServedHub):
     """One running node, its address and helpers."""
-
-    node: Node
-    runner: web.AppRunner
-    port: int
-    http: ClientSession
-    clients: list[ClientConnection] = field(default_factory=list)
-    stopped: bool = False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -99,15 +87,6 @@ class BybitHub:
             body: dict[str, Any] = await resp.json()
             return resp.status, body
 
-    async def stats(self) -> dict[str, Any]:
-        status, body = await self.get("/stats")
-        assert status == 200
-        return body
-
-    async def stop(self) -> None:
-        if not self.stopped:
-            self.stopped = True
-            await self.runner.cleanup()
 
 
 HubFactory = Callable[..., Awaitable[BybitHub]]

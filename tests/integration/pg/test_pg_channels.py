@@ -18,13 +18,12 @@ import aiohttp
 import asyncpg
 import jwt
 import pytest
-from aiohttp import web
 from sqlalchemy.engine import make_url
+from tests.integration.hubkit import serve
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from cryptowire.core.node import Node
-from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings
 from cryptowire.sources.pgnotify import PgNotifySource
 
@@ -92,11 +91,7 @@ async def pg_hub(pg_url: str, tmp_path: Path) -> AsyncIterator[PgHub]:
         services={"enabled": False}, auth={"jwt_secret": SECRET}, demand={"linger_s": 0.05},
         pgnotify={"enabled": True, "mirror": True, "keepalive_s": 1.0, "backoff_cap_s": 0.5})
     node = Node(settings)
-    runner = web.AppRunner(create_app(node))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve(node)
     hub = PgHub(node, port, db)
     try:
         await wait_up(hub)

@@ -18,15 +18,15 @@ import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 import pytest
-from aiohttp import ClientSession, web
-from tests.integration.hubkit import serve
+from aiohttp import ClientSession
+from tests.integration.hubkit import ServedHub, serve, stop_all
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -74,19 +74,8 @@ def hub_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @dataclass
-class Hub:
+class Hub(ServedHub):
     """One running node and its address, with helpers for tests."""
-
-    node: Node
-    runner: web.AppRunner
-    port: int
-    http: ClientSession
-    clients: list[ClientConnection] = field(default_factory=list)
-    stopped: bool = False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def ws_url(self, path: str = "/ws", **query: str) -> str:
         qs = f"?{urlencode(query)}" if query else ""
@@ -112,17 +101,6 @@ class Hub:
         """Publish in-process, as a source would."""
         return await self.node.publish(Event(channel=channel, data=data, source="test"))
 
-    async def stats(self) -> dict[str, Any]:
-        async with self.http.get(f"{self.url}/stats") as resp:
-            assert resp.status == 200
-            body: dict[str, Any] = await resp.json()
-            return body
-
-    async def stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        await self.runner.cleanup()
 
 
 HubFactory = Callable[..., Awaitable[Hub]]
@@ -146,10 +124,7 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
     try:
         yield start
     finally:
-        for hub in hubs:
-            await asyncio.gather(*(c.close() for c in hub.clients), return_exceptions=True)
-            await hub.stop()
-        await http.close()
+        await stop_all(hubs, http)
 
 
 @pytest.fixture

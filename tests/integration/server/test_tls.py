@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import websockets
-from aiohttp import web
+from tests.integration.hubkit import serve
 
 from cryptowire.core.node import Node
-from cryptowire.server.app import create_app, ssl_context
+from cryptowire.server.app import ssl_context
 from cryptowire.settings import load_settings
 
 pytestmark = pytest.mark.integration
@@ -39,11 +39,7 @@ async def test_wss_serves_the_native_protocol(tmp_path: Path) -> None:
     node = Node(settings)
     ctx = ssl_context(node)
     assert ctx is not None
-    runner = web.AppRunner(create_app(node))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve(node, ssl_context=ctx)
     client_ctx = ssl.create_default_context(cafile=str(cert))
     try:
         async with websockets.connect(f"wss://127.0.0.1:{port}/ws", ssl=client_ctx) as ws:

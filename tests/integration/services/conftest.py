@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from tests.integration.hubkit import serve
 from tests.integration.services.services_hub import RunningHub, fast_settings
 
 from cryptowire.core.node import Node
-from cryptowire.server.app import create_app
 
 
 @pytest.fixture
@@ -20,11 +19,7 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
 
     async def start(**overrides: Any) -> RunningHub:
         node = Node(fast_settings(tmp_path, **overrides))
-        runner = web.AppRunner(create_app(node))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        runner, port = await serve(node)
         hub = RunningHub(node, port, runner)
         started.append(hub)
         return hub

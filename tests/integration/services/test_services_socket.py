@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from tests.integration.hubkit import serve_app
 from tests.integration.services.seed004_client import CryptoWebSocketClient
 from tests.integration.services.services_hub import RunningHub
 from websockets.asyncio.client import ClientConnection, connect
@@ -319,11 +320,7 @@ async def test_news_and_sentiment_from_a_real_feed_server(
 
     app = web.Application()
     app.router.add_get("/rss", feed)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_app(app)
     try:
         hub = await hub_factory(services={"news_feeds": [f"http://127.0.0.1:{port}/rss",
                                                          f"http://127.0.0.1:{port}/missing"]})
