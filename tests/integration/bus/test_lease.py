@@ -143,6 +143,14 @@ class ClusterNode:
         await self.demand.close()
 
 
+async def stop_quietly(nodes: list[ClusterNode]) -> None:
+    for node in nodes:
+        try:
+            await node.stop()
+        except Exception:  # noqa: BLE001 - a test may have stopped it already
+            pass
+
+
 @pytest.fixture
 async def cluster(brokers: Any) -> AsyncIterator[Callable[[], Any]]:
     nodes: list[ClusterNode] = []
@@ -154,11 +162,7 @@ async def cluster(brokers: Any) -> AsyncIterator[Callable[[], Any]]:
         return node
 
     yield make
-    for node in nodes:
-        try:
-            await node.stop()
-        except Exception:  # noqa: BLE001 - a test may have stopped it already
-            pass
+    await stop_quietly(nodes)
 
 
 def leaders(nodes: list[ClusterNode]) -> list[ClusterNode]:
@@ -289,11 +293,7 @@ async def slow_cluster(brokers: Any) -> AsyncIterator[Callable[..., Any]]:
         return node
 
     yield make
-    for node in nodes:
-        try:
-            await node.stop()
-        except Exception:  # noqa: BLE001 - a test may have stopped it already
-            pass
+    await stop_quietly(nodes)
 
 
 async def test_slow_upstream_subscribes_do_not_starve_lease_renewal(
