@@ -16,11 +16,15 @@ per-session encoding, task or await. The subscribers of a channel in one dialect
 - a session live in several groups (*shared*) gets each frame appended to its own pending
   list, so its single write keeps the publications of all its channels in publication order.
 
-Whenever a group's membership changes, or a session closes, the tick's group frames are first
-*spilled* into the members' own pending lists, so a reply (unsubscribed, a close frame) never
-overtakes a publication delivered before it. Each session's outbound bytes (pending + the
-transport's own buffer) are bounded; a session over the bound is closed with 4008 and counted,
-and the others never wait for it.
+When a group's membership changes mid-tick, only that group's frames so far are *spilled*
+into its members' own pending lists (a newcomer must not get them); a session that stops
+being a solo member (it leaves, closes, or joins a second group) first *takes* its share.
+So a reply (unsubscribed, a close frame) never overtakes a publication delivered before it,
+and the other groups keep their shared write. Order is guaranteed per channel (as in
+PROTOCOLS.md); across channels, the frames of one tick may come grouped by channel.
+
+Each session's outbound bytes (pending + the transport's own buffer) are bounded; a session
+over the bound is closed with 4008 and counted, and the others never wait for it.
 """
 
 from __future__ import annotations
@@ -119,7 +123,8 @@ class Fanout:
             stats.messages_out += n
             stats.bytes_out += n * size
             if group.solo:  # once for all of them, written at the end of the tick
-                if not group.frames:
+                if not group.queued:
+                    group.queued = True
                     self._tick.append(group)
                     if not self._flush_scheduled:
                         self._schedule_flush()
@@ -157,23 +162,32 @@ class Fanout:
         if not self._flush_scheduled:
             self._schedule_flush()
 
-    def _spill(self) -> None:
-        """Move this tick's group frames into each solo member's own pending list (before a
-        membership change or a close, so that nothing overtakes them)."""
-        tick, self._tick = self._tick, []
-        limit = self.outbound_limit
-        for group in tick:
-            frames, size = group.frames, group.size
-            group.frames, group.size = [], 0
-            for session in group.solo:
-                if session.closed:
-                    continue
-                if not session.pending:
-                    self._mark_dirty(session)
-                session.pending.extend(frames)
-                session.pending_bytes += size
-                if session.pending_bytes > limit:
-                    self._slow(session)
+    def _spill(self, group: Group) -> None:
+        """Move ``group``'s frames of this tick into each solo member's own pending list:
+        before the group's membership changes, so that a newcomer does not get frames from
+        before it joined and a member moving to per-session frames gets none twice."""
+        frames, size = group.frames, group.size
+        if not frames:
+            return
+        group.frames, group.size = [], 0
+        for session in group.solo:
+            self._queue(session, frames, size)
+
+    def _take(self, session: Session, group: Group) -> None:
+        """Give ``session`` its share of ``group``'s frames of this tick now, as it stops
+        being a solo member there (it leaves, closes, or moves to per-session frames)."""
+        if group.frames:
+            self._queue(session, group.frames, group.size)
+
+    def _queue(self, session: Session, frames: list[bytes], size: int) -> None:
+        if session.closed:
+            return
+        if not session.pending:
+            self._mark_dirty(session)
+        session.pending.extend(frames)
+        session.pending_bytes += size
+        if session.pending_bytes > self.outbound_limit:
+            self._slow(session)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -181,7 +195,10 @@ class Fanout:
         stats = self.stats
         limit = self.outbound_limit
         for group in tick:
+            group.queued = False
             frames = group.frames
+            if not frames:  # spilled since it was queued
+                continue
             group.frames, group.size = [], 0
             blob = frames[0] if len(frames) == 1 else b"".join(frames)
             stats.writes += len(group.solo)
@@ -191,7 +208,8 @@ class Fanout:
                 try:
                     transport = session.transport
                     if session.pending:  # its replies first, in the same write
-                        data = b"".join(session.pending) + blob
+                        session.pending.append(blob)
+                        data = b"".join(session.pending)
                         session.pending.clear()
                         session.pending_bytes = 0
                     else:
@@ -241,19 +259,19 @@ class Fanout:
 
     def _join(self, session: Session, channel: str) -> None:
         """Make ``session`` a live member of its dialect's group of ``channel``."""
-        if self._tick:
-            self._spill()
         group = self._index.setdefault(channel, {}).get(session.encoder)
         if group is None:
             group = self._index[channel][session.encoder] = Group()
         if session in group:
             return
+        self._spill(group)  # what the group got before the newcomer is not the newcomer's
         if session.groups == 0:
             group.solo.add(session)
             session.solo_in = group
         else:
             other = session.solo_in
             if other is not None:  # live in two groups from now on: per-session frames
+                self._take(session, other)
                 other.solo.discard(session)
                 other.shared.add(session)
                 session.solo_in = None
@@ -266,8 +284,8 @@ class Fanout:
         group = by_encoder.get(session.encoder) if by_encoder is not None else None
         if group is None or session not in group:
             return
-        if self._tick:
-            self._spill()
+        if session in group.solo:  # what it got this tick goes out before its next reply
+            self._take(session, group)
         group.solo.discard(session)
         group.shared.discard(session)
         session.groups -= 1
@@ -277,6 +295,7 @@ class Fanout:
             for name in session.channels:
                 remaining = self._index.get(name, {}).get(session.encoder)
                 if remaining is not None and session in remaining.shared:
+                    self._spill(remaining)  # its frames so far are in its own list already
                     remaining.shared.discard(session)
                     remaining.solo.add(session)
                     session.solo_in = remaining

@@ -224,8 +224,6 @@ class Hub(Fanout):
             del self._buffering[channel]
         if session.closed or channel not in session.channels:
             return
-        if self._tick:  # what its other channels got this tick stays ahead of these
-            self._spill()
         last = start
         encoder = session.encoder
         for pub in itertools.chain(backlog, held):

@@ -55,13 +55,14 @@ class Group:
     """The live subscribers of one channel in one dialect, and the group's frames of the
     current tick (see the module docstring: *solo* and *shared* sessions)."""
 
-    __slots__ = ("solo", "shared", "frames", "size")
+    __slots__ = ("solo", "shared", "frames", "size", "queued")
 
     def __init__(self) -> None:
         self.solo: set[Session] = set()
         self.shared: set[Session] = set()
         self.frames: list[bytes] = []
         self.size = 0
+        self.queued = False  # in the hub's list of groups to write at the end of the tick
 
     def __len__(self) -> int:
         return len(self.solo) + len(self.shared)
@@ -135,8 +136,8 @@ class Session:
         """Close the connection with ``code`` (pending frames are flushed first)."""
         if self.closed:
             return
-        if self._hub._tick:  # this tick's publications go out before the close frame
-            self._hub._spill()
+        if self.solo_in is not None:  # this tick's publications go out before the close frame
+            self._hub._take(self, self.solo_in)
         self.flush()
         self.closed = True
         self.pending.clear()

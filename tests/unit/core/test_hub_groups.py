@@ -168,3 +168,28 @@ async def test_a_session_waiting_for_the_feed_counts_and_leaves_cleanly(env: Env
     env.publish("app:x", "after")
     await tick()
     assert transport(s).writes == []
+
+
+async def test_a_join_spills_only_its_own_group(env: Env) -> None:
+    """A subscribe in one channel mid-tick leaves the other groups' shared writes alone."""
+    encoder = CountingEncoder()
+    xs = [env.session(encoder) for _ in range(3)]
+    ys = [env.session(encoder) for _ in range(2)]
+    for s in xs:
+        await sub(env, s, "app:x")
+    for s in ys:
+        await sub(env, s, "app:y")
+    env.publish("app:x", "x0")  # both groups live (past their first publication)
+    env.publish("app:y", "y0")
+    await tick()
+    late = env.session(encoder)
+    await sub(env, late, "app:y")
+    env.publish("app:x", "x1")
+    env.publish("app:y", "y1")  # late joins y here: y's frames so far are spilled
+    env.publish("app:y", "y2")
+    await tick()
+    x_writes = [transport(s).writes[-1] for s in xs]
+    assert all(w is x_writes[0] for w in x_writes)  # still one shared blob for x
+    assert all(data(s) == ["x0", "x1"] for s in xs)
+    assert all(data(s) == ["y0", "y1", "y2"] for s in ys)
+    assert data(late) == ["y1", "y2"]
