@@ -42,11 +42,13 @@ async def test_drops_lose_and_duplicate_nothing(hub: RestartableHub) -> None:
         publisher = asyncio.create_task(publish_numbers(hub, CHANNEL, total, 0.003,
                                                         log=published))
         try:
-            await seen.wait_for(lambda c: len(c.messages()) >= 60)
+            # Drops are timed on what was *published* (not received), so the publisher is
+            # still running during each outage however loaded the machine is.
+            await seen.wait_for(lambda c: len(published) >= 60)
             assert hub.node is not None
             hub.node.hub.close_all(1001, "test: going away")  # a clean close, with a code
             await seen.wait_for(lambda c: len(c.of(Reconnected)) == 1)
-            await seen.wait_for(lambda c: len(c.messages()) >= 150)
+            await seen.wait_for(lambda c: len(published) >= 150)
             for session in list(hub.node.hub.sessions.values()):
                 session.transport.abort()  # the connection just vanishes: no close frame
             await seen.wait_for(lambda c: len(c.of(Reconnected)) == 2)
