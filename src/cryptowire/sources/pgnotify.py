@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from cryptowire.core.channels import Channel, ChannelGrammar
@@ -33,7 +33,7 @@ from cryptowire.events import Event, now_ms
 from cryptowire.settings import PgNotifySettings
 from cryptowire.sources.base import PublishFn, SourceStatus
 from cryptowire.sources.supervisor import Supervisor, backoff_delay
-from cryptowire.store.tables import NAMING_CONVENTION
+from cryptowire.store.tables import pg_mirror
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]
@@ -47,20 +47,6 @@ QUEUE_SIZE = 10_000
 MIRROR_SCAN_MAX = 100_000
 _BATCH = 500
 _GRAMMAR = ChannelGrammar()
-
-#: The mirror table (migration 0003); its own metadata so the core tables stay unchanged.
-mirror_metadata = MetaData(naming_convention=NAMING_CONVENTION)
-pg_mirror = Table(
-    "pg_mirror",
-    mirror_metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("channel", String(63), nullable=False),
-    Column("payload", Text, nullable=False),  # the JSON text every socket frame carries
-    Column("received_at", BigInteger, nullable=False),
-    Index("ix_pg_mirror_channel_id", "channel", "id"),
-)
-
 
 # -- payloads (pure) ---------------------------------------------------------------------
 

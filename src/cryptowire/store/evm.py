@@ -16,14 +16,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     and_,
     delete,
     insert,
@@ -38,51 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cryptowire.errors import StoreError
 from cryptowire.sources.evm.model import OnchainEvent, TrackedToken
 from cryptowire.store.sql import now_ms
-
-metadata = MetaData()
-
-tokens = Table(
-    "tokens", metadata,
-    Column("chain", BigInteger, primary_key=True),
-    Column("address", String(42), primary_key=True),
-    Column("symbol", String(64), nullable=False),
-    Column("name", String(200), nullable=False),
-    Column("decimals", Integer, nullable=False),
-    Column("pair", String(42)),
-    Column("paired", String(42)),
-    Column("paired_symbol", String(64)),
-    Column("paired_decimals", Integer),
-    Column("is_token0", Boolean, nullable=False),
-    Column("group", String(100)),
-    Column("added_at", BigInteger, nullable=False),
-)  # fmt: skip
-chain_cursors = Table(
-    "chain_cursors", metadata,
-    Column("chain", BigInteger, primary_key=True),
-    Column("block", BigInteger, nullable=False),
-    Column("hash", String(66), nullable=False),
-    Column("updated_at", BigInteger, nullable=False),
-)  # fmt: skip
-onchain_events = Table(
-    "onchain_events", metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("chain", BigInteger, nullable=False),
-    Column("kind", String(8), nullable=False),
-    Column("token", String(42), nullable=False),
-    Column("tx_hash", String(66), nullable=False),
-    Column("log_index", Integer, nullable=False),
-    Column("block", BigInteger, nullable=False),
-    Column("block_hash", String(66), nullable=False),
-    Column("time", BigInteger, nullable=False),
-    Column("payload", Text, nullable=False),
-)  # fmt: skip
-telegram_bindings = Table(
-    "telegram_bindings", metadata,
-    Column("group", String(100), primary_key=True),
-    Column("chat_id", String(64), primary_key=True),
-    Column("added_at", BigInteger, nullable=False),
-)  # fmt: skip
+from cryptowire.store.tables import chain_cursors, onchain_events, telegram_bindings, tokens
 
 _FOREIGN = (SQLAlchemyError, OSError)
 

@@ -4,30 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cryptowire.store.tables import NAMING_CONVENTION
-
-_metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-rfq_trades = Table(
-    "rfq_trades",
-    _metadata,
-    Column("id", String(32), primary_key=True),
-    Column("quote_id", String(32), nullable=False),
-    Column("key_id", String(12), nullable=True),
-    Column("provider", String(32), nullable=False),
-    Column("curr_from", String(12), nullable=False),
-    Column("curr_to", String(12), nullable=False),
-    Column("amount_from", String(80), nullable=False),
-    Column("amount_to", String(80), nullable=False),
-    Column("rate", String(80), nullable=False),
-    Column("commission", String(20), nullable=False),
-    Column("rate_path", String(64), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Index("ix_rfq_trades_quote_id", "quote_id", unique=True),
-)
+from cryptowire.store.tables import rfq_trades
 
 
 @dataclass(frozen=True, slots=True)
