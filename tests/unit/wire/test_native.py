@@ -109,6 +109,25 @@ def test_parse_invalid(text: str | bytes, code: str, message: str, rid: Any) -> 
         assert getattr(info.value, "id", None) is None
 
 
+def test_publish_data_keeps_exact_numbers() -> None:
+    # orjson would make floats of both (1.2345678901234568e+29, 1.5): publish frames are read
+    # again with exact numbers, and their data is written back with the digits sent.
+    req = parse_request(b'{"id":7,"op":"publish","args":[{"channel":"app:x","data":'
+                        b'{"n":123456789012345678901234567890,"px":1.50,"k":3}}]}')
+    assert req.id == 7 and req.args[0]["channel"] == "app:x"
+    assert orjson.dumps(req.args[0]["data"]) == \
+        b'{"n":123456789012345678901234567890,"px":1.50,"k":3}'
+
+
+def test_publish_data_too_deep_for_the_exact_reader_is_invalid_args() -> None:
+    # orjson reads up to 1024 levels; the exact reader refuses what it cannot, precisely.
+    deep = "[" * 1000 + "]" * 1000
+    with pytest.raises(RequestError) as info:
+        parse_request(f'{{"id":1,"op":"publish","args":[{{"channel":"app:x","data":{deep}}}]}}')
+    assert info.value.code == "INVALID_ARGS" and info.value.id == 1
+    assert info.value.message == "'publish' data cannot be read: nested too deeply."
+
+
 # -- replies -----------------------------------------------------------------------------------
 
 
