@@ -39,12 +39,21 @@ def _no_constant(text: str) -> None:
 def loads_exact(text: str | bytes) -> Any:
     """Parse JSON text; numbers that a float or a 64-bit integer would alter stay exact.
 
-    Raises :class:`ValueError` for text that is not JSON (``NaN`` and ``Infinity`` included)
-    or is nested too deep to parse."""
+    Raises :class:`ValueError` for text that is not JSON (``NaN``, ``Infinity`` and lone
+    surrogate escapes included) or is nested deeper than 1024 levels.
+
+    orjson reads the text first, as the guard: it refuses more than 1024 levels without
+    recursing, while the standard library's parser recurses in C once per level, bounded only
+    by the interpreter's recursion limit, which a dependency of the EVM stack (py_ecc) raises
+    to 100,000 on import: far past what the C stack holds (a segfault, not an exception)."""
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from exc
     try:
         return json.loads(text, parse_float=orjson.Fragment, parse_int=_int,
                           parse_constant=_no_constant)
-    except RecursionError as exc:
+    except RecursionError as exc:  # a recursion limit below orjson's 1024 levels
         raise ValueError("nested too deeply") from exc
 
 

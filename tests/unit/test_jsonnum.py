@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import orjson
@@ -12,12 +13,12 @@ from cryptowire.jsonnum import MAX_DEPTH, dumps_checked, loads_exact
 
 def test_numbers_keep_their_digits() -> None:
     text = ('{"big": 123456789012345678901234567890, "neg": -98765432109876543210987, '
-            '"u64": 18446744073709551615, "small": 42, "px": 1.50, "e": 1e400, "z": -0}')
+            '"u64": 18446744073709551615, "small": 42, "px": 1.50, "e": 1e-400, "z": -0}')
     value = loads_exact(text)
     assert value["small"] == 42 and isinstance(value["small"], int)
     assert orjson.dumps(value) == (
         b'{"big":123456789012345678901234567890,"neg":-98765432109876543210987,'
-        b'"u64":18446744073709551615,"small":42,"px":1.50,"e":1e400,"z":0}')
+        b'"u64":18446744073709551615,"small":42,"px":1.50,"e":1e-400,"z":0}')
     assert loads_exact(text.encode()).keys() == value.keys()  # bytes as well as str
 
 
@@ -32,15 +33,22 @@ def test_no_number_becomes_a_float() -> None:
     assert floats(loads_exact('[0.1, {"a": 2.5e-3, "b": [123456789012345678901234567890]}]')) == 0
 
 
-@pytest.mark.parametrize("text", ["NaN", "[Infinity]", "{nope", "", "[1,]"])
+@pytest.mark.parametrize("text", ["NaN", "[Infinity]", "{nope", "", "[1,]", '"\\ud800"'])
 def test_what_is_not_json_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         loads_exact(text)
 
 
-def test_nesting_beyond_the_parser_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="nested too deeply"):
-        loads_exact("[" * 100_000 + "]" * 100_000)
+def test_nesting_beyond_1024_levels_is_a_value_error_whatever_the_recursion_limit() -> None:
+    # With the recursion limit py_ecc sets (100,000), the standard library's parser would
+    # overflow the C stack here (a segfault): orjson refuses the text first.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 100_000))
+    try:
+        with pytest.raises(ValueError, match="depth"):
+            loads_exact("[" * 200_000 + "]" * 200_000)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def nested(depth: int) -> Any:

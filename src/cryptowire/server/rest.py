@@ -72,8 +72,7 @@ async def _json_body(request: web.Request, *, exact: bool = False) -> Any:
             raise ProtocolError("LIMIT_EXCEEDED", f"Body larger than {limit} bytes.")
     raw = b"".join(chunks)
     try:
-        parsed = orjson.loads(raw)  # also the validation: no lone surrogates, depth <= 1024
-        return loads_exact(raw) if exact else parsed
+        return loads_exact(raw) if exact else orjson.loads(raw)
     except ValueError as exc:  # orjson.JSONDecodeError is one
         raise ProtocolError("INVALID_JSON", f"Body is not valid JSON: {exc}") from exc
 

@@ -119,13 +119,11 @@ def test_publish_data_keeps_exact_numbers() -> None:
         b'{"n":123456789012345678901234567890,"px":1.50,"k":3}'
 
 
-def test_publish_data_too_deep_for_the_exact_reader_is_invalid_args() -> None:
-    # orjson reads up to 1024 levels; the exact reader refuses what it cannot, precisely.
-    deep = "[" * 1000 + "]" * 1000
-    with pytest.raises(RequestError) as info:
+def test_publish_data_nested_deeper_than_json_allows_is_refused() -> None:
+    deep = "[" * 2000 + "]" * 2000
+    with pytest.raises(ProtocolError) as info:
         parse_request(f'{{"id":1,"op":"publish","args":[{{"channel":"app:x","data":{deep}}}]}}')
-    assert info.value.code == "INVALID_ARGS" and info.value.id == 1
-    assert info.value.message == "'publish' data cannot be read: nested too deeply."
+    assert info.value.code == "INVALID_JSON" and "depth" in info.value.message
 
 
 # -- replies -----------------------------------------------------------------------------------
