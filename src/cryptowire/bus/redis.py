@@ -255,13 +255,16 @@ class RedisBroker:
             return None
         if offset == top:
             return []
-        if not entries or int(entries[0][0].split(b"-")[0]) != offset + 1:
-            return None
         pubs = []
+        expected = offset + 1
         for entry_id, fields in entries:
-            pub = decode_payload(channel, epoch, int(entry_id.split(b"-")[0]),
-                                 field_of(fields, b"p"))
-            pubs.append(pub)
+            entry_offset = int(entry_id.split(b"-")[0])
+            if entry_offset != expected:  # a missing entry: never recover across it
+                return None
+            expected += 1
+            pubs.append(decode_payload(channel, epoch, entry_offset, field_of(fields, b"p")))
+        if not pubs or pubs[-1].offset != top:  # the stream ends before the top
+            return None
         if pubs[0].ts_received < now_ms() - self._ttl_ms:
             return None
         return pubs

@@ -38,9 +38,12 @@ class ChannelHistory:
         self._clock = clock
 
     def append(self, event: Event) -> Publication:
-        """Stamp ``event`` with the next offset, keep it, and return the publication."""
+        """Stamp ``event`` with the next offset, keep it, and return the publication.
+
+        The data is encoded before the offset is taken: an event that cannot be encoded
+        raises here and leaves no hole in the offsets."""
+        pub = Publication.from_event(event, self.epoch, self.top + 1)
         self.top += 1
-        pub = Publication.from_event(event, self.epoch, self.top)
         self._items.append(pub)
         return pub
 
@@ -61,6 +64,12 @@ class ChannelHistory:
         if not items or items[0].offset > offset + 1:
             return None
         first = offset + 1 - items[0].offset
+        # Exactly offset+1..top, or nothing: recovery never claims to be complete across
+        # an offset that is not held (offsets only increase, so the ends and the count
+        # prove the run is contiguous).
+        if (first >= len(items) or items[first].offset != offset + 1
+                or items[-1].offset != self.top or len(items) - first != self.top - offset):
+            return None
         return [items[i] for i in range(first, len(items))]
 
     def __len__(self) -> int:

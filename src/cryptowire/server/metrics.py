@@ -55,14 +55,20 @@ class NodeCollector(Collector):
                                    labels=["source"])
         errs = CounterMetricFamily("cryptowire_source_errors", "Upstream errors of a source.",
                                    labels=["source"])
+        rejected = CounterMetricFamily(
+            "cryptowire_source_rejected",
+            "Upstream messages a source refused one by one (not JSON, cannot be encoded).",
+            labels=["source"])
         for st in node.source_statuses():
             for s in _STATES:
                 state.add_metric([st.name, s], 1.0 if st.state == s else 0.0)
             msgs.add_metric([st.name], st.messages)
             errs.add_metric([st.name], st.errors)
+            rejected.add_metric([st.name], st.rejected)
         yield state
         yield msgs
         yield errs
+        yield rejected
         yield from _rpc_families(node)
 
 

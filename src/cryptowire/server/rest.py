@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from cryptowire.errors import AuthError, CryptowireError, ProtocolError, StoreError
+from cryptowire.jsonnum import loads_exact
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.ws_native import publish_items
@@ -53,7 +54,9 @@ def problems(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _json_body(request: web.Request) -> Any:
+async def _json_body(request: web.Request, *, exact: bool = False) -> Any:
+    """The request's JSON body, bounded by ``server.publish_max_bytes``; with ``exact``,
+    numbers keep their digits (:func:`~cryptowire.jsonnum.loads_exact`)."""
     node = request.app[NODE]
     limit = node.settings.server.publish_max_bytes
     if request.content_length is not None and request.content_length > limit:
@@ -69,15 +72,15 @@ async def _json_body(request: web.Request) -> Any:
             raise ProtocolError("LIMIT_EXCEEDED", f"Body larger than {limit} bytes.")
     raw = b"".join(chunks)
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
+        return loads_exact(raw) if exact else orjson.loads(raw)
+    except ValueError as exc:  # orjson.JSONDecodeError is one
         raise ProtocolError("INVALID_JSON", f"Body is not valid JSON: {exc}") from exc
 
 
 async def publish(request: web.Request) -> web.Response:
     """``POST /api/v1/publish``: one ``{"channel","data"}`` object or a list of them."""
     await rest_principal(request, "publish")
-    body = await _json_body(request)
+    body = await _json_body(request, exact=True)
     items = body if isinstance(body, list) else [body]
     positions = await publish_items(request.app[NODE], items)
     return json({"published": len(positions), "positions": positions})

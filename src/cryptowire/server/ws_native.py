@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from cryptowire.core.channels import Channel
@@ -19,6 +20,7 @@ from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
+from cryptowire.jsonnum import dumps_checked
 from cryptowire.server.auth import has_scope, principal_for, request_key, require
 from cryptowire.server.connection import (
     guarded,
@@ -230,7 +232,10 @@ class NativeProtocol:
 
 
 async def publish_items(node: Node, items: list[Any]) -> list[dict[str, Any]]:
-    """Validate every item first (all or nothing), then publish them, in order."""
+    """Validate and encode every item first (all or nothing), then publish them, in order.
+
+    Data that cannot be encoded (nested deeper than 254 levels, a lone surrogate) is refused
+    here with its item's index, before any item takes an offset."""
     limit = node.settings.server.publish_max_batch
     if len(items) > limit:
         raise ProtocolError("LIMIT_EXCEEDED", f"At most {limit} events per publish.")
@@ -246,7 +251,13 @@ async def publish_items(node: Node, items: list[Any]) -> list[dict[str, Any]]:
         if channel.kind != "app":
             raise ProtocolError("INVALID_ARGS", f"Item {i}: only app:<name> channels accept "
                                                 f"published events, not '{channel.name}'.")
-        events.append(Event(channel=channel.name, data=item["data"], source="app"))
+        try:
+            data_json = dumps_checked(item["data"])
+        except ValueError as exc:
+            raise ProtocolError("INVALID_ARGS", f"Item {i}: 'data' {exc}.") from exc
+        # Encoded once, here: the broker writes these bytes as they are.
+        events.append(Event(channel=channel.name, data=orjson.Fragment(data_json),
+                            source="app"))
     # Concurrently, in order: on the Redis bus the batch is one pipeline (one round trip).
     pubs = await asyncio.gather(*(node.publish(event) for event in events))
     return [{"channel": p.channel, "epoch": p.epoch, "offset": p.offset} for p in pubs]

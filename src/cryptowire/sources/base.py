@@ -30,6 +30,8 @@ class SourceStatus:
     last_message_ms: int | None = None
     messages: int = 0
     errors: int = 0
+    #: Upstream messages refused one by one (not JSON, cannot be encoded), never published.
+    rejected: int = 0
     reconnects: int = 0
     topics: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

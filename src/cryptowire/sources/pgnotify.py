@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from sqlalchemy.engine import make_url
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.errors import ConfigError
 from cryptowire.events import Event, now_ms
+from cryptowire.jsonnum import dumps_checked, loads_exact
 from cryptowire.settings import PgNotifySettings
 from cryptowire.sources.base import PublishFn, SourceStatus
 from cryptowire.sources.supervisor import Supervisor, backoff_delay
@@ -46,24 +48,19 @@ log = logging.getLogger("cryptowire.sources.pgnotify")
 QUEUE_SIZE = 10_000
 MIRROR_SCAN_MAX = 100_000
 _BATCH = 500
+#: Rejected notifications of one channel are logged at most once per this many seconds;
+#: every one is counted (``/metrics``: ``cryptowire_source_rejected{source="pgnotify"}``).
+REJECT_LOG_INTERVAL_S = 60.0
+_REJECT_LOG_CHANNELS = 1024
 _GRAMMAR = ChannelGrammar()
 
 # -- payloads (pure) ---------------------------------------------------------------------
 
 
-def _int(text: str) -> int | orjson.Fragment:
-    return int(text) if len(text.lstrip("-")) < 19 else orjson.Fragment(text)
-
-
-def _no_constant(text: str) -> None:
-    raise ValueError(f"{text} is not JSON")
-
-
 def decode_notification(text: str) -> tuple[str, Any]:
     """``(channel, payload)`` of a NOTIFY text ``{"channel": C, "payload": {...}}``."""
     try:
-        obj = json.loads(text, parse_float=orjson.Fragment, parse_int=_int,
-                         parse_constant=_no_constant)
+        obj = loads_exact(text)
     except ValueError as exc:
         raise ValueError(f"payload is not JSON: {exc}") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("channel"), str) \
@@ -159,7 +156,9 @@ class PgNotifySource:
         self._store_url = store_url
         self._store = store or (lambda: None)
         self._publish: PublishFn | None = None
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        # (channel, the payload's JSON text): encoded once, when it was accepted
+        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_SIZE)
+        self._reject_logged: dict[str, tuple[float, int]] = {}
         self._supervisor = Supervisor("pgnotify")
         self._topics: set[str] = set()
         self._connected_once = False
@@ -195,6 +194,7 @@ class PgNotifySource:
     def status(self) -> SourceStatus:
         self._status.extra = {"listen_channels": list(self.cfg.listen_channels),
                               "mirror": self.cfg.mirror, "dropped": self.dropped,
+                              "rejected": self._status.rejected,
                               "backend_pid": self.backend_pid}
         return self._status
 
@@ -244,18 +244,40 @@ class PgNotifySource:
                 await conn.fetchval("SELECT 1", timeout=self.cfg.keepalive_s)
         raise ConnectionError("Postgres connection lost")
 
-    def _on_notify(self, _conn: object, _pid: int, _listen: str, payload: object) -> None:
+    def _on_notify(self, _conn: object, _pid: int, listen: str, payload: object) -> None:
         try:
             channel, data = decode_notification(str(payload))
             _GRAMMAR.parse(f"pg:{channel}")  # ChannelError (a ValueError) for a bad name
         except ValueError as exc:
-            self._status.errors += 1
-            log.warning("pgnotify: dropped a notification: %s", exc)
+            self._reject(f"LISTEN {listen}", str(exc))
             return
         try:
-            self._queue.put_nowait((channel, data))
+            # Encoded here, alone: a payload that cannot be sent (a lone surrogate, nesting
+            # deeper than orjson writes) is refused by itself, before it can fail the batch
+            # the drain task mirrors and publishes with it.
+            data_json = dumps_checked(data)
+        except ValueError as exc:
+            self._reject(f"pg:{channel}", f"payload {exc}")
+            return
+        try:
+            self._queue.put_nowait((channel, data_json))
         except asyncio.QueueFull:
             self.dropped += 1
+
+    def _reject(self, where: str, reason: str) -> None:
+        """Count a refused notification; log it (never its payload) at most once per
+        :data:`REJECT_LOG_INTERVAL_S` for each channel, with how many were refused since."""
+        self._status.rejected += 1
+        now = time.monotonic()
+        last, since = self._reject_logged.get(where, (-REJECT_LOG_INTERVAL_S, 0))
+        if now - last < REJECT_LOG_INTERVAL_S:
+            self._reject_logged[where] = (last, since + 1)
+            return
+        if len(self._reject_logged) >= _REJECT_LOG_CHANNELS:
+            self._reject_logged.clear()
+        self._reject_logged[where] = (now, 0)
+        more = f" ({since} more refused since the last report)" if since else ""
+        log.warning("pgnotify: refused a notification on %s: %s%s", where, reason, more)
 
     async def _publish_gaps(self) -> None:
         assert self._publish is not None
@@ -274,19 +296,19 @@ class PgNotifySource:
                 batch.append(self._queue.get_nowait())
             if self.cfg.mirror:
                 await self._write_mirror(batch)
-            for channel, data in batch:
-                await self._publish(Event(channel=f"pg:{channel}", data=data,
-                                          source="pgnotify"))
+            for channel, data_json in batch:
+                await self._publish(Event(channel=f"pg:{channel}",
+                                          data=orjson.Fragment(data_json), source="pgnotify"))
                 self._status.messages += 1
                 self._status.last_message_ms = now_ms()
 
-    async def _write_mirror(self, batch: list[tuple[str, Any]]) -> None:
+    async def _write_mirror(self, batch: list[tuple[str, bytes]]) -> None:
         store = self._store()
         if store is None:
             return
         now = now_ms()
-        rows = [{"channel": ch, "payload": orjson.dumps(data).decode(), "received_at": now}
-                for ch, data in batch]
+        rows = [{"channel": ch, "payload": data_json.decode(), "received_at": now}
+                for ch, data_json in batch]
         try:
             async with store.engine.begin() as conn:
                 await conn.execute(pg_mirror.insert(), rows)

@@ -17,6 +17,7 @@ from cryptowire.core.channels import KLINE_INTERVALS
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.errors import ProtocolError
 from cryptowire.events import Publication, now_ms
+from cryptowire.jsonnum import loads_exact
 from cryptowire.wire.frames import text_frame
 
 OPS = ("auth", "subscribe", "unsubscribe", "ping", "channels", "publish",
@@ -67,9 +68,21 @@ def parse_request(text: str | bytes) -> Request:
     if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int | str)):
         raise ProtocolError("INVALID_ARGS", "'id' must be a number or a string.")
     try:
+        if obj.get("op") == "publish":
+            obj = _exact(text)
         return _parse_object(obj, rid)
     except ProtocolError as exc:
         raise RequestError(exc.code, exc.message, rid) from exc
+
+
+def _exact(text: str | bytes) -> dict[str, Any]:
+    """A publish frame read again with exact numbers: orjson made floats of integers past
+    64 bits (and of every decimal), and published data goes out with the digits it came with."""
+    try:
+        obj: dict[str, Any] = loads_exact(text)
+    except ValueError as exc:
+        raise ProtocolError("INVALID_ARGS", f"'publish' data cannot be read: {exc}.") from exc
+    return obj
 
 
 def _parse_object(obj: dict[str, Any], rid: RequestId) -> Request:

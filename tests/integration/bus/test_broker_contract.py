@@ -18,6 +18,7 @@ from cryptowire.bus.memory import MemoryBroker
 from cryptowire.bus.redis import RedisBroker
 from cryptowire.errors import BusError
 from cryptowire.events import Event, Publication, now_ms
+from cryptowire.jsonnum import loads_exact
 from cryptowire.settings import BusSettings, HistorySettings
 
 pytestmark = pytest.mark.integration
@@ -142,6 +143,33 @@ async def test_history_is_bounded_by_age(make_node: Factory) -> None:
     assert await b.history_since("app:old", first.epoch, 0) is None
 
 
+async def test_an_event_that_cannot_be_encoded_takes_no_offset(make_node: Factory) -> None:
+    """Refused before its offset is taken: no hole for recovery to skip (issue 10, item 5)."""
+    b = (await make_node()).broker
+    deep: Any = []
+    for _ in range(299):
+        deep = [deep]
+    one = await b.publish(ev("app:enc", 1))
+    with pytest.raises(orjson.JSONEncodeError):
+        await b.publish(Event(channel="app:enc", data=deep, source="test"))
+    two = await b.publish(ev("app:enc", 2))
+    assert two.offset == 2 and await b.position("app:enc") == (one.epoch, 2)
+    assert await b.history_since("app:enc", one.epoch, 0) == [one, two]
+
+
+async def test_exact_numbers_round_trip(make_node: Factory) -> None:
+    """Integers past 64 bits and decimals keep their digits through history and delivery."""
+    node = await make_node()
+    await node.broker.subscribe("app:num")
+    text = b'{"big":123456789012345678901234567890,"px":1.50}'
+    pub = await node.broker.publish(Event(channel="app:num", data=loads_exact(text)))
+    assert pub.data_json == text
+    [got] = await node.broker.history_since("app:num", pub.epoch, 0) or [None]
+    assert got is not None and got.data_json == text
+    await wait_for(lambda: len(node.of("app:num")) == 1)
+    assert node.of("app:num")[0].data_json == text
+
+
 async def test_unsubscribe_then_resubscribe(make_node: Factory) -> None:
     node = await make_node()
     b = node.broker
@@ -245,6 +273,22 @@ async def test_lost_history_means_a_new_epoch(redis_nodes: Factory, redis_url: s
     assert await a.broker.history_since("app:e", old.epoch, 0) is None
     new = await a.broker.publish(ev("app:e", 2))
     assert (new.epoch, new.offset) == (epoch, 1)
+
+
+async def test_a_missing_stream_entry_is_never_recovered_across(
+        redis_nodes: Factory, prefix: str) -> None:
+    """Recovery is exactly offset+1..top or a gap: a stream entry gone from the middle (or
+    the end) makes ``history_since`` answer ``None``, never a shorter list."""
+    a = await redis_nodes()
+    sent = [await a.broker.publish(ev("app:hole", i)) for i in range(5)]
+    epoch = sent[0].epoch
+    assert isinstance(a.broker, RedisBroker)
+    await a.broker.redis.xdel(f"{prefix}:stream:app:hole", "3-0")
+    assert await a.broker.history_since("app:hole", epoch, 1) is None
+    assert await a.broker.history_since("app:hole", epoch, 0) is None
+    assert await a.broker.history_since("app:hole", epoch, 3) == sent[3:]  # after the hole
+    await a.broker.redis.xdel(f"{prefix}:stream:app:hole", "5-0")
+    assert await a.broker.history_since("app:hole", epoch, 3) is None  # the top is missing
 
 
 async def test_redis_restart_degrades_then_recovers_with_a_gap(

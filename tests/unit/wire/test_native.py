@@ -109,6 +109,23 @@ def test_parse_invalid(text: str | bytes, code: str, message: str, rid: Any) -> 
         assert getattr(info.value, "id", None) is None
 
 
+def test_publish_data_keeps_exact_numbers() -> None:
+    # orjson would make floats of both (1.2345678901234568e+29, 1.5): publish frames are read
+    # again with exact numbers, and their data is written back with the digits sent.
+    req = parse_request(b'{"id":7,"op":"publish","args":[{"channel":"app:x","data":'
+                        b'{"n":123456789012345678901234567890,"px":1.50,"k":3}}]}')
+    assert req.id == 7 and req.args[0]["channel"] == "app:x"
+    assert orjson.dumps(req.args[0]["data"]) == \
+        b'{"n":123456789012345678901234567890,"px":1.50,"k":3}'
+
+
+def test_publish_data_nested_deeper_than_json_allows_is_refused() -> None:
+    deep = "[" * 2000 + "]" * 2000
+    with pytest.raises(ProtocolError) as info:
+        parse_request(f'{{"id":1,"op":"publish","args":[{{"channel":"app:x","data":{deep}}}]}}')
+    assert info.value.code == "INVALID_JSON" and "depth" in info.value.message
+
+
 # -- replies -----------------------------------------------------------------------------------
 
 

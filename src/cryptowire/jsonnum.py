@@ -1,0 +1,75 @@
+"""Exact JSON: numbers kept as the digits that were sent, and data checked before it is kept.
+
+orjson, the encoder of every frame, turns an integer past 64 bits into a float when it parses
+(``123456789012345678901234567890`` would go out as ``1.2345678901234568e+29``) and cannot
+encode one at all. :func:`loads_exact` parses with the standard library instead, keeping such
+integers, and every number with a fraction or an exponent (``1.50`` stays ``1.50``), as
+``orjson.Fragment`` objects: their text is written back verbatim by :func:`orjson.dumps`, so
+no number passes through a float. Postgres NOTIFY payloads (seed 002) and published ``app:``
+data both go through it.
+
+:func:`dumps_checked` is the one encoding of a value that is about to take an offset: what
+orjson cannot write (nested deeper than :data:`MAX_DEPTH`, a string with a lone surrogate, a
+Python value that is not JSON) is refused with a :class:`ValueError` whose message says why,
+and never contains the data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+#: The deepest nesting orjson encodes (arrays and objects inside one another).
+MAX_DEPTH = 254
+#: Integers with fewer digits always fit in 64 bits and stay ``int``; longer ones are kept as
+#: their text, which orjson writes back unchanged whatever their size.
+_INT_DIGITS = 19
+
+
+def _int(text: str) -> int | orjson.Fragment:
+    return int(text) if len(text.lstrip("-")) < _INT_DIGITS else orjson.Fragment(text)
+
+
+def _no_constant(text: str) -> None:
+    raise ValueError(f"{text} is not JSON")
+
+
+def loads_exact(text: str | bytes) -> Any:
+    """Parse JSON text; numbers that a float or a 64-bit integer would alter stay exact.
+
+    Raises :class:`ValueError` for text that is not JSON (``NaN``, ``Infinity`` and lone
+    surrogate escapes included) or is nested deeper than 1024 levels.
+
+    orjson reads the text first, as the guard: it refuses more than 1024 levels without
+    recursing, while the standard library's parser recurses in C once per level, bounded only
+    by the interpreter's recursion limit, which a dependency of the EVM stack (py_ecc) raises
+    to 100,000 on import: far past what the C stack holds (a segfault, not an exception)."""
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(str(exc)) from exc
+    try:
+        return json.loads(text, parse_float=orjson.Fragment, parse_int=_int,
+                          parse_constant=_no_constant)
+    except RecursionError as exc:  # a recursion limit below orjson's 1024 levels
+        raise ValueError("nested too deeply") from exc
+
+
+def dumps_checked(value: Any) -> bytes:
+    """``orjson.dumps(value)``, or a :class:`ValueError` saying why it cannot be encoded."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(_reason(str(exc))) from exc
+
+
+def _reason(error: str) -> str:
+    if "Recursion limit" in error:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    if "surrogates" in error or "UTF-8" in error:
+        return "contains a string that is not valid Unicode (a lone surrogate)"
+    if "64-bit" in error:
+        return "contains an integer beyond 64 bits (send it as JSON text, it is kept exact)"
+    return "is not JSON-encodable"
