@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.waiting import eventually
 
 from cryptowire.bus.base import Broker
 from cryptowire.bus.memory import MemoryBroker
@@ -38,11 +39,7 @@ class Node:
 
 
 async def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+    await eventually(pred, timeout)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -107,9 +104,11 @@ async def test_subscribed_channel_is_delivered_exactly_once_in_order(
     node = await make_node()
     await node.broker.subscribe("app:x")
     sent = [await node.broker.publish(ev("app:x", i)) for i in range(30)]
-    await wait_for(lambda: len(node.of("app:x")) >= 30)
-    await asyncio.sleep(0.1)
-    assert node.of("app:x") == sent
+    # A marker after the last: delivery is in order, so once it is in nothing of the 30 is
+    # still on its way (a duplicate would have arrived before it).
+    marker = await node.broker.publish(ev("app:x", 30))
+    await wait_for(lambda: marker in node.got)
+    assert node.of("app:x") == [*sent, marker]
 
 
 async def test_history_since_returns_exactly_the_missed(make_node: Factory) -> None:
@@ -226,17 +225,21 @@ async def redis_nodes(redis_url: str, prefix: str) -> AsyncIterator[Factory]:
 async def test_node_receives_only_what_it_subscribed(redis_nodes: Factory) -> None:
     a, b, c = await redis_nodes(), await redis_nodes(), await redis_nodes()
     await b.broker.subscribe("app:x")
+    await b.broker.subscribe("app:mark")
+    await c.broker.subscribe("app:mark")
     sent = [await a.broker.publish(ev("app:x", i)) for i in range(50)]
     await a.broker.publish(ev("app:y", 0))
-    await wait_for(lambda: len(b.got) >= 50)
-    await asyncio.sleep(0.2)
-    assert b.got == sent  # exactly once, in order, nothing of app:y
-    assert a.got == [] and c.got == []  # never subscribed: nothing crossed to them
+    # A marker published after everything else; one node's feed is in order, so once the
+    # marker is in, whatever else was coming to that node has come.
+    mark = await a.broker.publish(ev("app:mark", 1))
+    await wait_for(lambda: mark in b.got and mark in c.got)
+    assert b.of("app:x") == sent and b.of("app:y") == []  # exactly once, in order
+    assert a.got == [] and c.of("app:x") == []  # never subscribed: nothing crossed to them
     await b.broker.unsubscribe("app:x")
-    await asyncio.sleep(0.05)
     await a.broker.publish(ev("app:x", 99))
-    await asyncio.sleep(0.2)
-    assert len(b.got) == 50
+    mark2 = await a.broker.publish(ev("app:mark", 2))
+    await wait_for(lambda: mark2 in b.got)
+    assert len(b.of("app:x")) == 50
 
 
 async def test_concurrent_publications_share_a_round_trip_in_call_order(

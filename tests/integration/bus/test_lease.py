@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from tests.waiting import eventually
 
 from cryptowire.bus.cluster_demand import ClusterDemand
 from cryptowire.bus.lease import RedisLease, SourceLeader
@@ -19,12 +20,16 @@ from cryptowire.sources.base import PublishFn, SourceStatus
 pytestmark = pytest.mark.integration
 
 
+async def _gone(redis: Any, key: str) -> bool:
+    return int(await redis.exists(key)) == 0
+
+
+async def _lacks(redis: Any, key: str, member: str) -> bool:
+    return not await redis.sismember(key, member)
+
+
 async def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    await eventually(pred, timeout)
 
 
 @pytest.fixture
@@ -67,7 +72,8 @@ async def test_expired_lease_goes_to_the_next_node_with_a_larger_fence(brokers: 
     lb = RedisLease(b.redis, b.prefix, "y", holder="B", ttl_s=0.2)
     fa = await la.acquire()
     assert fa is not None
-    await asyncio.sleep(0.35)  # A "paused" past its lease
+    # A "paused" past its lease: Redis expires the key.
+    await eventually(lambda: _gone(a.redis, la.key), what="lease expired")
     fb = await lb.acquire()
     assert fb is not None and fb.number == fa.number + 1
 
@@ -79,7 +85,7 @@ async def test_stale_fence_cannot_publish(brokers: Any) -> None:
     fa = await la.acquire()
     assert fa is not None
     ok = await a.publish(Event("app:f", {"n": 1}), fence=fa)
-    await asyncio.sleep(0.35)
+    await eventually(lambda: _gone(a.redis, la.key), what="lease expired")
     # Lease expired, nobody took over yet: still refused (the lease key is gone).
     with pytest.raises(FencedError):
         await a.publish(Event("app:f", {"n": 2}), fence=fa)
@@ -182,8 +188,14 @@ async def test_one_leader_follows_the_union_of_every_nodes_demand(cluster: Any) 
     assert lead.source.topics == {"ticker:BTCUSDT", "ticker:ETHUSDT"}  # verdict awaited
     assert all(not n.source.running and not n.source.topics for n in others)
     others[0].demand.release("ticker:BTCUSDT")
-    await asyncio.sleep(0.5)
+    # Past the linger node 1's record no longer names BTC; a later demand's verdict then
+    # proves the leader has reconciled a union taken after that.
+    mine = others[0].demand.key("demand", others[0].demand.node_id)
+    await eventually(lambda: _lacks(others[0].broker.redis, mine, "ticker:BTCUSDT"),
+                     what="node 1 released BTC")
+    await others[0].demand.acquire(grammar.parse("ticker:SOLUSDT"))  # verdict awaited
     assert "ticker:BTCUSDT" in lead.source.topics  # node 2 still wants it
+    others[0].demand.release("ticker:SOLUSDT")
     others[1].demand.release("ticker:BTCUSDT")
     await wait_for(lambda: lead.source.topics == {"ticker:ETHUSDT"})
     with pytest.raises(SourceError, match="BADUSDT"):

@@ -14,6 +14,7 @@ from aiohttp import web
 from tests.integration.hubkit import serve_app
 from tests.integration.services.seed004_client import CryptoWebSocketClient
 from tests.integration.services.services_hub import RunningHub
+from tests.waiting import eventually
 from websockets.asyncio.client import ClientConnection, connect
 
 from cryptowire.core.channels import SERVICES
@@ -212,14 +213,16 @@ async def test_services_run_only_while_subscribed(hub: RunningHub) -> None:
         await ws.send(json.dumps({"action": "unsubscribe", "service": "health_checker"}))
         gone = await until(ws, lambda m: m.get("type") == "unsubscription_confirmed")
         assert gone["data"]["subscriptions"] == []
-        await asyncio.sleep(0.3)  # linger (0.05 s) + one interval
-        assert services.active() == []
+        # The linger (0.05 s) passes, then the job's task is gone: nothing can publish.
+        await eventually(lambda: services.active() == [] and services.runner.active() == [],
+                         what="services stopped")
         _, stopped_at = await hub.node.broker.position("service:health_checker")
-        await asyncio.sleep(0.5)
+        # A round trip on the same socket: an update published before it would come first.
+        await ws.send(json.dumps({"action": "ping"}))
+        reply = await recv_json(ws)
+        assert reply["type"] != "update", reply
         _, later = await hub.node.broker.position("service:health_checker")
         assert later == stopped_at  # nothing published without subscribers
-        with pytest.raises(TimeoutError):
-            await until(ws, lambda m: m.get("type") == "update")
 
 
 async def test_all_endpoint_says_what_is_not_configured(hub: RunningHub) -> None:
