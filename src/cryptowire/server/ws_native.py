@@ -14,12 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
+from cryptowire.core.access import CHANNELS, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
-from cryptowire.server.auth import has_scope, principal_for, request_key, require
+from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     on_frame,
@@ -185,13 +186,9 @@ class NativeProtocol:
         return channels, rejected
 
     async def subscribe(self, session: Session, req: Request) -> None:
-        if not has_scope(session.principal, "read"):
-            if not session.principal.anonymous:
-                # A valid key without the scope is FORBIDDEN (errors.AuthError), not
-                # UNAUTHORIZED: sending it again via "auth" would not help.
-                require(session.principal, "read")
-            raise AuthError("Subscribing needs an API key: send "
-                            '{"op":"auth","args":["<key>"]} first.')
+        # The op needs some channel to be readable at all (a valid key without the right is
+        # FORBIDDEN, not UNAUTHORIZED); each channel is then the hub's access check.
+        check(session.principal, CHANNELS, "read", self.node.policy)
         channels, rejected = self._parse_channels(req.args)
         already = [c.name for c in channels if c.name in session.channels]
         new = [c for c in channels if c.name not in session.channels]
@@ -222,8 +219,7 @@ class NativeProtocol:
         session.send(native.unsubscribe_reply(req.id, removed, rejected + missing))
 
     async def publish(self, session: Session, req: Request) -> None:
-        if not has_scope(session.principal, "publish"):
-            require(session.principal, "publish")
+        check(session.principal, CHANNELS, "publish", self.node.policy)
         positions = await publish_items(self.node, req.args)
         session.send(native.reply(req.id, {"op": "publish", "success": True,
                                            "positions": positions}))
