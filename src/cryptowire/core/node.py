@@ -63,7 +63,7 @@ class Node:
         self.demand: Demand = create_demand(settings, self.route, self.broker)
         self.hub = Hub(self.broker, self.demand,
                        outbound_limit=settings.server.outbound_buffer_bytes)
-        self.hub.access = self._channel_access
+        self.hub.access = self.channel_refusal
         self.sources: list[Source] = list(sources) if sources is not None else []
         self.store = store
         self._own_store = store is None
@@ -216,8 +216,9 @@ class Node:
         return Policy(anonymous_read=self.settings.server.anonymous_read,
                       pg_read_keys=self.settings.auth.pg_read_keys)
 
-    def _channel_access(self, principal: Principal, channel: Channel) -> str | None:
-        """The hub's check of every channel a session subscribes to (and recovers)."""
+    def channel_refusal(self, principal: Principal, channel: Channel) -> str | None:
+        """Why ``principal`` may not read ``channel``, or ``None``: the hub's check of every
+        channel a session subscribes to (and recovers)."""
         denied = authorize(principal, channel, "read", self.policy)
         return None if denied is None else denied.reason
 

@@ -166,9 +166,14 @@ class NativeProtocol:
             refuse(session, native.error("LIMIT_EXCEEDED", reason, req.id),
                    closecodes.SERVER_FULL)
             return
+        # A new principal may read less than the old one: its subscriptions are rechecked.
+        lost = [name for name in session.channels if self.node.channel_refusal(
+            principal, self.node.grammar.parse(name)) is not None]
+        if lost:
+            await self.node.hub.unsubscribe(session, lost)
         session.send(native.reply(req.id, {
             "op": "auth", "success": True, "message": f"Authenticated as {principal.name}",
-            "scopes": sorted(principal.scopes)}))
+            "scopes": sorted(principal.scopes), **({"unsubscribed": lost} if lost else {})}))
 
     def _parse_channels(self, args: list[Any]) -> tuple[list[Channel], list[tuple[str, str]]]:
         channels: list[Channel] = []

@@ -160,3 +160,17 @@ async def test_persistence_service_needs_a_key(hub: Hub) -> None:
     rfq = await hub.connect("/rfq")
     code, _ = await expect_close(rfq)
     assert code == 4001
+
+
+@pytest.mark.hub_settings(server={"anonymous_read": False})
+async def test_auth_as_a_lesser_key_drops_what_it_may_not_read(hub: Hub) -> None:
+    reader, _ = await hub.create_key("reader", ("read",))
+    pusher, _ = await hub.create_key("pusher", ("publish",))
+    ws = await hub.connect(headers={"X-API-Key": reader})
+    assert (await subscribe(ws, "app:feed"))["args"] == ["app:feed"]
+    reply = await call(ws, {"op": "auth", "args": [pusher]})
+    assert reply["success"] is True and reply["unsubscribed"] == ["app:feed"]
+    await hub.publish("app:feed", {"n": 1})
+    await ws.send(orjson.dumps({"op": "ping"}).decode())
+    assert (await recv_json(ws))["op"] == "pong"  # and no data frame before it
+    assert hub.node.hub.subscribers("app:feed") == 0
