@@ -254,6 +254,17 @@ class AuthSettings(BaseModel):
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 secret (>= 32 chars) for Bearer JWTs and /pg/<JWT> sockets."
     )
+    jwt_scopes: bool = Field(
+        False, description="Honour a Bearer JWT's 'scopes' claim as an API key's scopes; off, "
+        "a JWT grants only the pg: channels its 'channels' claim names."
+    )
+    jwt_require_exp: bool = Field(
+        True, description="Refuse a Bearer JWT without 'exp' (/pg/<JWT> sockets accept one)."
+    )
+    pg_read_keys: bool = Field(
+        True, description="API keys with the read scope read every pg: channel; off, only "
+        "admin keys and JWTs naming the channel do."
+    )
 
     @field_validator("jwt_secret")
     @classmethod

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
 from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
+from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
 from cryptowire.core.hub import Hub, Principal, Session
@@ -62,7 +63,7 @@ class Node:
         self.demand: Demand = create_demand(settings, self.route, self.broker)
         self.hub = Hub(self.broker, self.demand,
                        outbound_limit=settings.server.outbound_buffer_bytes)
-        self.hub.access = channel_access
+        self.hub.access = self.channel_refusal
         self.sources: list[Source] = list(sources) if sources is not None else []
         self.store = store
         self._own_store = store is None
@@ -207,6 +208,20 @@ class Node:
                 if self.close_key_sessions(key_id):
                     log.info("closed sessions of revoked key %s", key_id)
 
+    # -- access ------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        """The settings :func:`~cryptowire.core.access.authorize` depends on."""
+        return Policy(anonymous_read=self.settings.server.anonymous_read,
+                      pg_read_keys=self.settings.auth.pg_read_keys)
+
+    def channel_refusal(self, principal: Principal, channel: Channel) -> str | None:
+        """Why ``principal`` may not read ``channel``, or ``None``: the hub's check of every
+        channel a session subscribes to (and recovers)."""
+        denied = authorize(principal, channel, "read", self.policy)
+        return None if denied is None else denied.reason
+
     # -- health and stats --------------------------------------------------------------
 
     def source_statuses(self) -> list[SourceStatus]:
@@ -254,16 +269,3 @@ class Node:
                 "topics": st.topics, "last_message_ms": st.last_message_ms, **st.extra,
             } for st in self.source_statuses()},
         }
-
-
-def channel_access(principal: Principal, channel: Channel) -> str | None:
-    """Who may read what, for every dialect: ``None`` or the reason for the refusal.
-
-    Market, on-chain, service and app channels are public (anonymous read permitting);
-    Postgres channels carry an application's own rows, so they need an API key, or the
-    ``pg`` grant of a ``/pg/<JWT>`` socket (whose token names the channels it may read).
-    """
-    if channel.kind == "pg" and principal.anonymous and "pg" not in principal.scopes:
-        return ("Postgres channels need an API key (send {\"op\":\"auth\",...}) or a "
-                "/pg/<JWT> socket.")
-    return None

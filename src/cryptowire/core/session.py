@@ -34,11 +34,15 @@ class Encoder(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class Principal:
-    """Who is on a session: an API key (id + scopes) or anonymous."""
+    """Who is on a session: an API key (id + scopes), a JWT, or anonymous. What each may
+    do is decided by :func:`cryptowire.core.access.authorize` alone."""
 
     key_id: str | None = None
     name: str = "anonymous"
     scopes: frozenset[str] = frozenset()
+    #: The ``pg:`` channel names a JWT's ``channels`` claim grants (``None``: not a token
+    #: of that shape).
+    channels: frozenset[str] | None = None
 
     @property
     def anonymous(self) -> bool:

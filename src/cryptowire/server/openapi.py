@@ -45,7 +45,9 @@ def document() -> dict[str, Any]:
             "/api/v1/info": {"get": _op("Name, version, demo flag and the main URLs.")},
             "/ready": {"get": _op("Readiness: 200 once the node has started.")},
             "/health": {"get": _op("Store, bus and source health; 503 when degraded.")},
-            "/stats": {"get": _op("Connections, subscriptions, messages, sources.")},
+            "/stats": {"get": _op("Connections, subscriptions, messages, sources (as reading "
+                                  "needs; channel names: admin where anonymous_read is off).",
+                                  secured=True)},
             "/metrics": {"get": _op("Prometheus text exposition.")},
             "/api/v1/publish": {"post": _op(
                 "Publish one event or a list to app:<name> channels (publish/admin scope).",
@@ -83,7 +85,9 @@ def document() -> dict[str, Any]:
             "/api/v1/telegram/bindings/{group}/{chat_id}": {"delete": _op(
                 "Unbind a chat from a group (admin).", secured=True,
                 params=[_path_param("group"), _path_param("chat_id")])},
-            "/ws/stats": {"get": _op("Seed 004: connection and subscription counts.")},
+            "/ws/stats": {"get": _op("Seed 004: connection and subscription counts (as "
+                                     "reading needs; the client list: admin where "
+                                     "anonymous_read is off).", secured=True)},
             "/ws/services": {"get": _op("Seed 004: services, intervals and paths.")},
             "/ws/endpoints": {"get": _op("Seed 004: WebSocket endpoints.")},
         },

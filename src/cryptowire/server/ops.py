@@ -8,10 +8,12 @@ import html
 from aiohttp import web
 
 from cryptowire import __version__
+from cryptowire.core.access import STATS, authorize
 from cryptowire.server import openapi
+from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.metrics import registry_for, render
-from cryptowire.server.rest import json
+from cryptowire.server.rest import json, problems
 
 _METRICS = web.AppKey("metrics_registry", object)
 
@@ -44,7 +46,15 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    return json(request.app[NODE].stats())
+    """Aggregates for whoever may read (docs/security.md); the per-channel lists
+    (``channels``, ``upstream_topics``) only where the detail is allowed."""
+    node = request.app[NODE]
+    principal = await rest_principal(request, STATS, "read")
+    body = node.stats()
+    if authorize(principal, STATS, "detail", node.policy) is not None:
+        body["channels"] = len(body["channels"])
+        body["upstream_topics"] = len(body["upstream_topics"])
+    return json(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -83,7 +93,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/info", info)
     app.router.add_get("/ready", ready)
     app.router.add_get("/health", health)
-    app.router.add_get("/stats", stats)
+    app.router.add_get("/stats", problems(stats))
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
     app.router.add_get("/docs", docs)

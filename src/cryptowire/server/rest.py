@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.core.access import CHANNELS, KEYS
 from cryptowire.errors import AuthError, CryptowireError, ProtocolError, StoreError
 from cryptowire.jsonnum import loads_exact
 from cryptowire.server.auth import rest_principal
@@ -79,7 +80,7 @@ async def _json_body(request: web.Request, *, exact: bool = False) -> Any:
 
 async def publish(request: web.Request) -> web.Response:
     """``POST /api/v1/publish``: one ``{"channel","data"}`` object or a list of them."""
-    await rest_principal(request, "publish")
+    await rest_principal(request, CHANNELS, "publish")
     body = await _json_body(request, exact=True)
     items = body if isinstance(body, list) else [body]
     positions = await publish_items(request.app[NODE], items)
@@ -93,7 +94,7 @@ def _key_json(key: Any) -> dict[str, Any]:
 
 
 async def list_keys(request: web.Request) -> web.Response:
-    await rest_principal(request, "admin")
+    await rest_principal(request, KEYS, "admin")
     store = request.app[NODE].store
     assert store is not None
     return json({"keys": [_key_json(k) for k in await store.list_keys()]})
@@ -101,7 +102,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def create_key(request: web.Request) -> web.Response:
     """``POST /api/v1/keys {"name","scopes"}``: the plaintext key is in this reply only."""
-    await rest_principal(request, "admin")
+    await rest_principal(request, KEYS, "admin")
     body = await _json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise ProtocolError("INVALID_ARGS", 'Expected {"name": "...", "scopes": ["read"]}.')
@@ -117,7 +118,7 @@ async def create_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     """``DELETE /api/v1/keys/{id}``: revoke, and close the key's sessions on this node now
     (other nodes close theirs on their next revocation poll, within seconds)."""
-    await rest_principal(request, "admin")
+    await rest_principal(request, KEYS, "admin")
     node = request.app[NODE]
     assert node.store is not None
     key_id = request.match_info["key_id"]

@@ -21,10 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
+from cryptowire.core.access import CHANNELS, KEYS, WATCHLIST, check
 from cryptowire.core.hub import Session
 from cryptowire.core.node import Node
 from cryptowire.errors import ChannelError, ProtocolError
-from cryptowire.server.auth import require, rest_principal
+from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.rest import _json_body, json, problem, problems
 from cryptowire.sources.evm.source import EvmSource
@@ -55,14 +56,14 @@ def evm_store(node: Node) -> EvmStore:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    await rest_principal(request, "read")
+    await rest_principal(request, WATCHLIST, "read")
     node = request.app[NODE]
     tokens = await admin_for(node).list(request.query.get("chain"))
     return json({"tokens": [t.public() for t in tokens]})
 
 
 async def add_token(request: web.Request) -> web.Response:
-    await rest_principal(request, "admin")
+    await rest_principal(request, WATCHLIST, "admin")
     node = request.app[NODE]
     body = await _json_body(request)
     if not isinstance(body, dict):
@@ -72,7 +73,7 @@ async def add_token(request: web.Request) -> web.Response:
 
 
 async def remove_token(request: web.Request) -> web.Response:
-    await rest_principal(request, "admin")
+    await rest_principal(request, WATCHLIST, "admin")
     node = request.app[NODE]
     chain, address = request.match_info["chain"], request.match_info["address"]
     if not await admin_for(node).remove({"chain": chain, "address": address}):
@@ -93,16 +94,17 @@ def parse_since(text: str | None) -> tuple[int, int] | None:
 
 
 async def events(request: web.Request) -> web.Response:
-    await rest_principal(request, "read")
     node = request.app[NODE]
     raw = request.query.get("channel", "")
     try:
         channel = node.grammar.parse(raw)
-    except ChannelError as exc:
-        raise ProtocolError("INVALID_ARGS", exc.reason) from exc
-    if channel.kind not in ("swap", "burn") or channel.chain_id is None:
+    except ChannelError:
+        channel = None
+    if channel is None or channel.kind not in ("swap", "burn") or channel.chain_id is None:
+        await rest_principal(request, CHANNELS, "read")  # no key, no reply on the grammar
         raise ProtocolError("INVALID_ARGS", "'channel' is swap:<chain>[:<token>] or "
                                             "burn:<chain>[:<token>].")
+    await rest_principal(request, channel, "read")  # reading history is reading the channel
     try:
         limit = min(int(request.query.get("limit", "100")), MAX_LIMIT)
     except ValueError:
@@ -114,7 +116,7 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def list_bindings(request: web.Request) -> web.Response:
-    await rest_principal(request, "admin")
+    await rest_principal(request, KEYS, "admin")
     return json({"bindings": await evm_store(request.app[NODE]).bindings()})
 
 
@@ -126,7 +128,7 @@ def _binding(body: Any) -> tuple[str, str]:
 
 
 async def bind_chat(request: web.Request) -> web.Response:
-    await rest_principal(request, "admin")
+    await rest_principal(request, KEYS, "admin")
     group, chat = _binding(await _json_body(request))
     created = await evm_store(request.app[NODE]).bind_chat(group, chat)
     return json({"group": group, "chat_id": chat, "created": created},
@@ -134,7 +136,7 @@ async def bind_chat(request: web.Request) -> web.Response:
 
 
 async def unbind_chat(request: web.Request) -> web.Response:
-    await rest_principal(request, "admin")
+    await rest_principal(request, KEYS, "admin")
     group, chat = request.match_info["group"], request.match_info["chat_id"]
     if not await evm_store(request.app[NODE]).unbind_chat(group, chat):
         return problem(404, "INVALID_ARGS", f"Chat {chat} is not bound to group {group}.")
@@ -160,12 +162,12 @@ async def native_token_op(node: Node, session: Session, req: Request) -> None:
     """
     admin = admin_for(node)
     if req.op == "list_tokens":
-        require(session.principal, "read")
+        check(session.principal, WATCHLIST, "read", node.policy)
         tokens = await admin.list(req.args[0] if req.args else None)
         session.send(native.reply(req.id, {"op": "list_tokens", "success": True,
                                            "data": [t.public() for t in tokens]}))
         return
-    require(session.principal, "admin")
+    check(session.principal, WATCHLIST, "admin", node.policy)
     if len(req.args) != 1 or not isinstance(req.args[0], dict):
         raise ProtocolError("INVALID_ARGS", f"'{req.op}' takes one object: "
                                             '[{"chain": 1, "address": "0x..."}].')

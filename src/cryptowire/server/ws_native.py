@@ -15,13 +15,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.core.access import CHANNELS, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked
-from cryptowire.server.auth import has_scope, principal_for, request_key, require
+from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     on_frame,
@@ -167,9 +168,14 @@ class NativeProtocol:
             refuse(session, native.error("LIMIT_EXCEEDED", reason, req.id),
                    closecodes.SERVER_FULL)
             return
+        # A new principal may read less than the old one: its subscriptions are rechecked.
+        lost = [name for name in session.channels if self.node.channel_refusal(
+            principal, self.node.grammar.parse(name)) is not None]
+        if lost:
+            await self.node.hub.unsubscribe(session, lost)
         session.send(native.reply(req.id, {
             "op": "auth", "success": True, "message": f"Authenticated as {principal.name}",
-            "scopes": sorted(principal.scopes)}))
+            "scopes": sorted(principal.scopes), **({"unsubscribed": lost} if lost else {})}))
 
     def _parse_channels(self, args: list[Any]) -> tuple[list[Channel], list[tuple[str, str]]]:
         channels: list[Channel] = []
@@ -187,13 +193,9 @@ class NativeProtocol:
         return channels, rejected
 
     async def subscribe(self, session: Session, req: Request) -> None:
-        if not has_scope(session.principal, "read"):
-            if not session.principal.anonymous:
-                # A valid key without the scope is FORBIDDEN (errors.AuthError), not
-                # UNAUTHORIZED: sending it again via "auth" would not help.
-                require(session.principal, "read")
-            raise AuthError("Subscribing needs an API key: send "
-                            '{"op":"auth","args":["<key>"]} first.')
+        # The op needs some channel to be readable at all (a valid key without the right is
+        # FORBIDDEN, not UNAUTHORIZED); each channel is then the hub's access check.
+        check(session.principal, CHANNELS, "read", self.node.policy)
         channels, rejected = self._parse_channels(req.args)
         already = [c.name for c in channels if c.name in session.channels]
         new = [c for c in channels if c.name not in session.channels]
@@ -224,8 +226,7 @@ class NativeProtocol:
         session.send(native.unsubscribe_reply(req.id, removed, rejected + missing))
 
     async def publish(self, session: Session, req: Request) -> None:
-        if not has_scope(session.principal, "publish"):
-            require(session.principal, "publish")
+        check(session.principal, CHANNELS, "publish", self.node.policy)
         positions = await publish_items(self.node, req.args)
         session.send(native.reply(req.id, {"op": "publish", "success": True,
                                            "positions": positions}))

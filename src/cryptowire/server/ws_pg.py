@@ -22,11 +22,13 @@ import jwt
 import orjson
 from aiohttp import web
 
+from cryptowire.core.access import authorize
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
-from cryptowire.errors import ChannelError
+from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
+from cryptowire.server.auth import rest_principal
 from cryptowire.server.connection import (
     guarded,
     open_session,
@@ -54,6 +56,7 @@ class Grant:
     mode: str
     channels: tuple[str, ...]
     exp: float | None
+    sub: str = "jwt"
 
 
 def verify_token(token: str, secret: str) -> Grant:
@@ -73,7 +76,8 @@ def verify_token(token: str, secret: str) -> Grant:
     if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
         raise TokenRefused("JWT claim 'channels' must be a list of channel names")
     exp = claims.get("exp")
-    return Grant(mode, tuple(channels), float(exp) if isinstance(exp, int | float) else None)
+    return Grant(mode, tuple(channels), float(exp) if isinstance(exp, int | float) else None,
+                 str(claims.get("sub", "jwt"))[:100])
 
 
 class PgEncoder:
@@ -95,40 +99,44 @@ class PgSockets:
         self.node = node
         self.encoder = PgEncoder()
 
-    def _grant(self, request: web.Request) -> tuple[list[Channel], float | None]:
+    def _grant(self, request: web.Request) -> tuple[list[Channel], Grant, Principal]:
         secret = self.node.settings.auth.jwt_secret
         if secret is None:
             raise TokenRefused("JWT sockets are not configured (auth.jwt_secret)")
         grant = verify_token(request.match_info["token"], secret.get_secret_value())
+        # The token's own principal: it reads the pg: channels it names and nothing else
+        # (core/access.py), here and wherever else it is presented.
+        principal = Principal(key_id=f"jwt:{grant.sub}", name=grant.sub,
+                              channels=frozenset(grant.channels))
         wanted = request.match_info.get("channel")
-        if wanted is not None and wanted not in grant.channels:
-            raise TokenRefused(f"JWT does not allow channel '{wanted}'")
         names = [wanted] if wanted is not None else list(grant.channels)
         try:
             channels = [self.node.grammar.parse(f"pg:{n}") for n in names]
         except ChannelError as exc:
             raise TokenRefused(exc.reason) from exc
-        return channels, grant.exp
+        if wanted is not None and authorize(principal, channels[0], "read",
+                                            self.node.policy) is not None:
+            raise TokenRefused(f"JWT does not allow channel '{wanted}'")
+        return channels, grant, principal
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
         if not origin_allowed(node, request):
             return web.Response(status=403, text="Origin not allowed")
         try:
-            channels, exp = self._grant(request)
+            channels, grant, principal = self._grant(request)
         except TokenRefused as exc:
             return web.Response(status=400, text=str(exc))
         if node.route(Channel(name="pg:_", kind="pg", key="_")) is None:
             return web.Response(status=503, text="Postgres channels are not enabled "
                                                  "(pgnotify.enabled)")
-        ws, session = await open_session(request, self.encoder,
-                                         Principal(name="jwt", scopes=frozenset({"read", "pg"})))
+        ws, session = await open_session(request, self.encoder, principal)
         async with guarded(node, session):
             reason = over_connection_limits(node, session)
             if reason is not None:
                 node.counters.rejected_connections += 1
                 session.close(closecodes.SERVER_FULL.code, reason)
-            timer = self._expire_at(session, exp)
+            timer = self._expire_at(session, grant.exp)
             try:
                 if not session.closed:
                     result = await node.hub.subscribe(session, channels)
@@ -158,10 +166,16 @@ class PgSockets:
 
 
 def _mirror_handler(channel: str) -> Any:
+    target = Channel(name=f"pg:{channel}", kind="pg", key=channel)
+
     async def mirror(request: web.Request) -> web.Response:
         from cryptowire.sources.pgnotify import mirror_rows
 
         node = request.app[NODE]
+        try:  # exactly the rule of pg:<channel> on every socket (core/access.py)
+            await rest_principal(request, target, "read")
+        except AuthError as exc:
+            return problem(403 if exc.code == "FORBIDDEN" else 401, exc.code, exc.message)
         cfg = node.settings.pgnotify
         query = dict(request.query)
         raw_limit = query.pop("limit", None)

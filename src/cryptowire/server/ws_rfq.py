@@ -1,8 +1,8 @@
 """``GET /rfq``: the seed 001 RFQ widget protocol.
 
 On connect the server sends ``{"handshake": <Sec-WebSocket-Key>}``: that value is the
-session ``uuid`` the client echoes. Quotes need the ``read`` scope (or anonymous read);
-accepting one needs the ``rfq`` scope. The channel form (``subscribe``/``unsubscribe``/
+session ``uuid`` the client echoes. Quotes need the ``read`` or ``rfq`` scope (or anonymous
+read); accepting one needs the ``rfq`` scope. The channel form (``subscribe``/``unsubscribe``/
 ``current``) works on hub channels (``ticker:BTCUSDT``) and on ``rfq`` itself.
 """
 
@@ -15,13 +15,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.core.access import RFQ, authorize
 from cryptowire.core.hub import Principal, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
-from cryptowire.server.auth import has_scope, principal_for, request_key
+from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     open_session,
@@ -109,9 +110,9 @@ class RfqEndpoint:
             refuse(session, rfq001.error(reason), closecodes.SERVER_FULL)
             await read_loop(node, ws, session, _ignore, _ignore_binary)
             return
-        if not has_scope(principal, "read"):
-            refuse(session, rfq001.error("Quotes need an API key (?api_key=...)."),
-                   closecodes.UNAUTHORIZED)
+        denied = authorize(principal, RFQ, "read", node.policy)
+        if denied is not None:
+            refuse(session, rfq001.error(denied.reason), closecodes.UNAUTHORIZED)
             await read_loop(node, ws, session, _ignore, _ignore_binary)
             return
         session.send(rfq001.handshake(uuid))
@@ -120,7 +121,8 @@ class RfqEndpoint:
             session.send(rfq001.frame(obj))
 
         conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
-                             may_trade=has_scope(principal, "rfq"), key_id=principal.key_id)
+                             may_trade=authorize(principal, RFQ, "trade", node.policy) is None,
+                             key_id=principal.key_id)
         bucket = TokenBucket(node.settings.server.max_inbound_rate)
 
         async def on_text(sess: Session, text: str) -> None:
@@ -172,6 +174,10 @@ class RfqEndpoint:
                 await self.node.hub.unsubscribe(session, [channel.name])
                 session.send(rfq001.frame({"unsubscribe": channel.name, "status": "ok"}))
             else:
+                denied = authorize(session.principal, channel, "read", self.node.policy)
+                if denied is not None:
+                    session.send(rfq001.error(denied.reason, channel=name))
+                    continue
                 await self.current(session, channel.name)
 
     async def current(self, session: Session, name: str) -> None:

@@ -16,13 +16,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError
 from cryptowire.events import now_ms
 from cryptowire.server import ws_native
-from cryptowire.server.auth import has_scope, principal_for, request_key
+from cryptowire.server.auth import principal_for, request_key, rest_principal
 from cryptowire.server.connection import (
     guarded,
     open_session,
@@ -32,7 +33,7 @@ from cryptowire.server.connection import (
     refuse,
 )
 from cryptowire.server.limits import TokenBucket
-from cryptowire.server.rest import json
+from cryptowire.server.rest import json, problems
 from cryptowire.wire import closecodes
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
@@ -68,8 +69,8 @@ class ServicesProtocol:
         now = now_ms()
         try:
             principal = await principal_for(node, request_key(request))
-            refused = None if has_scope(principal, "read") else \
-                "This server needs an API key (X-API-Key, ?api_key= or Bearer) to read."
+            denied = authorize(principal, CHANNELS, "read", node.policy)
+            refused = None if denied is None else denied.reason
         except AuthError as exc:
             principal, refused = None, exc.message
         ws, session = await open_session(request, self.encoder, principal)
@@ -186,9 +187,9 @@ class ServicesProtocol:
             session.send(s004.status(state, len(self.live_clients()), now))
         elif action.action == "subscribe":
             assert action.service is not None
-            if not has_scope(session.principal, "read"):
-                session.send(s004.error({"message": "Subscribing needs an API key with the "
-                                                    "'read' scope."}, now))
+            denied = authorize(session.principal, CHANNELS, "read", self.node.policy)
+            if denied is not None:
+                session.send(s004.error({"message": denied.reason}, now))
                 return
             await self._subscribe(session, state, action.service)
         else:
@@ -235,16 +236,18 @@ class ServicesProtocol:
     # -- REST --------------------------------------------------------------------------
 
     async def stats(self, request: web.Request) -> web.Response:
+        """Counts for whoever may read; the client list only where the detail is allowed."""
+        principal = await rest_principal(request, STATS, "read")
         clients = self.live_clients()
         counts: dict[str, int] = {}
         for state in clients:
             for service in state.subscriptions:
                 counts[service] = counts.get(service, 0) + 1
-        return json(s004.envelope("success", {
-            "total_connections": len(clients),
-            "clients": [state.describe() for state in clients],
-            "subscription_counts": counts,
-        }, now_ms()))
+        body: dict[str, Any] = {"total_connections": len(clients)}
+        if authorize(principal, STATS, "detail", self.node.policy) is None:
+            body["clients"] = [state.describe() for state in clients]
+        body["subscription_counts"] = counts
+        return json(s004.envelope("success", body, now_ms()))
 
     async def services(self, request: web.Request) -> web.Response:
         cfg = self.node.settings.services
@@ -285,7 +288,7 @@ def setup(app: web.Application, node: Node) -> None:
     protocol = ServicesProtocol(node)
     for endpoint in s004.ENDPOINTS:
         app.router.add_get(endpoint.path, protocol.handler(endpoint))
-    app.router.add_get("/ws/stats", protocol.stats)
+    app.router.add_get("/ws/stats", problems(protocol.stats))
     app.router.add_get("/ws/services", protocol.services)
     app.router.add_get("/ws/endpoints", protocol.endpoints)
     native = app.get(ws_native.NATIVE)

@@ -24,10 +24,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.core.access import WATCHLIST, authorize
 from cryptowire.core.hub import Session
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, CryptowireError
-from cryptowire.server.auth import has_scope, principal_for
+from cryptowire.server.auth import principal_for
 from cryptowire.server.connection import (
     guarded,
     open_session,
@@ -204,12 +205,14 @@ class SwapsDialect:
 
     async def _command(self, session: Session, command: str) -> None:
         if command in ("swaps", "burns"):
-            if not has_scope(session.principal, "read"):
-                self._done(session, swaps000.error(403, "This key lacks the 'read' scope."))
-                return
             kind = "swap" if command == "swaps" else "burn"
             channels = [self.node.grammar.parse(f"{kind}:{name}")
                         for name in self.node.grammar.chains]
+            denied = next((d for c in channels if (d := authorize(
+                session.principal, c, "read", self.node.policy)) is not None), None)
+            if denied is not None:
+                self._done(session, swaps000.error(403, denied.reason))
+                return
             self.state[session.id] = "streaming"
             session.flush()  # replies so far go out as they are; data goes through batching
             session.transport = BatchingTransport(session.transport, self.encoder)
@@ -218,9 +221,13 @@ class SwapsDialect:
                 log.info("000 session %s: no chain could be watched: %s", session.id,
                          result.rejected)
         elif command in swaps000.WITH_PAYLOAD:
-            if command != "token_symbol" and not has_scope(session.principal, "admin"):
+            denied = authorize(session.principal, WATCHLIST,
+                               "read" if command == "token_symbol" else "admin",
+                               self.node.policy)
+            if denied is not None:
                 self._done(session, swaps000.error(
-                    403, f"'{command}' needs an API key with the admin scope."))
+                    403, f"'{command}' needs an API key with the admin scope."
+                    if command != "token_symbol" else denied.reason))
                 return
             self.state[session.id] = command
         else:

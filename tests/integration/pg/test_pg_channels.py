@@ -138,7 +138,7 @@ async def test_a_trigger_row_reaches_jwt_socket_native_channel_and_rest(pg_hub: 
         text = await recv_text(jwt_ws)
         assert await recv_text(path_ws) == text
         native = json.loads(await recv_text(native_ws))
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
             async with http.get(f"http://127.0.0.1:{pg_hub.port}/fill_events") as resp:
                 assert resp.status == 200
                 rest = await resp.read()
@@ -163,7 +163,9 @@ async def test_rest_mirror_limit_and_filters(pg_hub: PgHub) -> None:
     for n, market in ((1, 1), (2, 2), (3, 1)):
         await pg_hub.insert(n, market)
     base = f"http://127.0.0.1:{pg_hub.port}/fill_events"
-    async with aiohttp.ClientSession() as http:
+    assert pg_hub.node.store is not None  # the mirror is read like pg: channels: with a key
+    key, _ = await pg_hub.node.store.create_key("reader", ["read"])
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
         async with asyncio.timeout(TIMEOUT):
             while True:
                 async with http.get(base) as resp:
@@ -182,6 +184,43 @@ async def test_rest_mirror_limit_and_filters(pg_hub: PgHub) -> None:
             assert resp.status == 400
         async with http.get(f"http://127.0.0.1:{pg_hub.port}/cancel_order_events") as resp:
             assert await resp.json() == []
+
+
+async def test_rest_mirror_applies_the_rule_of_pg_channels(pg_hub: PgHub) -> None:
+    """Issue 10 item 1: the mirror is read like pg:<channel> on /ws: an API key with the read
+    scope, or a JWT naming the channel; else 401 (no key) or 403 (no right)."""
+    assert pg_hub.node.store is not None
+    reader, _ = await pg_hub.node.store.create_key("reader", ["read"])
+    pusher, _ = await pg_hub.node.store.create_key("pusher", ["publish"])
+    soon = time.time() + 60
+    cases = [
+        ({}, 401),
+        ({"X-API-Key": pusher}, 403),
+        ({"X-API-Key": reader}, 200),
+        ({"Authorization": f"Bearer {token(['fill_event'], exp=soon)}"}, 200),
+        ({"Authorization": f"Bearer {token(['cancel_order_event'], exp=soon)}"}, 403),
+        ({"Authorization": f"Bearer {token(['fill_event'])}"}, 401),  # no exp: /pg only
+    ]
+    async with aiohttp.ClientSession() as http:
+        for headers, status in cases:
+            async with http.get(f"http://127.0.0.1:{pg_hub.port}/fill_events",
+                                headers=headers) as resp:
+                assert resp.status == status, (headers, await resp.text())
+                if status != 200:
+                    assert "error" in await resp.json()
+
+
+async def test_a_seed_002_bearer_jwt_reads_its_channel_on_ws(pg_hub: PgHub) -> None:
+    bearer = {"Authorization": f"Bearer {token(['fill_event'], exp=time.time() + 60)}"}
+    async with connect(f"{pg_hub.ws}/ws", additional_headers=bearer) as ws:
+        await ws.send(json.dumps({"op": "subscribe",
+                                  "args": ["pg:fill_event", "pg:cancel_order_event"]}))
+        reply = json.loads(await recv_text(ws))
+        assert reply["args"] == ["pg:fill_event"]
+        assert reply["rejected"][0]["arg"] == "pg:cancel_order_event"
+        await pg_hub.insert(7)
+        data = json.loads(await recv_text(ws))
+        assert data["channel"] == "pg:fill_event" and data["data"]["txn_version"] == 7
 
 
 async def test_bad_tokens_get_http_400_on_the_upgrade(pg_hub: PgHub) -> None:
