@@ -130,9 +130,17 @@ async def test_openapi_json_lists_the_paths(hub: Hub) -> None:
 
 
 async def test_docs_html(hub: Hub) -> None:
+    # Swagger UI, served from this hub (vendored): every script and stylesheet is local.
+    # (The e2e test opens it in Chromium: tests/e2e/test_docs.py.)
     status, ctype, text = await _get(hub, "/docs")
     assert status == 200 and ctype.startswith("text/html")
-    assert "<table>" in text and "/api/v1/publish" in text and "/openapi.json" in text
+    assert "/openapi.json" in text and 'id="swagger-ui"' in text
+    refs = re.findall(r'(?:src|href)="([^"]+)"', text)
+    assert "/static/vendor/swagger-ui-bundle.js" in refs and "/static/docs.js" in refs
+    for ref in refs:
+        assert ref.startswith("/"), ref
+        status, _, _ = await _get(hub, ref)
+        assert status == 200, ref
 
 
 async def test_info_names_the_socket(hub: Hub) -> None:
