@@ -12,11 +12,17 @@ data both go through it.
 orjson cannot write (nested deeper than :data:`MAX_DEPTH`, a string with a lone surrogate, a
 Python value that is not JSON) is refused with a :class:`ValueError` whose message says why,
 and never contains the data.
+
+:func:`decimal_str` is the one way the hub writes a ``Decimal`` as text: a plain decimal
+string. ``str(Decimal)`` switches to exponent notation for small and large values
+(``"5.6385E-9"``, ``"1E+3"``); a client must be able to read money with any decimal parser and
+show it as it is, so the hub never writes that.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -73,3 +79,23 @@ def _reason(error: str) -> str:
     if "64-bit" in error:
         return "contains an integer beyond 64 bits (send it as JSON text, it is kept exact)"
     return "is not JSON-encodable"
+
+
+def decimal_str(value: Decimal | int, *, normalize: bool = False) -> str:
+    """``value`` as a plain decimal string, never exponent notation, exact.
+
+    The scale is kept (``Decimal("66000.00")`` -> ``"66000.00"``) unless ``normalize``
+    strips trailing zeros (``Decimal("1.500")`` -> ``"1.5"``, ``Decimal("1E+3")`` ->
+    ``"1000"``; unlike ``Decimal.normalize()``, without rounding to the context
+    precision). Zero has no sign. ``NaN`` and infinities are not numbers: ``ValueError``.
+    """
+    if isinstance(value, int):
+        return str(value)
+    if not value.is_finite():
+        raise ValueError(f"{value} is not a finite decimal")
+    if value.is_zero():
+        value = value.copy_abs()
+    text = format(value, "f")
+    if normalize and "." in text:  # by text: Decimal.normalize() rounds to the context
+        text = text.rstrip("0").rstrip(".")
+    return text

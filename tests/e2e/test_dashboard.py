@@ -267,16 +267,23 @@ async def test_page_and_assets_are_served_with_types_and_csp(hub: Hub) -> None:
         assert f"connect-src 'self' ws://{host} wss://{host}" in csp
         assert "unsafe" not in csp and "http:" not in csp.replace(f"ws://{host}", "")
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
-        # everything the page loads comes from this hub
-        for ref in re.findall(r'(?:src|href)="([^"]+)"', page):
+        # everything the page loads comes from this hub (a plain <a> link is not a load:
+        # the chart's attribution links to tradingview.com)
+        for ref in re.findall(r'<(?:script|link|img)[^>]* (?:src|href)="([^"]+)"', page):
             assert ref.startswith("/"), ref
+        assert re.findall(r'<a [^>]*href="(https?:[^"]+)"', page) == \
+            ["https://www.tradingview.com/"]
         for name, ctype in [("app.js", "text/javascript"), ("style.css", "text/css"),
-                            ("favicon.svg", "image/svg+xml")]:
+                            ("favicon.svg", "image/svg+xml"), ("chart.js", "text/javascript"),
+                            ("vendor/lightweight-charts.standalone.production.js",
+                             "text/javascript")]:
             async with http.get(f"{hub.base}/static/{name}") as resp:
                 assert resp.status == 200, name
                 assert resp.headers["Content-Type"].startswith(ctype), name
                 assert "Content-Security-Policy" in resp.headers
-        for bad in ["/static/nope.js", "/static/index.html", "/static/..%2Fserver%2Fweb.py"]:
+        for bad in ["/static/nope.js", "/static/index.html", "/static/..%2Fserver%2Fweb.py",
+                    "/static/docs.html", "/static/vendor/README.md",
+                    "/static/vendor/swagger-ui-bundle.js.LICENSE.txt"]:
             async with http.get(hub.base + bad) as resp:
                 assert resp.status == 404, bad
         async with http.get(hub.base + "/static/app.js") as resp:

@@ -54,6 +54,7 @@ from cryptowire.client._messages import (
 )
 from cryptowire.client._tracker import ChannelTracker
 from cryptowire.errors import CryptowireError
+from cryptowire.jsonnum import decimal_str
 from cryptowire.wire import closecodes
 
 log = logging.getLogger("cryptowire.client")
@@ -82,7 +83,7 @@ class _Pending:
 def _json_default(obj: object) -> str:
     # Money travels as decimal strings (PROTOCOLS.md, "Numbers"); never through float.
     if isinstance(obj, Decimal):
-        return str(obj)
+        return decimal_str(obj)  # never "1E-9"
     raise TypeError(f"{type(obj).__name__} is not JSON serializable")
 
 

@@ -228,23 +228,41 @@ class Node:
         return [s.status() for s in self.sources]
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """``(healthy, body)``: store, bus and every source."""
+        """``(serving, body)``: store, bus and every source.
+
+        ``status`` is ``down`` (``serving`` false: HTTP 503) when the hub cannot serve what
+        it is configured to serve: the store or the bus is down, or a source with no
+        fallback is down. It is ``degraded`` (still HTTP 200) when it serves, but demo data:
+        the demo source runs, or a source is down and its fallback serves meanwhile.
+        ``reasons`` says why it is not ``ok``.
+        """
         sources = {}
-        healthy = self.store_ok and self.broker.healthy()
+        down: list[str] = []
+        degraded: list[str] = []
+        if not self.store_ok:
+            down.append("store: down")
+        if not self.broker.healthy():
+            down.append(f"bus ({self.broker.name}): down")
         for st in self.source_statuses():
             sources[st.name] = {"state": st.state, "detail": st.detail, "demo": st.demo,
                                 "last_message_ms": st.last_message_ms}
+            reason = f"{st.name}: {st.detail or st.state}"
             if st.state not in ("up", "connecting", "starting"):
-                healthy = False
+                fallback = st.extra.get("fallback")
+                (degraded if fallback else down).append(
+                    reason if fallback else f"{st.name}: {st.state} ({st.detail})")
+            elif st.demo:
+                degraded.append(reason)
         body = {
-            "status": "ok" if healthy else "degraded",
+            "status": "down" if down else "degraded" if degraded else "ok",
+            "reasons": down + degraded,
             "demo": self.demo_active,
             "store": "ok" if self.store_ok else "down",
             "bus": {"type": self.broker.name,
                     "state": "ok" if self.broker.healthy() else "down"},
             "sources": sources,
         }
-        return healthy, body
+        return not down, body
 
     def stats(self) -> dict[str, Any]:
         hs = self.hub.stats

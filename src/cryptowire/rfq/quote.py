@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from cryptowire.errors import CryptowireError
+from cryptowire.jsonnum import decimal_str
 
 _CCY_MAX = 12
 #: Significant digits of a displayed exchange rate (never fewer decimals than amounts get).
@@ -45,7 +46,7 @@ class Quote:
         """The seed 001 offer fields (strings rounded for display)."""
         return {
             "amountTo": fmt(self.amount_to, decimals),
-            "amountFrom": f"{self.amount_from:f}",
+            "amountFrom": decimal_str(self.amount_from),
             "exchangeRate": fmt_rate(self.rate, decimals),
             "comissionFee": percent(self.commission),
             "quoteId": self.quote_id,
@@ -61,7 +62,7 @@ def fmt(value: Decimal, decimals: int) -> str:
     """
     with localcontext() as ctx:
         ctx.prec = max(ctx.prec, value.adjusted() + decimals + 2)
-        return f"{value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP):f}"
+        return decimal_str(value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
 
 
 def fmt_rate(value: Decimal, min_decimals: int,
@@ -84,7 +85,7 @@ def fmt_rate(value: Decimal, min_decimals: int,
 def percent(commission: Decimal) -> int | str:
     """The commission as the seed's ``comissionFee`` number of percent (``1`` for 1%)."""
     pct = (commission * 100).normalize()
-    return int(pct) if pct == pct.to_integral_value() else f"{pct:f}"
+    return int(pct) if pct == pct.to_integral_value() else decimal_str(pct)
 
 
 def parse_amount(text: object) -> Decimal:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import html
-
 from aiohttp import web
 
 from cryptowire import __version__
 from cryptowire.core.access import STATS, authorize
 from cryptowire.server import openapi
+from cryptowire.server import web as dashboard
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.metrics import registry_for, render
@@ -67,27 +66,6 @@ async def openapi_json(request: web.Request) -> web.Response:
     return json(openapi.document())
 
 
-async def docs(request: web.Request) -> web.Response:
-    """A self-contained page listing the OpenAPI operations (no CDN, no build step)."""
-    doc = openapi.document()
-    rows = []
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            secured = " (API key)" if op.get("security") else ""
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>"
-                        f"{html.escape(path)}</code></td><td>{html.escape(op['summary'])}"
-                        f"{secured}</td></tr>")
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>cryptowire API</title>"
-        "<style>body{font-family:system-ui,sans-serif;margin:2rem}td{padding:.3rem .8rem;"
-        "border-bottom:1px solid #ddd}</style></head><body>"
-        f"<h1>cryptowire {__version__} REST API</h1><p>Machine-readable: "
-        "<a href='/openapi.json'>/openapi.json</a>. WebSocket: <code>/ws</code>.</p>"
-        f"<table>{''.join(rows)}</table></body></html>"
-    )
-    return web.Response(text=page, content_type="text/html")
-
-
 def setup(app: web.Application) -> None:
     app[_METRICS] = registry_for(app[NODE])
     app.router.add_get("/api/v1/info", info)
@@ -96,4 +74,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/stats", problems(stats))
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/openapi.json", openapi_json)
-    app.router.add_get("/docs", docs)
+    app.router.add_get("/docs", dashboard.docs)  # Swagger UI: server/web.py

@@ -12,18 +12,31 @@ import asyncio
 import logging
 import random
 import secrets
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from cryptowire.core.channels import KLINE_INTERVALS, Channel
 from cryptowire.errors import SourceError
 from cryptowire.events import Event, now_ms
+from cryptowire.jsonnum import decimal_str
 from cryptowire.settings import DemoSettings
 from cryptowire.sources.base import PublishFn, SourceStatus
 from cryptowire.sources.supervisor import Supervisor
 
 log = logging.getLogger("cryptowire.sources.demo")
 
-_START = {"BTCUSDT": "66000.00", "ETHUSDT": "3200.00", "SOLUSDT": "150.000", "ETHBTC": "0.04850"}
+#: Start prices; their scale is the symbol's tick. A symbol whose two currencies both have a
+#: USDT market here (ETHBTC: ETHUSDT and BTCUSDT) is not a walk of its own: it is the cross
+#: of those two, quantized to its tick, so its ticker and an RFQ rate through the cross agree.
+_START = {"BTCUSDT": "66000.00", "ETHUSDT": "3200.00", "SOLUSDT": "150.000",
+          "ETHBTC": "0.048485"}
+_QUOTE = "USDT"
+#: Open interest at start, in the base coin, and its step (linear tickers).
+_OPEN_INTEREST = {"BTCUSDT": "55000.000", "ETHUSDT": "900000.00", "SOLUSDT": "6000000.0",
+                  "ETHBTC": "120000.00"}
+_FUNDING_START = Decimal("0.0001")  # Bybit's usual 0.01 % per 8 h, as a fraction
+_FUNDING_STEP = Decimal("0.000001")
+_FUNDING_CAP = Decimal("0.00375")
+_FUNDING_EVERY_MS = 8 * 3_600_000
 _INTERVAL_MS = {
     "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000,
     "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000,
@@ -40,12 +53,16 @@ _WETH = "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
 
 
 class _Market:
-    """One symbol's random-walk state."""
+    """One symbol's random-walk state (exact: integer ticks times a ``Decimal`` tick)."""
 
-    def __init__(self, symbol: str, rng: random.Random) -> None:
+    def __init__(self, symbol: str, rng: random.Random,
+                 legs: tuple[_Market, _Market] | None = None) -> None:
         start = Decimal(_START.get(symbol, "100.00"))
         self.symbol = symbol
         self.tick = Decimal(1).scaleb(start.as_tuple().exponent)  # type: ignore[arg-type]
+        self.legs = legs
+        if legs is not None:
+            start = self._cross()
         self.price = start
         self.open24 = start
         self.high = start
@@ -54,32 +71,81 @@ class _Market:
         self.rng = rng
         self.trade_id = 0
         self.klines: dict[str, dict[str, object]] = {}
+        oi = Decimal(_OPEN_INTEREST.get(symbol, "100000.0"))
+        self.oi_tick = Decimal(1).scaleb(oi.as_tuple().exponent)  # type: ignore[arg-type]
+        self.open_interest = oi
+        self.funding = _FUNDING_START
+
+    def _cross(self) -> Decimal:
+        assert self.legs is not None
+        base, quote = self.legs
+        return max(self.tick, (base.price / quote.price).quantize(self.tick))
 
     def step(self) -> tuple[Decimal, Decimal, str]:
-        move = Decimal(self.rng.randint(-5, 5)) * self.tick
         prev = self.price
-        self.price = max(self.tick, self.price + move)
+        if self.legs is not None:
+            self.price = self._cross()
+        else:
+            move = Decimal(self.rng.randint(-5, 5)) * self.tick
+            self.price = max(self.tick, self.price + move)
         self.high = max(self.high, self.price)
         self.low = min(self.low, self.price)
         qty = Decimal(self.rng.randint(1, 5000)) / Decimal(1000)
         self.volume += qty
+        self.open_interest = max(self.oi_tick, self.open_interest
+                                 + Decimal(self.rng.randint(-50, 50)) * self.oi_tick)
+        funding = self.funding + Decimal(self.rng.randint(-2, 2)) * _FUNDING_STEP
+        self.funding = min(_FUNDING_CAP, max(-_FUNDING_CAP, funding))
         side = "buy" if self.price >= prev else "sell"
         return self.price, qty, side
 
-    def ticker(self) -> dict[str, object]:
+    def ticker(self, venue: str | None = None, ts: int | None = None) -> dict[str, object]:
+        """The PROTOCOLS.md ticker; a linear (default) one carries the futures fields, a
+        spot one has them null, as Bybit's spot tickers do."""
         change = ((self.price - self.open24) / self.open24 * 100).quantize(Decimal("0.0001"))
         spread = self.tick
+        price = decimal_str(self.price)
+        linear = venue != "spot"
+        now = now_ms() if ts is None else ts
+        next_funding = now - now % _FUNDING_EVERY_MS + _FUNDING_EVERY_MS
         return {
-            "symbol": self.symbol, "price": str(self.price), "markPrice": str(self.price),
-            "indexPrice": str(self.price), "high24h": str(self.high), "low24h": str(self.low),
-            "prevPrice24h": str(self.open24), "volume24h": str(self.volume),
-            "turnover24h": str((self.volume * self.price).quantize(self.tick)),
-            "change24hPercent": str(change), "tickDirection": "PlusTick",
-            "bid": {"price": str(self.price - spread), "size": "1.000"},
-            "ask": {"price": str(self.price + spread), "size": "1.000"},
-            "openInterest": None, "openInterestValue": None, "fundingRate": None,
-            "nextFundingTime": None,
+            "symbol": self.symbol, "price": price, "markPrice": price,
+            "indexPrice": price, "high24h": decimal_str(self.high),
+            "low24h": decimal_str(self.low), "prevPrice24h": decimal_str(self.open24),
+            "volume24h": decimal_str(self.volume),
+            "turnover24h": decimal_str((self.volume * self.price).quantize(self.tick)),
+            "change24hPercent": decimal_str(change), "tickDirection": "PlusTick",
+            "bid": {"price": decimal_str(self.price - spread), "size": "1.000"},
+            "ask": {"price": decimal_str(self.price + spread), "size": "1.000"},
+            "openInterest": decimal_str(self.open_interest) if linear else None,
+            "openInterestValue": decimal_str((self.open_interest * self.price).quantize(
+                Decimal("0.01"))) if linear else None,
+            "fundingRate": decimal_str(self.funding) if linear else None,
+            "nextFundingTime": str(next_funding) if linear else None,
         }
+
+
+def _markets(symbols: list[str], rng: random.Random) -> dict[str, _Market]:
+    """The demo markets; a cross (ETHBTC) is built after, and stepped after, its legs."""
+    walks = {s: _Market(s, rng) for s in symbols if s.endswith(_QUOTE)}
+    crosses: dict[str, _Market] = {}
+    for symbol in symbols:
+        if symbol in walks:
+            continue
+        legs = next(((walks[f"{symbol[:i]}{_QUOTE}"], walks[f"{symbol[i:]}{_QUOTE}"])
+                     for i in range(1, len(symbol))
+                     if f"{symbol[:i]}{_QUOTE}" in walks and f"{symbol[i:]}{_QUOTE}" in walks),
+                    None)
+        crosses[symbol] = _Market(symbol, rng, legs)
+    return {**walks, **crosses}
+
+
+def _price(paired: Decimal, token_amount: Decimal) -> str:
+    """Paired per token to 30 significant digits, as the EVM source writes it
+    (``evm.decode.price``): a plain decimal string, never ``"5.6E-9"``."""
+    with localcontext() as ctx:
+        ctx.prec = 30
+        return decimal_str(paired / token_amount, normalize=True)
 
 
 class DemoSource:
@@ -93,7 +159,7 @@ class DemoSource:
         self.settings = settings
         self.chain_id = chain_id
         self._rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
-        self._markets = {s: _Market(s, self._rng) for s in settings.symbols}
+        self._markets = _markets(list(settings.symbols), self._rng)
         self._channels: dict[str, Channel] = {}
         self._publish: PublishFn | None = None
         self._supervisor = Supervisor("demo")
@@ -154,12 +220,13 @@ class DemoSource:
                 if channel.symbol != market.symbol:
                     continue
                 if channel.kind == "ticker":
-                    await self._emit(channel.name, market.ticker())
+                    await self._emit(channel.name, market.ticker(channel.venue, ts))
                 elif channel.kind == "trade":
                     market.trade_id += 1
                     await self._emit(channel.name, [{
                         "id": f"demo-{market.trade_id}", "symbol": market.symbol,
-                        "price": str(price), "quantity": str(qty), "side": side, "time": ts,
+                        "price": decimal_str(price), "quantity": decimal_str(qty),
+                        "side": side, "time": ts,
                         "isBlockTrade": False,
                     }])
                 elif channel.kind == "kline" and channel.interval is not None:
@@ -172,18 +239,19 @@ class DemoSource:
         span = _INTERVAL_MS[interval]
         open_time = ts - ts % span
         k = market.klines.get(interval)
-        price = str(market.price)
+        price = decimal_str(market.price)
         if k is None or k["openTime"] != open_time:
             k = {"symbol": market.symbol, "interval": interval, "openTime": open_time,
                  "closeTime": open_time + span - 1, "open": price, "high": price,
                  "low": price, "close": price, "volume": "0", "turnover": "0",
                  "confirmed": False}
             market.klines[interval] = k
-        k["high"] = str(max(Decimal(str(k["high"])), market.price))
-        k["low"] = str(min(Decimal(str(k["low"])), market.price))
+        k["high"] = decimal_str(max(Decimal(str(k["high"])), market.price))
+        k["low"] = decimal_str(min(Decimal(str(k["low"])), market.price))
         k["close"] = price
-        k["volume"] = str(Decimal(str(k["volume"])) + Decimal("0.5"))
-        k["turnover"] = str((Decimal(str(k["volume"])) * market.price).quantize(market.tick))
+        k["volume"] = decimal_str(Decimal(str(k["volume"])) + Decimal("0.5"))
+        k["turnover"] = decimal_str((Decimal(str(k["volume"])) * market.price)
+                                    .quantize(market.tick))
         return dict(k)
 
     async def _chain_events(self, ts: int) -> None:
@@ -197,8 +265,8 @@ class DemoSource:
         swap = {
             "chain": self.chain_id, "pair": "0x" + secrets.token_hex(20), "token": token,
             "symbol": symbol, "side": self._rng.choice(("buy", "sell")),
-            "token_amount": str(token_amount), "paired_amount": str(paired),
-            "price_in_paired": str((paired / token_amount).normalize()), "taker": taker,
+            "token_amount": decimal_str(token_amount), "paired_amount": decimal_str(paired),
+            "price_in_paired": _price(paired, token_amount), "taker": taker,
             "tx_hash": tx, "log_index": 0, "block": self._block, "time": ts, "demo": True,
         }
         for name in (f"swap:{chain}", f"swap:{chain}:{token}"):
@@ -207,7 +275,7 @@ class DemoSource:
         if self._rng.random() < 0.3:
             burn = {
                 "chain": self.chain_id, "token": token, "symbol": symbol,
-                "amount": str(Decimal(self._rng.randint(1, 10**6))), "from": taker,
+                "amount": decimal_str(self._rng.randint(1, 10**6)), "from": taker,
                 "to": "0x000000000000000000000000000000000000dEaD", "tx_hash": tx,
                 "log_index": 1, "block": self._block, "time": ts, "demo": True,
             }

@@ -3,7 +3,8 @@
  * Two sockets to the hub that served this page: /ws (native protocol: tickers, swaps, burns)
  * and /rfq (seed 001 quotes). Both reconnect by themselves with capped, jittered backoff.
  * Money values arrive as decimal strings and are shown exactly as they came: nothing here
- * turns a price or an amount into a float.
+ * turns a price or an amount into a float (the candle chart, chart.js, is a picture: it
+ * plots numbers on a canvas; its legend shows the candle's exact strings).
  */
 (() => {
   'use strict';
@@ -61,16 +62,16 @@
     return vx < vy ? -1 : vx > vy ? 1 : 0;
   }
 
-  /** "0.0123" (a fraction) -> "+1.23%": the decimal point moved by string, not by float. */
-  function fractionToPercent(text) {
+  /** "1.44" (a percent, as change24hPercent carries it) -> "+1.44%": the hub's digits,
+   * signed; never scaled (the frame is already a percent: Bybit's fraction price24hPcnt is
+   * moved two places by the hub, PROTOCOLS.md). */
+  function percentText(text) {
     const m = DECIMAL.exec(String(text));
     if (!m) return String(text);
-    const frac = (m[3] || '').padEnd(2, '0');
-    const whole = (m[2] + frac.slice(0, 2)).replace(/^0+(?=\d)/, '');
-    const rest = frac.slice(2);
-    const zero = /^0*$/.test(whole + rest);
+    const digits = `${m[2]}${m[3] ? `.${m[3]}` : ''}`;
+    const zero = !/[1-9]/.test(digits);
     const sign = zero ? '' : (m[1] === '-' ? '-' : '+');
-    return `${sign}${whole}${rest ? `.${rest}` : ''}%`;
+    return `${sign}${digits}%`;
   }
 
   function isPositiveAmount(text) {
@@ -286,6 +287,14 @@
     const tr = el('tr', { 'data-symbol': symbol, 'data-state': 'waiting' }, ...Object.values(cells));
     const row = { symbol, channel, tr, cells, updates: 0, price: null, source: null };
     button.addEventListener('click', () => removeTicker(row));
+    tr.tabIndex = 0;
+    tr.title = 'Show this symbol in the chart';
+    tr.addEventListener('click', (event) => {
+      if (!event.target.closest('button')) setChart(row.symbol, chartState.interval);
+    });
+    tr.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && event.target === tr) setChart(row.symbol, chartState.interval);
+    });
     tickers.set(channel, row);
     $('tickers').tBodies[0].append(tr);
     $('tickers-empty').hidden = true;
@@ -298,6 +307,10 @@
     request(native, 'unsubscribe', [row.channel]);
     saveSymbols();
     $('tickers-empty').hidden = tickers.size > 0;
+    if (row.symbol === chartState.symbol) {
+      const next = [...tickers.values()].find((r) => r.tr.dataset.state !== 'rejected');
+      setChart(next ? next.symbol : null, chartState.interval);
+    }
   }
 
   function markTickerRejected(row, reason) {
@@ -325,7 +338,10 @@
         if (canonical && canonical !== row.channel && !tickers.has(canonical)) {
           tickers.delete(row.channel);
           row.channel = canonical;
+          const before = row.symbol;
           row.symbol = canonical.replace(/^ticker:/, '');
+          row.tr.dataset.symbol = row.symbol;
+          if (chartState.symbol === before) setChart(row.symbol, chartState.interval);
           tickers.set(canonical, row);
           row.cells.symbol.querySelector('.sym').textContent = row.symbol;
           saveSymbols();
@@ -365,7 +381,7 @@
     }
     const change = data.change24hPercent;
     if (change !== undefined && change !== null) {
-      row.cells.change.textContent = fractionToPercent(change);
+      row.cells.change.textContent = percentText(change);
       row.cells.change.title = `change24hPercent: ${change}`;
       row.cells.change.className = `num ${['neg', 'flat', 'pos'][decCmp(change, '0') + 1]}`;
     }
@@ -409,6 +425,85 @@
     saveSymbols();
     subscribeTickers([row]);
   });
+
+  // ---- candle chart: kline:<interval>:<symbol> of the selected row (drawn by chart.js) -
+
+  const chartState = {
+    symbol: null,
+    interval: '1m',
+    channel: null, // the kline channel the chart shows (the hub's canonical name)
+    view: window.CryptowireCandleChart
+      ? new window.CryptowireCandleChart($('chart'), $('chart-legend')) : null,
+  };
+
+  function setChartMsg(text, isError) {
+    const msg = $('chart-msg');
+    msg.textContent = text;
+    msg.classList.toggle('error', Boolean(isError));
+  }
+
+  function subscribeChart() {
+    const channel = chartState.channel;
+    if (!channel || !native.open) return;
+    setChartMsg(`Subscribing to ${channel}…`);
+    request(native, 'subscribe', [channel], null, (reply) => {
+      if (channel !== chartState.channel) return; // the selection changed meanwhile
+      const rejected = (reply.rejected || [])[0];
+      if (rejected || reply.success === false) {
+        setChartMsg(rejected ? rejected.reason : (reply.message || 'rejected'), true);
+        return;
+      }
+      const canonical = (reply.args || [])[0];
+      if (canonical) chartState.channel = canonical;
+      setChartMsg(`${chartState.channel}: live candles, times in UTC. Exact prices: the legend `
+        + 'and the table.');
+    });
+  }
+
+  /** Chart ``symbol`` (null: nothing) at ``interval``; (re)subscribes its kline channel. */
+  function setChart(symbol, interval) {
+    const channel = symbol ? `kline:${interval}:${symbol}` : null;
+    for (const row of tickers.values()) {
+      if (row.symbol === symbol) row.tr.dataset.selected = 'true';
+      else delete row.tr.dataset.selected;
+    }
+    for (const button of $('chart-intervals').querySelectorAll('button')) {
+      button.setAttribute('aria-pressed', String(button.dataset.interval === interval));
+    }
+    $('chart-symbol').textContent = symbol ? `${symbol} · ${interval}` : '—';
+    const before = chartState.channel;
+    chartState.symbol = symbol;
+    chartState.interval = interval;
+    if (channel === before) return;
+    if (before) request(native, 'unsubscribe', [before]);
+    chartState.channel = channel;
+    if (chartState.view) chartState.view.reset();
+    if (!channel) {
+      setChartMsg('Click a symbol in the table to chart it.');
+      return;
+    }
+    if (!chartState.view || !chartState.view.ensure()) {
+      setChartMsg('The chart library did not load (/static/vendor/).', true);
+      return;
+    }
+    subscribeChart();
+  }
+
+  function onKline(channel, frame, data) {
+    if (channel !== chartState.channel || !chartState.view) return;
+    if (frame.type === 'gap') {
+      setChartMsg(`${channel}: the upstream reconnected; candles resume with the next update.`);
+      return;
+    }
+    chartState.view.apply(data);
+  }
+
+  for (const button of $('chart-intervals').querySelectorAll('button')) {
+    button.addEventListener('click', () => {
+      if (chartState.symbol) setChart(chartState.symbol, button.dataset.interval);
+      else chartState.interval = button.dataset.interval;
+    });
+  }
 
   // ---- swaps and burns
 
@@ -557,6 +652,7 @@
       rows.forEach((row) => { if (row.tr.dataset.state !== 'rejected') row.tr.dataset.state = 'waiting'; });
       subscribeTickers(rows);
       subscribeFeed(feedChannels(), true);
+      subscribeChart();
     },
     onDown() {
       clearInterval(pingTimer);
@@ -575,6 +671,7 @@
         }
         if (channel.startsWith('ticker:')) onTicker(channel, msg, msg.data);
         else if (channel.startsWith('swap:') || channel.startsWith('burn:')) onFeed(channel, msg, msg.data);
+        else if (channel.startsWith('kline:')) onKline(channel, msg, msg.data);
         return;
       }
       if (msg.op === 'pong') {
@@ -841,6 +938,8 @@
     if (normal) addTickerRow(normal);
   }
   $('tickers-empty').hidden = tickers.size > 0;
+  const first = tickers.values().next().value;
+  if (first) setChart(first.symbol, chartState.interval);
   window.addEventListener('online', () => { native.nudge(); rfq.nudge(); });
   native.connect();
   rfq.connect();

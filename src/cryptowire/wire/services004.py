@@ -24,6 +24,7 @@ import orjson
 from cryptowire.core.channels import SERVICES
 from cryptowire.core.hub import Encoder
 from cryptowire.events import Publication
+from cryptowire.jsonnum import decimal_str
 from cryptowire.wire.frames import text_frame
 
 #: The seed's service catalogue: category -> service -> (description, default interval s).
@@ -141,7 +142,7 @@ def number(value: object) -> orjson.Fragment | None:
                 return None
             if not exact.is_finite():
                 return None
-            plain = f"{exact:f}"
+            plain = decimal_str(exact)
             text = plain if len(plain) <= _PLAIN_MAX_CHARS else str(exact)
     else:
         return None

@@ -41,7 +41,7 @@ async def next_data(hub: BybitHub, channel: str) -> dict[str, Any]:
 
 async def test_health_and_stats_show_the_bybit_source(hub: BybitHub, peer: BybitPeer) -> None:
     status, health = await hub.get("/health")
-    assert status == 200
+    assert status == 200 and health["status"] == "ok" and health["reasons"] == []
     assert health["demo"] is False
     # demo.mode off, bybit enabled (services off in these tests): BybitSource alone.
     assert set(health["sources"]) == {"bybit"}
@@ -72,8 +72,10 @@ async def test_health_and_stats_show_the_bybit_source(hub: BybitHub, peer: Bybit
         while await state() != "down":
             await asyncio.sleep(0.05)
     status, health = await hub.get("/health")
-    assert status == 503 and health["status"] == "degraded"
+    # no fallback (demo.mode off): the hub cannot serve what it is configured to serve
+    assert status == 503 and health["status"] == "down"
     assert "connect failed" in health["sources"]["bybit"]["detail"]
+    assert health["reasons"][0].startswith("bybit: down (")
     stats = await hub.stats()
     assert "connect failed" in stats["sources"]["bybit"]["linear"]["last_error"]
     assert stats["sources"]["bybit"]["topics"] == 1  # still wanted, re-sent on reconnect
@@ -92,7 +94,12 @@ async def test_without_bybit_auto_mode_serves_the_demo_market(hub_factory: HubFa
     assert msg["source"] == "demo"
     assert msg["data"]["symbol"] == "BTCUSDT"
 
-    _, health = await hub.get("/health")
+    # Out of the box (demo auto, Bybit unreachable) the hub serves the demo market: that is
+    # "degraded" with the reasons, HTTP 200, not 503.
+    status, health = await hub.get("/health")
+    assert status == 200 and health["status"] == "degraded", health
+    assert health["reasons"][0].startswith("bybit: unreachable (")
+    assert "demo: synthetic data (demo mode)" in health["reasons"]
     assert health["demo"] is True
     assert health["sources"]["bybit"]["state"] == "down"
     assert "unreachable" in health["sources"]["bybit"]["detail"]

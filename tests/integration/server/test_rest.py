@@ -38,10 +38,13 @@ async def test_ready(hub: Hub) -> None:
 
 
 async def test_health_with_demo_names_store_bus_sources(hub: Hub) -> None:
+    # Serving the demo is "degraded" with the reason, and HTTP 200: the hub serves what it
+    # is configured to serve (503 is for what it cannot serve).
     status, ctype, text = await _get(hub, "/health")
     assert status == 200 and ctype.startswith("application/json")
     body = orjson.loads(text)
-    assert body["status"] == "ok"
+    assert body["status"] == "degraded"
+    assert body["reasons"] == ["demo: synthetic data (demo mode)"]
     assert body["demo"] is True
     assert body["store"] == "ok"
     assert body["bus"] == {"type": "memory", "state": "ok"}
@@ -66,9 +69,10 @@ async def test_health_is_503_when_the_store_is_down(hub: Hub) -> None:
         await broken.dispose()
     assert status == 503
     body = orjson.loads(text)
-    assert body["status"] == "degraded" and body["store"] == "down"
-    status, _, _ = await _get(hub, "/health")
-    assert status == 200
+    assert body["status"] == "down" and body["store"] == "down"
+    assert body["reasons"][0] == "store: down"
+    status, _, text = await _get(hub, "/health")
+    assert status == 200 and orjson.loads(text)["status"] == "degraded"  # the demo serves
 
 
 async def test_stats(hub: Hub) -> None:
@@ -126,9 +130,17 @@ async def test_openapi_json_lists_the_paths(hub: Hub) -> None:
 
 
 async def test_docs_html(hub: Hub) -> None:
+    # Swagger UI, served from this hub (vendored): every script and stylesheet is local.
+    # (The e2e test opens it in Chromium: tests/e2e/test_docs.py.)
     status, ctype, text = await _get(hub, "/docs")
     assert status == 200 and ctype.startswith("text/html")
-    assert "<table>" in text and "/api/v1/publish" in text and "/openapi.json" in text
+    assert "/openapi.json" in text and 'id="swagger-ui"' in text
+    refs = re.findall(r'(?:src|href)="([^"]+)"', text)
+    assert "/static/vendor/swagger-ui-bundle.js" in refs and "/static/docs.js" in refs
+    for ref in refs:
+        assert ref.startswith("/"), ref
+        status, _, _ = await _get(hub, ref)
+        assert status == 200, ref
 
 
 async def test_info_names_the_socket(hub: Hub) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from cryptowire.events import now_ms
+from cryptowire.jsonnum import decimal_str
 from cryptowire.rfq.providers import Fill, ProviderError
 from cryptowire.rfq.quote import Quote
 from cryptowire.store.rfq import RfqTrades, TradeRecord
@@ -20,8 +21,8 @@ class PaperProvider:
         trade = TradeRecord(
             id=secrets.token_hex(16), quote_id=quote.quote_id, key_id=key_id,
             provider=self.name, curr_from=quote.curr_from, curr_to=quote.curr_to,
-            amount_from=f"{quote.amount_from:f}", amount_to=f"{quote.amount_to:f}",
-            rate=f"{quote.rate:f}", commission=f"{quote.commission:f}",
+            amount_from=decimal_str(quote.amount_from), amount_to=decimal_str(quote.amount_to),
+            rate=decimal_str(quote.rate), commission=decimal_str(quote.commission),
             rate_path=quote.rate_path, created_at=now_ms(),
         )
         if await self._trades.by_quote(quote.quote_id) is not None:

@@ -30,6 +30,7 @@ import orjson
 from cryptowire.core.channels import KLINE_INTERVALS
 from cryptowire.errors import SourceError
 from cryptowire.events import KlineData, TickerData, TradeData
+from cryptowire.jsonnum import decimal_str
 from cryptowire.sources.bybit.topics import (
     CATEGORIES,
     MAX_ARGS_PER_REQUEST,
@@ -236,7 +237,7 @@ def percent_of_fraction(text: str | None) -> str | None:
         value = Decimal(text)
     except InvalidOperation:
         return None
-    return f"{value.scaleb(2):f}" if value.is_finite() else None
+    return decimal_str(value.scaleb(2)) if value.is_finite() else None
 
 
 def normalize_ticker(symbol: str, state: Mapping[str, str | None]) -> TickerData:

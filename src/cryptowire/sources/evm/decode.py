@@ -23,6 +23,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 
+from cryptowire.jsonnum import decimal_str
 from cryptowire.sources.evm.abi import (
     SWAP_DATA_TYPES,
     SWAP_TOPIC,
@@ -79,7 +80,7 @@ def price(paired_raw: int, paired_decimals: int, token_raw: int, token_decimals:
         ctx.prec = PRICE_DIGITS
         value = (Decimal(paired_raw) * Decimal(10) ** token_decimals) / (
             Decimal(token_raw) * Decimal(10) ** paired_decimals)
-        return format(value.normalize(), "f")
+        return decimal_str(value.normalize())
 
 
 class Watchlist:
