@@ -21,15 +21,16 @@ ASSETS: dict[str, str] = {
     "favicon.svg": "image/svg+xml",
 }
 
-#: A Host header we are willing to echo into the CSP (host, IPv4/IPv6 literal, port).
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+#: A Host header we are willing to echo into the CSP (host, IPv4/IPv6 literal, port); used
+#: with ``fullmatch`` (``$`` would accept a trailing newline; ``\d`` any Unicode digit).
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 _WEB: web.AppKey[dict[str, bytes]] = web.AppKey("web_assets")
 
 
 def content_security_policy(host: str | None) -> str:
     """Only 'self': scripts, styles, images, fetches; sockets to this same host."""
-    sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
+    sockets = f" ws://{host} wss://{host}" if host and _HOST.fullmatch(host) else ""
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
         f"connect-src 'self'{sockets}; font-src 'self'; object-src 'none'; "

@@ -29,7 +29,8 @@ from cryptowire.sources.evm.model import TrackedToken
 from cryptowire.sources.evm.rpc import RpcPool
 from cryptowire.store.evm import EvmStore
 
-ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+#: Used with ``fullmatch``: ``$`` would accept a trailing newline.
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 ZERO_ADDRESS = "0x" + "0" * 40
 
 
@@ -43,7 +44,7 @@ def chain_of(settings: EvmSettings, value: object) -> ChainSettings:
 
 
 def address_of(value: object, what: str = "address") -> str:
-    if not isinstance(value, str) or not ADDRESS.match(value):
+    if not isinstance(value, str) or not ADDRESS.fullmatch(value):
         raise ProtocolError("INVALID_ARGS", f"'{what}' must be a 0x-prefixed 40-hex-digit "
                                             f"address, got {str(value)[:60]!r}.")
     return value.lower()
