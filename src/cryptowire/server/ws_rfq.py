@@ -21,6 +21,7 @@ from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
+from cryptowire.rfq.starts import StartLimits
 from cryptowire.server.auth import has_scope, principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
@@ -58,6 +59,7 @@ class RfqEndpoint:
                                 quote_ttl_s=cfg.quote_ttl_s, max_offers=cfg.max_offers,
                                 display_decimals=cfg.display_decimals)
         self.encoder = RfqEncoder()
+        self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
         self.rates: RateProvider | None = None
         self.provider: PaperProvider | None = None
 
@@ -119,8 +121,11 @@ class RfqEndpoint:
         def send(obj: dict[str, Any]) -> None:
             session.send(rfq001.frame(obj))
 
+        starts, allowance, key = self.starts, self.starts.connection(), node.key_of(session)
+        who = "this API key" if principal.key_id else "this address"
         conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
-                             may_trade=has_scope(principal, "rfq"), key_id=principal.key_id)
+                             may_trade=has_scope(principal, "rfq"), key_id=principal.key_id,
+                             admit=lambda: starts.admit(allowance, key, who))
         bucket = TokenBucket(node.settings.server.max_inbound_rate)
 
         async def on_text(sess: Session, text: str) -> None:
