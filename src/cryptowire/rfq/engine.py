@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from cryptowire.events import now_ms
+from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.providers import LiquidityProvider, ProviderError
 from cryptowire.rfq.quote import Quote, QuoteError, make_quote, parse_amount, parse_currency
 from cryptowire.rfq.starts import StartRefused
@@ -156,7 +157,7 @@ class RfqConnection:
                 await self._offer(session)
             except Exception:
                 # One bad offer must not end the session's offers silently.
-                log.exception("rfq offer failed (session %s)", session.key)
+                log_exception(log, "rfq offer failed (session %s)", session.key)
                 self.send({"action": "offer-failed", "message": "Offer failed: internal "
                            "error; the next offer follows.", **self._base(session.key)})
             session.wake.clear()
@@ -194,7 +195,10 @@ class RfqConnection:
     async def accept(self, body: dict[str, Any]) -> None:
         quote_id = body.get("quoteId")
         key = body.get("key")
-        base = {"channel": "rfq", "key": key, "quoteId": quote_id}
+        # Echoed only as the strings they must be: any JSON value here (nested deeper than
+        # orjson writes, say) would make the reply itself fail.
+        base = {"channel": "rfq", "key": key[:128] if isinstance(key, str) else None,
+                "quoteId": quote_id[:64] if isinstance(quote_id, str) else None}
         if not self.may_trade:
             self.send({"action": "orderFailed", "message": "Order failed: this needs an API "
                        "key with the 'rfq' scope.", **base})

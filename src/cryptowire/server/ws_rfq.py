@@ -19,6 +19,7 @@ from cryptowire.core.hub import Principal, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
+from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
 from cryptowire.rfq.starts import StartLimits
@@ -147,7 +148,7 @@ class RfqEndpoint:
                 else:
                     await conn.handle(msg.action, msg.body)
             except Exception:
-                log.exception("rfq frame failed")
+                log_exception(log, "rfq frame failed")
                 sess.send(rfq001.error("Internal error; try again."))
 
         try:
