@@ -52,7 +52,8 @@ def _suffix(held: int) -> str:
     return f" ({held} more like it not logged since the last one)" if held else ""
 
 
-_THROTTLE = Throttle()
+#: The process's throttle (loggers are per process too); tests may swap it for a fresh one.
+THROTTLE = Throttle()
 
 
 def log_throttled(logger: logging.Logger, level: int, msg: str, *args: object,
@@ -63,7 +64,7 @@ def log_throttled(logger: logging.Logger, level: int, msg: str, *args: object,
     if not logger.isEnabledFor(level):
         return
     exc = sys.exc_info()[1] if exc_info else None
-    gate = throttle if throttle is not None else _THROTTLE
+    gate = throttle if throttle is not None else THROTTLE
     held = gate.admit((logger.name, msg, type(exc).__name__ if exc is not None else None))
     if held is None:
         return

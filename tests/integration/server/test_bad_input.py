@@ -20,6 +20,8 @@ from tests.integration.server.conftest import (
     recv_json,
 )
 
+from cryptowire import logthrottle
+from cryptowire.server import ws_rfq
 from cryptowire.wire import services004
 
 pytestmark = pytest.mark.integration
@@ -36,6 +38,13 @@ def token(**fields: Any) -> dict[str, Any]:
     """The seed's explicit add_token shape (no chain read needed)."""
     return {"chain": 1, "address": PEPE, "name": "PEPE", "decimals": 18, "pair": PAIR,
             "isToken0": True, "group": "alpha", **fields}
+
+
+@pytest.fixture
+def fresh_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A throttle of this test's own: an earlier test may have logged the same error within
+    the interval (the shared one is per process)."""
+    monkeypatch.setattr(logthrottle, "THROTTLE", logthrottle.Throttle())
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
@@ -157,7 +166,7 @@ async def test_native_and_000_token_ops_answer_bad_types_with_a_reason(
 
 
 async def test_a_database_failure_is_503_without_its_words_and_logged_once(
-        hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+        hub: Hub, caplog: pytest.LogCaptureFixture, fresh_throttle: None) -> None:
     key = await admin_key(hub)
     database = hub.node.settings.store.url.split("///", 1)[1]
     with sqlite3.connect(database) as db:
@@ -244,7 +253,8 @@ async def test_an_unencodable_action_name_gets_a_reason(hub: Hub) -> None:
 
 
 async def test_repeated_failures_of_a_handler_are_logged_once(
-        hub: Hub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+        hub: Hub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        fresh_throttle: None) -> None:
     """Whatever fails unexpectedly on a client's frame, repeating it does not write the log
     (4,500 frames were 3.9 MB of tracebacks)."""
 
@@ -264,6 +274,24 @@ async def test_repeated_failures_of_a_handler_are_logged_once(
                 assert msg["data"] == {"message": "Internal error; try again."}
                 answers += 1
     failures = [r for r in caplog.records if r.name == "cryptowire.server.services"]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+
+
+async def test_a_handler_failing_on_every_connection_is_logged_once(
+        hub: Hub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        fresh_throttle: None) -> None:
+    def broken(self: ws_rfq.RfqEndpoint) -> Any:
+        raise RuntimeError("rates unavailable")
+
+    monkeypatch.setattr(ws_rfq.RfqEndpoint, "_rates", broken)
+    caplog.set_level(logging.ERROR)
+    for _ in range(10):
+        raw = await RawClient.connect(hub.port, "/rfq")
+        try:
+            assert await raw.read_to_end() == 1011
+        finally:
+            raw.close()
+    failures = [r for r in caplog.records if r.name == "cryptowire.server.connection"]
     assert len(failures) == 1 and failures[0].exc_info is not None
 
 
