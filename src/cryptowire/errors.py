@@ -77,7 +77,18 @@ class SourceError(CryptowireError):
 
 
 class StoreError(CryptowireError):
-    """The store refused an operation (duplicate, not found) or failed."""
+    """The store refused an operation (duplicate, not found) or failed.
+
+    When the database itself failed, ``detail`` has the driver's words: ``str()`` (what the
+    server logs) shows them, ``message`` (what a client is told) never does.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message if self.detail is None else f"{self.message}: {self.detail}"
 
 
 class BusError(CryptowireError):

@@ -228,6 +228,14 @@ class RfqSettings(BaseModel):
     provider: Literal["paper"] = Field(
         "paper", description="Liquidity provider that executes accepted quotes."
     )
+    max_session_starts: int = Field(
+        30, ge=1, description="Quote sessions one connection may start (or move to another "
+        "pair) per minute; more get an error reply."
+    )
+    max_session_starts_per_key: int = Field(
+        120, ge=1, description="The same for all connections of one API key (anonymous "
+        "clients count per address)."
+    )
 
     @field_validator("commission")
     @classmethod

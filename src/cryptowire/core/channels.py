@@ -47,10 +47,11 @@ MARKET_KINDS = frozenset({"ticker", "trade", "kline"})
 CHAIN_KINDS = frozenset({"swap", "burn"})
 KINDS: tuple[str, ...] = ("ticker", "trade", "kline", "swap", "burn", "service", "pg", "app")
 
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_PG_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_APP_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# Validators: always used with ``fullmatch`` (``$`` would accept a trailing newline).
+_SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_PG_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_APP_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _WILDCARD = re.compile(r"[*?>#]")
 MAX_CHANNEL_LENGTH = 200
 
@@ -137,12 +138,12 @@ class ChannelGrammar:
                 )
             return Channel(name=f"service:{rest}", kind="service", key=rest)
         if kind == "pg":
-            if not _PG_NAME.match(rest):
+            if not _PG_NAME.fullmatch(rest):
                 raise ChannelError(arg, "Postgres channel names are lower-case identifiers, "
                                         "e.g. pg:fill_event.")
             return Channel(name=f"pg:{rest}", kind="pg", key=rest)
         if kind == "app":
-            if not _APP_NAME.match(rest):
+            if not _APP_NAME.fullmatch(rest):
                 raise ChannelError(arg, "App channel names are 1-64 of A-Z a-z 0-9 _ . -, "
                                         "e.g. app:signals.")
             return Channel(name=f"app:{rest}", kind="app", key=rest)
@@ -221,7 +222,7 @@ class ChannelGrammar:
     @staticmethod
     def _symbol(arg: str, text: str) -> str:
         symbol = text.upper()
-        if not _SYMBOL.match(symbol):
+        if not _SYMBOL.fullmatch(symbol):
             raise ChannelError(arg, f"Invalid symbol '{text}'. Symbols are 2-30 letters or "
                                     "digits, e.g. BTCUSDT.")
         return symbol
@@ -246,7 +247,7 @@ class ChannelGrammar:
         if not sep:
             return Channel(name=f"{kind}:{chain}", kind=kind, chain=chain,
                            chain_id=self.chains[chain])
-        if not _ADDRESS.match(token):
+        if not _ADDRESS.fullmatch(token):
             raise ChannelError(arg, f"Invalid token address '{token}'. Use a 0x-prefixed "
                                     f"40-hex-digit address, e.g. {kind}:{chain}:0x6982...1933.")
         token = token.lower()

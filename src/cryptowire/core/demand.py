@@ -15,6 +15,7 @@ from typing import Protocol
 
 from cryptowire.core.channels import Channel
 from cryptowire.errors import SourceError
+from cryptowire.logthrottle import log_exception
 
 log = logging.getLogger("cryptowire.core.demand")
 
@@ -104,7 +105,9 @@ class Demand:
     def _reason(exc: BaseException) -> SourceError:
         if isinstance(exc, SourceError):
             return exc
-        log.exception("source failed to subscribe", exc_info=exc)
+        # Called in the except block of a subscribe a client may repeat: logged once per
+        # interval (sys.exc_info() is ``exc``).
+        log_exception(log, "source failed to subscribe")
         return SourceError(f"Upstream subscribe failed: {exc.__class__.__name__}")
 
     def release(self, name: str) -> None:

@@ -6,6 +6,8 @@ is accepted. A session whose amount is 0 or empty (the seed's own ``startSession
 ``"amountFrom": ""``) sends nothing and counts nothing until an ``updateSession`` gives it
 an amount. Quotes are kept (full precision) until they expire; an order for an expired or
 unknown quote fails with the reason. A rate that cannot be had gives ``offer-failed``.
+Each start (a ``startSession``, or an ``updateSession`` to another pair) first asks ``admit``
+(:mod:`cryptowire.rfq.starts`); a refused one gets an error and changes nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from decimal import Decimal
 from typing import Any
 
 from cryptowire.events import now_ms
+from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.providers import LiquidityProvider, ProviderError
 from cryptowire.rfq.quote import Quote, QuoteError, make_quote, parse_amount, parse_currency
+from cryptowire.rfq.starts import StartRefused
 from cryptowire.sources.prices import Hold, RateError, RateProvider
 
 log = logging.getLogger("cryptowire.rfq")
@@ -50,6 +54,8 @@ class QuoteSession:
 
 
 Send = Callable[[dict[str, Any]], None]
+#: Asked before each start: ``None`` admits it (and counts it), else why not.
+Admit = Callable[[], StartRefused | None]
 
 
 class RfqConnection:
@@ -57,7 +63,7 @@ class RfqConnection:
 
     def __init__(self, uuid: str, config: RfqConfig, rates: RateProvider,
                  provider: LiquidityProvider, send: Send, *, may_trade: bool,
-                 key_id: str | None = None) -> None:
+                 key_id: str | None = None, admit: Admit | None = None) -> None:
         self.uuid = uuid
         self.config = config
         self.rates = rates
@@ -65,6 +71,7 @@ class RfqConnection:
         self.send = send
         self.may_trade = may_trade
         self.key_id = key_id
+        self.admit = admit
         self.sessions: dict[str, QuoteSession] = {}
         self.quotes: dict[str, Quote] = {}
 
@@ -104,6 +111,8 @@ class RfqConnection:
                     "message": f"At most {MAX_SESSIONS_PER_CONNECTION} quote sessions per "
                                "connection."}})
                 return
+            if not self._admitted(key):
+                return
             await self.stop(key)
             session = QuoteSession(key, curr_from, curr_to, amount)
             session.hold = await self.rates.prepare(curr_from, curr_to)
@@ -113,11 +122,21 @@ class RfqConnection:
             return
         # updateSession: change the amount or pair and re-quote at once
         if (curr_from, curr_to) != (session.curr_from, session.curr_to):
+            if not self._admitted(key):
+                return
             hold, session.hold = session.hold, await self.rates.prepare(curr_from, curr_to)
             await self.rates.release(hold)
         session.curr_from, session.curr_to, session.amount_from = curr_from, curr_to, amount
         session.offers = 0
         session.wake.set()
+
+    def _admitted(self, key: str) -> bool:
+        refused = self.admit() if self.admit is not None else None
+        if refused is None:
+            return True
+        self.send({"status": "error", "error": {"message": refused.message, "key": key,
+                                                "retryAfterMs": refused.retry_after_ms}})
+        return False
 
     async def _offers(self, session: QuoteSession) -> None:
         cfg = self.config
@@ -138,7 +157,7 @@ class RfqConnection:
                 await self._offer(session)
             except Exception:
                 # One bad offer must not end the session's offers silently.
-                log.exception("rfq offer failed (session %s)", session.key)
+                log_exception(log, "rfq offer failed (session %s)", session.key)
                 self.send({"action": "offer-failed", "message": "Offer failed: internal "
                            "error; the next offer follows.", **self._base(session.key)})
             session.wake.clear()
@@ -176,7 +195,10 @@ class RfqConnection:
     async def accept(self, body: dict[str, Any]) -> None:
         quote_id = body.get("quoteId")
         key = body.get("key")
-        base = {"channel": "rfq", "key": key, "quoteId": quote_id}
+        # Echoed only as the strings they must be: any JSON value here (nested deeper than
+        # orjson writes, say) would make the reply itself fail.
+        base = {"channel": "rfq", "key": key[:128] if isinstance(key, str) else None,
+                "quoteId": quote_id[:64] if isinstance(quote_id, str) else None}
         if not self.may_trade:
             self.send({"action": "orderFailed", "message": "Order failed: this needs an API "
                        "key with the 'rfq' scope.", **base})

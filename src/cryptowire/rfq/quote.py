@@ -111,7 +111,9 @@ def parse_amount(text: object) -> Decimal:
 
 
 def parse_currency(text: object, field: str) -> str:
-    if not isinstance(text, str) or not text.isalnum() or not 1 <= len(text) <= _CCY_MAX:
+    # ASCII only: str.isalnum() also takes any Unicode letter or digit ('ÄÖ', '١٢').
+    if not isinstance(text, str) or not text.isascii() or not text.isalnum() \
+            or not 1 <= len(text) <= _CCY_MAX:
         raise QuoteError(f"{field} must be a currency code such as BTC.")
     return text.upper()
 

@@ -20,6 +20,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from cryptowire.core.hub import Encoder, Principal, Session
 from cryptowire.core.node import Node
 from cryptowire.events import now_ms
+from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import close_frame
@@ -112,8 +113,10 @@ class guarded:  # noqa: N801 - used as ``async with guarded(node, session)``, li
         session = self.session
         try:
             if exc is not None and isinstance(exc, Exception):
-                log.error("session %s failed in its handler", session.id,
-                          exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
+                # Throttled: a client may reconnect and fail the same way again and again
+                # (sys.exc_info() is ``exc`` here).
+                log_throttled(log, logging.ERROR, "session %s failed in its handler",
+                              session.id, exc_info=True)
                 session.close(CLOSE_INTERNAL_ERROR, "Internal error")
                 return True  # handled: the socket is closed with 1011
             return False

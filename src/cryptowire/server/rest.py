@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,9 +13,12 @@ from aiohttp import web
 from cryptowire.core.access import CHANNELS, KEYS
 from cryptowire.errors import AuthError, CryptowireError, ProtocolError, StoreError
 from cryptowire.jsonnum import loads_exact
+from cryptowire.logthrottle import log_exception
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.ws_native import publish_items
+
+log = logging.getLogger("cryptowire.server.rest")
 
 
 def problem(status: int, code: str, message: str) -> web.Response:
@@ -31,7 +35,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def problems(handler: Handler) -> Handler:
-    """Wrap a REST handler: cryptowire errors become JSON problems with the wire error codes.
+    """Wrap a REST handler: cryptowire errors become JSON problems with the wire error codes
+    (their ``message``: a store failure's driver text stays in the log), anything else a
+    JSON 500 without details.
 
     A decorator on the REST routes rather than an application middleware: a middleware would
     also wrap every WebSocket handler, and its suspended frame (plus aiohttp's per-request
@@ -48,9 +54,18 @@ def problems(handler: Handler) -> Handler:
             status = 413 if exc.code == "LIMIT_EXCEEDED" else 400
             return problem(status, exc.code, exc.message)
         except StoreError as exc:
+            if exc.detail is not None:  # the database failed: not the request's fault
+                return problem(503, "INTERNAL_ERROR", exc.message)
             return problem(400, "INVALID_ARGS", exc.message)
         except CryptowireError as exc:
             return problem(400, exc.code, exc.message)
+        except web.HTTPException:
+            raise
+        except Exception:
+            # A bug, not the client's fault: a JSON 500 without details, logged (throttled:
+            # a client can repeat the request).
+            log_exception(log, "REST %s %s failed", request.method, request.path)
+            return problem(500, "INTERNAL_ERROR", "Internal error; try again.")
 
     return wrapped
 

@@ -16,6 +16,7 @@ or one over the node's store when the watchers are off.
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any
 
@@ -82,15 +83,25 @@ async def remove_token(request: web.Request) -> web.Response:
                              "address": address.lower()}})
 
 
+#: The columns' ranges (BIGINT block, INTEGER log index): a number beyond them is refused
+#: here, not sent to the driver (which raised OverflowError: a 500).
+MAX_BLOCK = 2**63 - 1
+MAX_LOG_INDEX = 2**31 - 1
+
+
 def parse_since(text: str | None) -> tuple[int, int] | None:
     if text is None or text == "":
         return None
     block, _, index = text.partition(":")
+    usage = "'since' is <block> or <block>:<log index>, e.g. since=19000000:41"
     try:
-        return (int(block), int(index) if index else -1)
+        position = (int(block), int(index) if index else -1)
     except ValueError:
-        raise ProtocolError("INVALID_ARGS", "'since' is <block> or <block>:<log index>, "
-                                            "e.g. since=19000000:41.") from None
+        raise ProtocolError("INVALID_ARGS", f"{usage}.") from None
+    if not (0 <= position[0] <= MAX_BLOCK and -1 <= position[1] <= MAX_LOG_INDEX):
+        raise ProtocolError("INVALID_ARGS", f"{usage}; the block is 0 to {MAX_BLOCK}, the "
+                                            f"log index 0 to {MAX_LOG_INDEX}.")
+    return position
 
 
 async def events(request: web.Request) -> web.Response:
@@ -120,11 +131,22 @@ async def list_bindings(request: web.Request) -> web.Response:
     return json({"bindings": await evm_store(request.app[NODE]).bindings()})
 
 
+#: A Telegram chat id: an integer, or an ``@username`` (Bot API ``sendMessage``).
+_CHAT_ID = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64}")
+
+
 def _binding(body: Any) -> tuple[str, str]:
-    if not isinstance(body, dict) or not isinstance(body.get("group"), str) \
-            or not isinstance(body.get("chat_id"), str | int) or not body["group"]:
-        raise ProtocolError("INVALID_ARGS", 'Expected {"group": "alpha", "chat_id": -100123}.')
-    return body["group"], str(body["chat_id"])
+    usage = 'Expected {"group": "alpha", "chat_id": -100123}'
+    if not isinstance(body, dict):
+        raise ProtocolError("INVALID_ARGS", f"{usage}.")
+    group, chat = body.get("group"), body.get("chat_id")
+    if not isinstance(group, str) or not 1 <= len(group) <= 100 or not group.isprintable():
+        raise ProtocolError("INVALID_ARGS", f"{usage}: 'group' is 1-100 printable characters.")
+    if isinstance(chat, bool) or not isinstance(chat, str | int) \
+            or not _CHAT_ID.fullmatch(str(chat)):
+        raise ProtocolError("INVALID_ARGS", f"{usage}: 'chat_id' is an integer or an "
+                                            "@username.")
+    return group, str(chat)
 
 
 async def bind_chat(request: web.Request) -> web.Response:

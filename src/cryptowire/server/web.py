@@ -39,15 +39,16 @@ VENDOR: dict[str, str] = {
 #: Pages served by a route of their own, not under ``/static/``.
 _PAGES = frozenset({"index.html", "docs.html"})
 
-#: A Host header we are willing to echo into the CSP (host, IPv4/IPv6 literal, port).
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+#: A Host header we are willing to echo into the CSP (host, IPv4/IPv6 literal, port); used
+#: with ``fullmatch`` (``$`` would accept a trailing newline; ``\d`` any Unicode digit).
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 
 _WEB: web.AppKey[dict[str, bytes]] = web.AppKey("web_assets")
 
 
 def content_security_policy(host: str | None, *, img: str = "'self'") -> str:
     """Only 'self': scripts, styles, images, fetches; sockets to this same host."""
-    sockets = f" ws://{host} wss://{host}" if host and _HOST.match(host) else ""
+    sockets = f" ws://{host} wss://{host}" if host and _HOST.fullmatch(host) else ""
     return (
         f"default-src 'self'; script-src 'self'; style-src 'self'; img-src {img}; "
         f"connect-src 'self'{sockets}; font-src 'self'; object-src 'none'; "

@@ -22,6 +22,7 @@ from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked
+from cryptowire.logthrottle import log_exception
 from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
@@ -130,7 +131,7 @@ class NativeProtocol:
             self.node.counters.errors_sent += 1
             session.send(native.error(exc.code, exc.message, rid))
         except Exception:
-            log.exception("op failed on session %s", session.id)
+            log_exception(log, "op failed on session %s", session.id)
             session.send(native.error("INTERNAL_ERROR", "Internal error; try again.", rid))
 
     async def dispatch(self, session: Session, req: Request) -> None:

@@ -20,8 +20,10 @@ from cryptowire.core.hub import Principal, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
+from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
+from cryptowire.rfq.starts import StartLimits
 from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
@@ -59,6 +61,7 @@ class RfqEndpoint:
                                 quote_ttl_s=cfg.quote_ttl_s, max_offers=cfg.max_offers,
                                 display_decimals=cfg.display_decimals)
         self.encoder = RfqEncoder()
+        self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
         self.rates: RateProvider | None = None
         self.provider: PaperProvider | None = None
 
@@ -120,9 +123,12 @@ class RfqEndpoint:
         def send(obj: dict[str, Any]) -> None:
             session.send(rfq001.frame(obj))
 
+        starts, allowance, key = self.starts, self.starts.connection(), node.key_of(session)
+        who = "this API key" if principal.key_id else "this address"
         conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
                              may_trade=authorize(principal, RFQ, "trade", node.policy) is None,
-                             key_id=principal.key_id)
+                             key_id=principal.key_id,
+                             admit=lambda: starts.admit(allowance, key, who))
         bucket = TokenBucket(node.settings.server.max_inbound_rate)
 
         async def on_text(sess: Session, text: str) -> None:
@@ -144,7 +150,7 @@ class RfqEndpoint:
                 else:
                     await conn.handle(msg.action, msg.body)
             except Exception:
-                log.exception("rfq frame failed")
+                log_exception(log, "rfq frame failed")
                 sess.send(rfq001.error("Internal error; try again."))
 
         try:

@@ -22,6 +22,7 @@ from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError
 from cryptowire.events import now_ms
+from cryptowire.logthrottle import log_exception
 from cryptowire.server import ws_native
 from cryptowire.server.auth import principal_for, request_key, rest_principal
 from cryptowire.server.connection import (
@@ -127,7 +128,7 @@ class ServicesProtocol:
         try:
             await self._act(session, action)
         except Exception:
-            log.exception("action %s failed on session %s", action.action, session.id)
+            log_exception(log, "action %s failed on session %s", action.action, session.id)
             self.node.counters.errors_sent += 1
             session.send(s004.error({"message": "Internal error; try again."}, now_ms()))
 

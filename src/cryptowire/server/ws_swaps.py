@@ -28,6 +28,7 @@ from cryptowire.core.access import WATCHLIST, authorize
 from cryptowire.core.hub import Session
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, CryptowireError
+from cryptowire.logthrottle import log_exception
 from cryptowire.server.auth import principal_for
 from cryptowire.server.connection import (
     guarded,
@@ -179,7 +180,7 @@ class SwapsDialect:
             elif state == "streaming":
                 self._ignored(session)  # the seed's clients send nothing more
         except Exception:
-            log.exception("000 session %s: frame failed in state %s", session.id, state)
+            log_exception(log, "000 session %s: frame failed in state %s", session.id, state)
             self._send(session, swaps000.error(500, "Internal error; try again."))
 
     async def _auth(self, session: Session, key: str) -> None:

@@ -6,7 +6,9 @@ through USDT (``BTCUSDT`` / ``ETHUSDT``) and choose the path whose oldest leg is
 a path with a leg older than ``max_age_ms`` is stale. No path -> :class:`RateError` with the
 reason; a price is never made up. When every path has a leg no source would serve (an
 unknown currency), the error comes at once with the sources' refusals; "stale" is said only
-when a path has all its legs priced, but too long ago.
+when a path has all its legs priced, but too long ago. Those refusals are remembered per
+symbol in a bounded map (:data:`REFUSALS_MAX` symbols, each for :data:`REFUSALS_TTL_S` after
+its last use): anonymous clients can name any number of unknown pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -27,6 +31,12 @@ from cryptowire.errors import CryptowireError
 from cryptowire.events import Publication, now_ms
 
 log = logging.getLogger("cryptowire.sources.prices")
+
+#: Most symbols whose refusal :class:`TickerRates` remembers; the least recently used go first.
+REFUSALS_MAX = 4096
+#: A remembered refusal is forgotten this long after it was last recorded or read (the
+#: symbol is then tried again, as it would be anyway by the next ``prepare``).
+REFUSALS_TTL_S = 300.0
 
 
 class RateError(CryptowireError):
@@ -66,12 +76,59 @@ Release = Callable[[str], None]
 Watch = Callable[[str, Callable[[Publication], None]], Awaitable[None]]
 
 
+class Refusals:
+    """symbol -> the source's refusal reason, bounded in size and age (an LRU with a TTL).
+
+    At most ``max_size`` entries; one not recorded or read for ``ttl_s`` is gone. ``clock``
+    (monotonic seconds) is injectable for tests.
+    """
+
+    def __init__(self, max_size: int = REFUSALS_MAX, ttl_s: float = REFUSALS_TTL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_size = max_size
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, symbol: str) -> str | None:
+        entry = self._entries.get(symbol)
+        if entry is None:
+            return None
+        now = self._clock()
+        if now - entry[1] > self.ttl_s:
+            del self._entries[symbol]
+            return None
+        self._entries[symbol] = (entry[0], now)
+        self._entries.move_to_end(symbol)
+        return entry[0]
+
+    def __setitem__(self, symbol: str, reason: str) -> None:
+        now = self._clock()
+        entries = self._entries
+        entries[symbol] = (reason, now)
+        entries.move_to_end(symbol)
+        # Oldest first: drop the expired, then whatever is over the size.
+        while entries:
+            oldest, (_, stamp) = next(iter(entries.items()))
+            if now - stamp <= self.ttl_s and len(entries) <= self.max_size:
+                break
+            del entries[oldest]
+
+    def pop(self, symbol: str, default: str | None = None) -> str | None:
+        entry = self._entries.pop(symbol, None)
+        return default if entry is None else entry[0]
+
+
 class TickerRates:
     """Rates from the hub's ``ticker:`` channels (acquired on demand, watched in-process)."""
 
     def __init__(self, parse: Callable[[str], Channel], acquire: Acquire, release: Release,
                  watch: Watch, unwatch: Watch, *, max_age_ms: int = 30_000,
-                 quote_ccy: str = "USDT", first_tick_wait_s: float = 3.0) -> None:
+                 quote_ccy: str = "USDT", first_tick_wait_s: float = 3.0,
+                 refusals: Refusals | None = None) -> None:
         self._parse = parse
         self._acquire = acquire
         self._release = release
@@ -82,7 +139,7 @@ class TickerRates:
         self._wait_s = first_tick_wait_s
         self._prices: dict[str, tuple[Decimal, int]] = {}
         self._users: dict[str, int] = {}
-        self._refused: dict[str, str] = {}
+        self._refused = refusals if refusals is not None else Refusals()
         self._locks: dict[str, _SymbolLock] = {}
         self._updated = asyncio.Event()
 
@@ -106,8 +163,8 @@ class TickerRates:
         has a leg a source refused and nobody holds); ``None`` when some path may."""
         reasons: list[str] = []
         for path in self._paths(a, b):
-            refused = [self._refused[s] for s in path
-                       if s in self._refused and s not in self._users]
+            found = [self._refused.get(s) for s in path if s not in self._users]
+            refused = [r for r in found if r is not None]
             if not refused:
                 return None
             reasons += [r for r in refused if r not in reasons]

@@ -9,6 +9,7 @@ inserts nothing twice. Foreign errors leave as :class:`~cryptowire.errors.StoreE
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -28,9 +29,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cryptowire.errors import StoreError
+from cryptowire.logthrottle import log_throttled
 from cryptowire.sources.evm.model import OnchainEvent, TrackedToken
 from cryptowire.store.sql import now_ms
 from cryptowire.store.tables import chain_cursors, onchain_events, telegram_bindings, tokens
+
+log = logging.getLogger("cryptowire.store.evm")
 
 _FOREIGN = (SQLAlchemyError, OSError)
 
@@ -74,7 +78,11 @@ class EvmStore:
             if unique and isinstance(exc, IntegrityError):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise StoreError(f"{what} failed: {type(exc).__name__}: {first}") from exc
+            error = StoreError(f"{what} failed (a database error)",
+                               detail=f"{type(exc).__name__}: {first}")
+            # ``what`` is a literal of this module: one throttle key per operation.
+            log_throttled(log, logging.WARNING, f"store: {what} failed: %s", error.detail)
+            raise error from exc
 
     # -- watchlist ------------------------------------------------------------------------
 

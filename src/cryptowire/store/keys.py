@@ -107,8 +107,11 @@ def format_scopes(scopes: Iterable[str]) -> str:
 
 
 def check_name(name: str) -> str:
-    """A key's display name, stripped; :class:`StoreError` if empty or too long."""
+    """A key's display name, stripped; :class:`StoreError` if empty, too long or with a
+    control character (NUL is refused by Postgres; a newline would forge log lines)."""
     name = name.strip()
     if not name or len(name) > MAX_NAME_LEN:
         raise StoreError(f"a key name must be 1 to {MAX_NAME_LEN} characters")
+    if not name.isprintable():
+        raise StoreError("a key name cannot contain control characters")
     return name

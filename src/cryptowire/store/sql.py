@@ -39,6 +39,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLA
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from cryptowire.errors import StoreError
+from cryptowire.logthrottle import log_throttled
 from cryptowire.store.keys import (
     ApiKey,
     check_key,
@@ -227,12 +228,16 @@ class SqlStore:
 
     @asynccontextmanager
     async def _begin(self, what: str) -> AsyncIterator[AsyncConnection]:
-        """A transaction whose foreign errors become ``StoreError("<what> failed: ...")``."""
+        """A transaction whose foreign errors become ``StoreError("<what> failed ...")`` (the
+        driver's words in its ``detail``, not in what a client is told)."""
         try:
             async with self._engine.begin() as conn:
                 yield conn
         except _FOREIGN_ERRORS as exc:
-            raise StoreError(f"{what} failed: {_describe(exc)}") from exc
+            error = StoreError(f"{what} failed (a database error)", detail=_describe(exc))
+            # ``what`` is a literal of this module: one throttle key per operation.
+            log_throttled(log, logging.WARNING, f"store: {what} failed: %s", error.detail)
+            raise error from exc
 
     async def ping(self) -> None:
         """Run ``SELECT 1``; :class:`StoreError` unless it answers within ``PING_TIMEOUT_S``."""
@@ -277,7 +282,8 @@ class SqlStore:
                 log.debug("api key prefix or id collision, drawing again")
                 continue
             except _FOREIGN_ERRORS as exc:
-                raise StoreError(f"create key failed: {_describe(exc)}") from exc
+                raise StoreError("create key failed (a database error)",
+                                 detail=_describe(exc)) from exc
             log.info(
                 "api key created: id=%s prefix=%s name=%r scopes=%s",
                 key.id, key.prefix, key.name, format_scopes(scope_set),
@@ -322,7 +328,7 @@ class SqlStore:
             async with self._begin("record key use") as conn:
                 result = await conn.execute(stmt)
         except StoreError as exc:
-            log.warning("api key %s: %s", key.id, exc.message)
+            log.warning("api key %s: %s", key.id, exc)
             return key
         return replace(key, last_used_at=now) if result.rowcount else key
 

@@ -198,17 +198,27 @@ def parse_action(obj: object) -> Action:
                            "supported_actions": list(SUPPORTED_ACTIONS)})
     action = obj.get("action")
     if action not in SUPPORTED_ACTIONS:
-        shown = action if isinstance(action, str) else orjson.dumps(action).decode()[:40]
+        # Not re-encoded: a value nested too deeply for orjson to write would fail here.
+        shown = action[:40] if isinstance(action, str) else f"a JSON {type(action).__name__}"
         raise ActionError({"message": f"Unknown action: {shown}",
                            "supported_actions": list(SUPPORTED_ACTIONS)})
     if action in ("subscribe", "unsubscribe"):
         service = obj.get("service")
         if not isinstance(service, str) or (service not in SERVICES
                                             and service not in PSEUDO_SERVICES):
-            raise ActionError({"message": f"Invalid service: {service}",
+            raise ActionError({"message": f"Invalid service: {str(service)[:60]}",
                                "available_services": [*SERVICES, *PSEUDO_SERVICES]})
         return Action(action, service)
-    return Action(action, data=obj.get("data"))
+    data = obj.get("data")
+    if action == "ping" and data is not None:
+        # The pong echoes ``data``: JSON nested deeper than orjson writes (254 levels) would
+        # fail there, once per frame; say so here instead.
+        try:
+            orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            raise ActionError({"message": "'data' of a ping is echoed in the pong and cannot "
+                                          "be nested this deeply."}) from None
+    return Action(action, data=data)
 
 
 def parse_text(text: str | bytes) -> Action:

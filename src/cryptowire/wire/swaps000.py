@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from cryptowire.events import Publication
+from cryptowire.logthrottle import log_throttled
 from cryptowire.wire.frames import text_frame
 from cryptowire.wire.services004 import number
 
@@ -155,7 +156,8 @@ def _messages(items: Iterable[Parts]) -> list[bytes]:
 
 
 def _dropped(line: bytes) -> None:
-    log.error("000 batch: dropped %d bytes that are not an event line", len(line))
+    log_throttled(log, logging.ERROR, "000 batch: dropped %d bytes that are not an event line",
+                  len(line))
 
 
 def batch_messages(lines: list[bytes]) -> list[bytes]:

@@ -11,7 +11,7 @@ import pytest
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.errors import SourceError
 from cryptowire.events import Event, Publication, now_ms
-from cryptowire.sources.prices import RateError, TickerRates
+from cryptowire.sources.prices import RateError, Refusals, TickerRates
 
 Watcher = Callable[[Publication], None]
 
@@ -229,3 +229,57 @@ async def test_a_refusal_is_forgotten_once_the_symbol_is_served() -> None:
     feeds.tick("BTCUSDT", "66000")
     feeds.tick("ETHUSDT", "3300")
     assert (await r.rate("BTC", "ETH")).value == Decimal(20)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_refusals_of_unseen_pairs_stay_bounded() -> None:
+    """Issue 10 item 4: every unseen pair left its refusals for ever (+55 MB per 52k
+    anonymous sessions). The map keeps at most ``max_size`` symbols."""
+    feeds = Feeds({"BTCUSDT"})
+    memory = Refusals(max_size=50, ttl_s=300, clock=FakeClock())
+    r = TickerRates(ChannelGrammar().parse, feeds.acquire, feeds.release, feeds.watch,
+                    feeds.unwatch, first_tick_wait_s=0.05, refusals=memory)
+    for i in range(1000):
+        hold = await r.prepare(f"A{i}", f"B{i}")  # 4 unknown symbols each
+        await r.release(hold)
+        assert len(memory) <= 50
+    assert len(memory) == 50
+    # The newest are the ones kept, and they still fail at once with the reason.
+    with pytest.raises(RateError, match="no market for A999/B999: Unknown symbol"):
+        await r.rate("A999", "B999")
+
+
+async def test_refusals_age_out_unless_used() -> None:
+    clock = FakeClock()
+    memory = Refusals(max_size=100, ttl_s=300, clock=clock)
+    memory["OLDUSDT"] = "Unknown symbol 'OLDUSDT'"
+    memory["USEDUSDT"] = "Unknown symbol 'USEDUSDT'"
+    clock.now += 200
+    assert memory.get("USEDUSDT") == "Unknown symbol 'USEDUSDT'"  # a read keeps it
+    clock.now += 200  # OLD: 400 s unused; USED: 200 s since its read
+    assert memory.get("OLDUSDT") is None
+    assert memory.get("USEDUSDT") is not None
+    assert len(memory) == 1
+    clock.now += 301
+    memory["NEWUSDT"] = "Unknown symbol 'NEWUSDT'"  # a write drops what expired
+    assert len(memory) == 1 and memory.get("NEWUSDT") is not None
+    assert memory.pop("NEWUSDT") == "Unknown symbol 'NEWUSDT'" and len(memory) == 0
+
+
+def test_refusals_evict_the_least_recently_used() -> None:
+    clock = FakeClock()
+    memory = Refusals(max_size=3, ttl_s=300, clock=clock)
+    for symbol in ("AUSDT", "BUSDT", "CUSDT"):
+        memory[symbol] = symbol
+        clock.now += 1
+    assert memory.get("AUSDT") == "AUSDT"  # now the most recently used
+    memory["DUSDT"] = "DUSDT"
+    assert [memory.get(s) for s in ("AUSDT", "BUSDT", "CUSDT", "DUSDT")] == \
+        ["AUSDT", None, "CUSDT", "DUSDT"]

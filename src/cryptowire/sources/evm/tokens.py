@@ -29,24 +29,54 @@ from cryptowire.sources.evm.model import TrackedToken
 from cryptowire.sources.evm.rpc import RpcPool
 from cryptowire.store.evm import EvmStore
 
-ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+#: Used with ``fullmatch``: ``$`` would accept a trailing newline.
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 ZERO_ADDRESS = "0x" + "0" * 40
 
 
 def chain_of(settings: EvmSettings, value: object) -> ChainSettings:
     """The configured chain for an id (int or digits) or a name."""
+    known = ", ".join(f"{c.name} ({c.id})" for c in settings.chains)
+    if isinstance(value, bool) or not isinstance(value, int | str):  # True == 1: not a chain
+        raise ProtocolError("INVALID_ARGS", f"'chain' is a chain id or name: {known}.")
     for chain in settings.chains:
         if value == chain.id or str(value).lower() in (str(chain.id), chain.name):
             return chain
-    known = ", ".join(f"{c.name} ({c.id})" for c in settings.chains)
-    raise ProtocolError("INVALID_ARGS", f"Unknown chain {value!r}. Known chains: {known}.")
+    raise ProtocolError("INVALID_ARGS", f"Unknown chain {str(value)[:40]!r}. "
+                                        f"Known chains: {known}.")
 
 
 def address_of(value: object, what: str = "address") -> str:
-    if not isinstance(value, str) or not ADDRESS.match(value):
+    if not isinstance(value, str) or not ADDRESS.fullmatch(value):
         raise ProtocolError("INVALID_ARGS", f"'{what}' must be a 0x-prefixed 40-hex-digit "
                                             f"address, got {str(value)[:60]!r}.")
     return value.lower()
+
+
+def text_of(payload: Mapping[str, Any], field: str, max_len: int) -> str | None:
+    """An optional string field (absent, ``null`` or ``""``: ``None``), at most ``max_len``
+    characters; anything else is refused with the reason (never stored as ``str(value)``)."""
+    value = payload.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ProtocolError("INVALID_ARGS", f"'{field}' must be a string.")
+    if len(value) > max_len:
+        raise ProtocolError("INVALID_ARGS", f"'{field}' is longer than {max_len} characters.")
+    if not value.isprintable():  # NUL (Postgres refuses it), newlines (Telegram, logs)
+        raise ProtocolError("INVALID_ARGS", f"'{field}' cannot contain control characters.")
+    return value
+
+
+def decimals_of(payload: Mapping[str, Any], field: str, default: int | None = None) -> int:
+    """A token's decimals: a JSON integer 0-77 (the most a uint256 amount can have);
+    absent or ``null``: ``default`` when there is one."""
+    value = payload.get(field)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 77:
+        raise ProtocolError("INVALID_ARGS", f"'{field}' must be an integer 0-77.")
+    return value
 
 
 async def read_erc20(pool: RpcPool, address: str) -> tuple[str, str, int]:
@@ -111,29 +141,34 @@ class TokenAdmin:
         if not isinstance(payload, Mapping):
             raise ProtocolError("INVALID_ARGS", 'add_token takes {"chain": 1, "address": '
                                                 '"0x..."} (optionally "paired", "group").')
+        # Every field is checked for its type here: a wrong one gets INVALID_ARGS with the
+        # field's name, never a driver error (issue 10, item 17).
         chain = chain_of(self.settings, payload.get("chain"))
         address = address_of(payload.get("address"))
-        group = payload.get("group")
-        group = str(group) if group not in (None, "") else None
-        paired_raw = payload.get("paired") or chain.wrapped_native
-        paired = address_of(paired_raw, "paired") if paired_raw else None
+        group = text_of(payload, "group", 100)
+        paired_raw = payload.get("paired")
+        if paired_raw is None or paired_raw == "":
+            paired_raw = chain.wrapped_native or None
+        paired = address_of(paired_raw, "paired") if paired_raw is not None else None
         explicit = all(payload.get(k) is not None for k in ("decimals", "pair", "isToken0"))
         if explicit:
-            decimals = payload["decimals"]
-            if isinstance(decimals, bool) or not isinstance(decimals, int) \
-                    or not 0 <= decimals <= 77:
-                raise ProtocolError("INVALID_ARGS", "'decimals' must be an integer 0-77.")
-            symbol = str(payload.get("symbol") or payload.get("name") or "")
+            decimals = decimals_of(payload, "decimals")
+            # name and symbol are cut to the store's widths, as the seed's shape allows.
+            name = text_of(payload, "name", 10_000)
+            symbol = text_of(payload, "symbol", 10_000) or name
             if not symbol:
                 raise ProtocolError("INVALID_ARGS", "Give 'name' (the symbol) or 'symbol'.")
-            paired_decimals = payload.get("paired_decimals", 18)
+            is_token0 = payload["isToken0"]
+            if not isinstance(is_token0, bool):
+                raise ProtocolError("INVALID_ARGS", "'isToken0' must be true or false.")
+            paired_symbol = text_of(payload, "paired_symbol", 10_000)
             return TrackedToken(
                 chain=chain.id, address=address, symbol=symbol[:64],
-                name=str(payload.get("name") or symbol)[:200], decimals=decimals,
+                name=(name or symbol)[:200], decimals=decimals,
                 pair=address_of(payload["pair"], "pair"), paired=paired,
-                paired_symbol=payload.get("paired_symbol"),
-                paired_decimals=int(paired_decimals), is_token0=bool(payload["isToken0"]),
-                group=group,
+                paired_symbol=paired_symbol[:64] if paired_symbol else None,
+                paired_decimals=decimals_of(payload, "paired_decimals", 18),
+                is_token0=is_token0, group=group,
             )  # fmt: skip
         if paired is None:
             raise ProtocolError("INVALID_ARGS", f"Chain {chain.name} has no wrapped_native "

@@ -84,7 +84,7 @@ class ChainWatcher:
             except CryptowireError as exc:
                 self.stats.errors += 1
                 self.stats.last_error = exc.message[:300]
-                log.warning("chain %s: poll failed: %s", self.chain.name, exc.message)
+                log.warning("chain %s: poll failed: %s", self.chain.name, exc)
                 behind = False
             if not behind:
                 await asyncio.sleep(self.chain.block_interval_s)
