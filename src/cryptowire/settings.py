@@ -210,7 +210,8 @@ class EvmSettings(Section):
         128, description="Blocks searched back for the fork point when a reorg is seen."
     )
     swaps_port: int | None = Field(
-        None, description="Also serve the swap tracker's /swaps dialect at / on this port, e.g. 4000."
+        None,
+        description="Also serve the swap tracker's /swaps dialect at / on this port, e.g. 4000.",
     )
 
 

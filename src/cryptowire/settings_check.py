@@ -120,7 +120,8 @@ def unknown_env(model: type[BaseModel], environ: Mapping[str, str]) -> str | Non
                 continue
             for section in sections:
                 if rest.startswith(section + "_"):
-                    right = f"{ENV_PREFIX}{section.upper()}{NESTED}{rest[len(section) + 1:].upper()}"
+                    field = rest[len(section) + 1:].upper()
+                    right = f"{ENV_PREFIX}{section.upper()}{NESTED}{field}"
                     return (f"{var}: unknown setting (nested settings take a double "
                             f"underscore: `{right}`)")
             close = difflib.get_close_matches(rest, list(fields), n=1, cutoff=0.8)

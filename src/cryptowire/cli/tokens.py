@@ -154,7 +154,8 @@ def read_mongoexport(text: str) -> list[dict[str, Any]]:
 
 
 @tokens_app.command("import")
-def import_(path: Annotated[Path, typer.Argument(help="mongoexport JSON of the 'tracking' collection.")],
+def import_(path: Annotated[Path, typer.Argument(
+                help="mongoexport JSON of the 'tracking' collection.")],
             config: ConfigOpt = None) -> None:
     """Import a mongoexport of a "tracking" collection; tokens already tracked are skipped."""
     from cryptowire.cli import console, err
