@@ -24,6 +24,8 @@ from cryptowire.errors import ConfigError
 
 ENV_PREFIX = "CRYPTOWIRE_"
 NESTED = "__"
+#: ``CRYPTOWIRE_*`` variables that are not settings: ``cryptowire tail``'s key, the tests' own.
+NOT_SETTINGS = ("CRYPTOWIRE_API_KEY", "CRYPTOWIRE_ANVIL", "CRYPTOWIRE_TEST_")
 
 _TOML_POSITION = re.compile(r"^(?P<what>.*?)\s*\(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 
@@ -112,7 +114,7 @@ def unknown_env(model: type[BaseModel], environ: Mapping[str, str]) -> str | Non
     fields = model.model_fields
     sections = [name for name, f in fields.items() if _model_of(f.annotation) is not None]
     for var in sorted(environ):
-        if not var.upper().startswith(ENV_PREFIX):
+        if not var.upper().startswith(ENV_PREFIX) or var.upper().startswith(NOT_SETTINGS):
             continue
         rest = var[len(ENV_PREFIX):].lower()
         if NESTED not in rest:

@@ -198,9 +198,9 @@ def config_show(config: ConfigOpt = None) -> None:
 def config_check(config: ConfigOpt = None) -> None:
     """Validate the settings; exit 2 with the reasons when they cannot work."""
     settings = _settings(config)
-    console.print(f"Settings OK: store {settings.store.url.split('://')[0]}, bus "
-                  f"{settings.bus.url.split('://')[0]}, port {settings.server.port}, "
-                  f"demo {settings.demo.mode}.")
+    console.print(f"Settings OK: store {hide_password(settings.store.url)}, bus "
+                  f"{hide_password(settings.bus.url)}, port {settings.server.port}, "
+                  f"demo {settings.demo.mode}.", markup=False)
 
 
 @config_app.command("example")

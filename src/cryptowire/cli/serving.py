@@ -10,6 +10,7 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
 
 from cryptowire.errors import CryptowireError
 from cryptowire.settings import Settings, hide_password
@@ -69,7 +70,6 @@ def run_hub(settings: Settings) -> None:
         reason = asyncio.run(_probe_bus(settings.bus.url))
         if reason is not None:
             fail(f"cannot reach the bus {hide_password(settings.bus.url)}: {reason}")
-    sock = bind(settings.server.host, settings.server.port)
     try:
         import uvloop
 
@@ -77,6 +77,11 @@ def run_hub(settings: Settings) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
         pass
     node = Node(settings)
+    try:
+        tls = ssl_context(node)
+    except (OSError, ssl.SSLError) as exc:
+        fail(f"cannot load server.tls_cert / server.tls_key: {exc}")
+    sock = bind(settings.server.host, settings.server.port)
     app = create_app(node)
     open_at_stop: list[int] = []
 
@@ -99,7 +104,7 @@ def run_hub(settings: Settings) -> None:
                       f"{scheme}://{base}/docs)", soft_wrap=True)
 
     try:
-        web.run_app(app, sock=sock, ssl_context=ssl_context(node), print=listening,
+        web.run_app(app, sock=sock, ssl_context=tls, print=listening,
                     shutdown_timeout=settings.server.shutdown_grace_s, access_log=None)
     except CryptowireError as exc:
         fail(exc.message)
