@@ -1,13 +1,13 @@
 """The Dockerfile without docker: its steps read from the file and run here.
 
 ``COPY`` copies the same files into a fresh directory (the image's ``/app``), each ``pip``
-command of ``RUN`` installs the package from that copy into a clean venv (the dependencies
-come from the test venv through a ``.pth`` line and ``--no-deps`` is added, which keeps the
-test to seconds; what is checked is that the copied files build and install a working,
-non-editable package), ``CMD`` starts the hub from the image's data directory with the
-image's environment, and the ``HEALTHCHECK`` command is what tells it is up. The user switch
-and the image layers themselves are docker's and are only checked as text; ``hadolint``
-lints the file (``make check`` runs it too).
+command of ``RUN`` installs the package from that copy into a clean venv (with ``--no-deps``;
+the dependencies come from the test venv through a ``.pth`` line written after the install,
+which keeps the test to seconds; what is checked is that the copied files build and install
+a working, non-editable package), ``CMD`` starts the hub from the image's data directory
+with the image's environment, and the ``HEALTHCHECK`` command is what tells it is up. The
+user switch and the image layers themselves are docker's and are only checked as text;
+``hadolint`` lints the file (``make check`` runs it too).
 """
 
 from __future__ import annotations
@@ -108,8 +108,6 @@ def test_build_and_start_steps_run_in_a_clean_venv(tmp_path: Path) -> None:
     purelib = subprocess.run([str(vpy), "-c", "import sysconfig; "
                               "print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    # The dependencies (and pip itself) from this test's venv; cryptowire only from the copy.
-    Path(purelib, "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items()
            if not k.upper().startswith("CRYPTOWIRE_") and k != "PYTHONPATH"}
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -136,12 +134,16 @@ def test_build_and_start_steps_run_in_a_clean_venv(tmp_path: Path) -> None:
                 if argv[0] != "pip":
                     continue  # useradd/groupadd: the image's, not this machine's
                 argv = [a for a in argv if a != "--no-cache-dir"]  # the local cache is fine
-                out = subprocess.run([str(vpy), "-m", *argv, "--no-deps", "--quiet"],
+                # This test's pip, installing into the clean venv (pip --python).
+                out = subprocess.run([sys.executable, "-m", "pip", "--python", str(vpy),
+                                      *argv[1:], "--no-deps", "--quiet"],
                                      cwd=workdir, env=env, capture_output=True, text=True,
                                      timeout=600, check=False)
                 assert out.returncode == 0, out.stdout + out.stderr
                 installs += 1
     assert installs == 1
+    # Only now the dependencies, from this test's venv; cryptowire itself stays the copy's.
+    Path(purelib, "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     where = subprocess.run([str(vpy), "-c", "import cryptowire, cryptowire.web; "
                             "print(cryptowire.__file__)"], cwd=data_dir, env=env,
                            capture_output=True, text=True, check=True).stdout
