@@ -212,3 +212,13 @@ def test_cli_help_speaks_to_users(tmp_path: Path) -> None:
         for word in ("``", ":class:", ":func:", ":mod:", "seed 0", "seed's", "build machine",
                      "used to return", "session", "fixture"):
             assert word not in text, f"`cryptowire {' '.join(args)} --help` says {word!r}"
+
+
+def test_unreadable_tls_files_are_one_line(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, CRYPTOWIRE_SERVER__TLS_CERT=str(tmp_path / "missing.pem"),
+                    CRYPTOWIRE_SERVER__TLS_KEY=str(tmp_path / "missing.key"))
+    out = cw(["serve", "--port", "0"], tmp_path, env)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1].startswith("cannot load server.tls_cert / "
+                                                  "server.tls_key: ")
+    assert "Traceback" not in out.stderr and out.stdout == ""
