@@ -191,6 +191,7 @@ async def test_sigterm_drains_and_logs_how_many_sessions_closed(tmp_path: Path) 
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         log = (await proc.stderr.read()).decode()
         assert "shutting down: closed 1 sessions with 1001" in log
+        assert "seed 0" not in log.lower()  # what a user reads at start speaks their words
     finally:
         if proc.returncode is None:
             proc.kill()
