@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +25,13 @@ from cryptowire.errors import ConfigError
 DEFAULT_CONFIG_FILE = "cryptowire.toml"
 
 
-class ServerSettings(BaseModel):
+class Section(BaseModel):
+    """Base of every settings section: an unknown name is an error, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(Section):
     host: str = Field("127.0.0.1", description="Interface to listen on (0.0.0.0 for all).")
     port: int = Field(8000, description="TCP port for HTTP and every WebSocket path.")
     tls_cert: Path | None = Field(None, description="PEM certificate; with tls_key serves wss://.")
@@ -54,7 +60,7 @@ class ServerSettings(BaseModel):
         True, description="Allow clients without a key to read public channels."
     )
     envelope: Literal["native", "mudrex"] = Field(
-        "native", description="Data envelope on /ws: native frames or the seed 003 Mudrex shape."
+        "native", description="Data envelope on /ws: native frames or the Mudrex proxy's shape."
     )
     shutdown_grace_s: float = Field(5.0, description="Time given to sessions to close on stop.")
     publish_max_batch: int = Field(1000, description="Events in one publish request.")
@@ -65,25 +71,26 @@ class ServerSettings(BaseModel):
         False, description="Expose /echo for WebSocket conformance tests only."
     )
     greet_004: bool = Field(
-        False, description="Send the seed 004 connection_established frame on /ws for 004 "
-        "clients that wait for it (native clients then get it first too)."
+        False, description="Send the data services' connection_established frame on /ws for "
+        "their clients that wait for it (native clients then get it first too)."
     )
 
 
-class HistorySettings(BaseModel):
+class HistorySettings(Section):
     size: int = Field(1000, description="Messages kept per channel for recovery.")
     ttl_s: float = Field(600.0, description="Messages older than this are dropped from history.")
     max_channels: int = Field(100_000, description="Channels with history kept at once.")
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(Section):
     url: str = Field(
-        "sqlite+aiosqlite:///./cryptowire.db",
-        description="SQLAlchemy URL: sqlite+aiosqlite:///file or postgresql+asyncpg://...",
+        "sqlite+aiosqlite:///cryptowire.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///file or postgresql+asyncpg://...; a "
+        "relative SQLite file is next to the config file, else in $XDG_DATA_HOME/cryptowire.",
     )
 
 
-class BusSettings(BaseModel):
+class BusSettings(Section):
     url: str = Field("memory://", description="memory:// (one process) or redis://host:port/db.")
     prefix: str = Field("cw", description="Redis key prefix; nodes of one cluster share it.")
     lease_ttl_s: float = Field(
@@ -103,13 +110,13 @@ class BusSettings(BaseModel):
     )
 
 
-class DemandSettings(BaseModel):
+class DemandSettings(Section):
     linger_s: float = Field(
         2.0, description="Keep an upstream topic this long after its last subscriber leaves."
     )
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(Section):
     mode: Literal["auto", "on", "off"] = Field(
         "auto",
         description="auto: run the demo source when no upstream is configured or reachable.",
@@ -122,7 +129,7 @@ class DemoSettings(BaseModel):
     chain: str = Field("eth", description="Chain name the demo swaps and burns appear on.")
 
 
-class BybitSettings(BaseModel):
+class BybitSettings(Section):
     enabled: bool = Field(True, description="Connect to Bybit V5 public streams on demand.")
     linear_url: str = Field(
         "wss://stream.bybit.com/v5/public/linear", description="Linear perpetuals stream."
@@ -134,7 +141,7 @@ class BybitSettings(BaseModel):
     )
 
 
-class ChainSettings(BaseModel):
+class ChainSettings(Section):
     id: int = Field(description="EVM chain id.")
     name: str = Field(description="Short name used in channels (swap:<name>).")
     rpc_urls: list[str] = Field(
@@ -189,7 +196,7 @@ def _default_chains() -> list[ChainSettings]:
     ]
 
 
-class EvmSettings(BaseModel):
+class EvmSettings(Section):
     enabled: bool = Field(False, description="Run the on-chain watchers for tracked tokens.")
     chains: list[ChainSettings] = Field(
         default_factory=_default_chains, description="Chains that channels and watchers know."
@@ -203,11 +210,12 @@ class EvmSettings(BaseModel):
         128, description="Blocks searched back for the fork point when a reorg is seen."
     )
     swaps_port: int | None = Field(
-        None, description="Also serve the seed 000 swaps dialect at / on this port (000: 4000)."
+        None,
+        description="Also serve the swap tracker's /swaps dialect at / on this port, e.g. 4000.",
     )
 
 
-class RfqSettings(BaseModel):
+class RfqSettings(Section):
     interval_s: float = Field(4.0, description="Seconds between offers of a quote session.")
     commission: Decimal = Field(
         Decimal("0.01"), description="Commission taken from amountTo (0.01 = 1%)."
@@ -245,7 +253,7 @@ class RfqSettings(BaseModel):
         return value
 
 
-class TelegramSettings(BaseModel):
+class TelegramSettings(Section):
     enabled: bool = Field(False, description="Post swaps and burns to the chats of a group.")
     bot_token: SecretStr | None = Field(None, description="Bot API token from @BotFather.")
     base_url: str = Field(
@@ -258,7 +266,7 @@ class TelegramSettings(BaseModel):
     timeout_s: float = Field(10.0, description="HTTP timeout of one Bot API call.")
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(Section):
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 secret (>= 32 chars) for Bearer JWTs and /pg/<JWT> sockets."
     )
@@ -291,8 +299,8 @@ ECONIA_CHANNELS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class ServicesSettings(BaseModel):
-    enabled: bool = Field(True, description="Serve the seed 004 services (service:<name>).")
+class ServicesSettings(Section):
+    enabled: bool = Field(True, description="Serve the data services (service:<name>, /ws/master).")
     market_data_interval_s: float = Field(5.0, description="market_data update period.")
     explorers_interval_s: float = Field(10.0, description="explorers update period.")
     whale_tracking_interval_s: float = Field(15.0, description="whale_tracking update period.")
@@ -312,7 +320,7 @@ class ServicesSettings(BaseModel):
     coin_ids: dict[str, str] = Field(
         default_factory=lambda: {"BTCUSDT": "bitcoin", "ETHUSDT": "ethereum",
                                  "SOLUSDT": "solana"},
-        description="Coin id market_data keys each symbol by (the seed's data.prices.bitcoin); "
+        description="Coin id market_data keys each symbol by (data.prices.bitcoin); "
         "a symbol without one is keyed by the symbol.",
     )
     whale_min_paired_amount: Decimal = Field(
@@ -333,7 +341,7 @@ class ServicesSettings(BaseModel):
     )
 
 
-class PgNotifySettings(BaseModel):
+class PgNotifySettings(Section):
     enabled: bool = Field(False, description="LISTEN on Postgres and serve pg:<channel> events.")
     url: str = Field(
         "", description="Postgres URL to LISTEN on; empty uses store.url when it is Postgres."
@@ -440,16 +448,42 @@ def hide_password(url: str) -> str:
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings from ``config_file`` (default ``./cryptowire.toml`` if present), the
-    environment and ``overrides``; invalid settings raise :class:`ConfigError`."""
+    environment and ``overrides``; invalid settings raise :class:`ConfigError` with one line
+    (``file:line:col: what`` for a TOML syntax error, the closest valid name for an unknown
+    one). A relative SQLite ``store.url`` (the default ``cryptowire.db`` too) is resolved
+    against the config file's directory, or :func:`~cryptowire.settings_check.data_dir` when
+    there is no config file."""
+    import os
+
     from pydantic import ValidationError
+
+    from cryptowire.settings_check import (
+        data_dir,
+        one_line,
+        read_toml,
+        resolve_sqlite,
+        unknown_env,
+        unknown_field,
+    )
 
     path = Path(config_file) if config_file is not None else Path(DEFAULT_CONFIG_FILE)
     if config_file is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    has_file = path.is_file()
+    if has_file:
+        reason = unknown_field(Settings, read_toml(path))
+        if reason:
+            raise ConfigError(f"{path}: {reason}")
+    reason = unknown_env(Settings, os.environ)
+    if reason:
+        raise ConfigError(reason)
     cls = type(
         "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": path}}
     )
     try:
-        return cls(**overrides)  # type: ignore[no-any-return]
+        settings: Settings = cls(**overrides)
     except ValidationError as exc:
-        raise ConfigError(str(exc)) from exc
+        raise ConfigError(one_line(exc)) from exc
+    base = path.resolve().parent if has_file else data_dir()
+    settings.store.url = resolve_sqlite(settings.store.url, base)
+    return settings

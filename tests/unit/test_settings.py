@@ -116,3 +116,100 @@ def test_masked_hides_database_and_redis_passwords() -> None:
     for secret in ("DBPASS123", "REDISPASS9", "PGPASS77"):
         assert secret not in str(dumped)
     assert load_settings(None).masked()["store"]["url"] == load_settings(None).store.url
+
+
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("CRYPTOWIRE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(("toml", "reason"), [
+    ("[server]\nprot = 8002\n", "unknown setting `server.prot` (did you mean `port`?)"),
+    ("[bybit]\nenabeld = false\n", "unknown setting `bybit.enabeld` (did you mean `enabled`?)"),
+    ("[[evm.chains]]\nid = 1\nname = 'eth'\nrpc_url = ['x']\n",
+     "unknown setting `evm.chains[0].rpc_url` (did you mean `rpc_urls`?)"),
+    ("[sever]\nport = 1\n", "unknown setting `sever` (did you mean `server`?)"),
+    ("[server]\nzzz = 1\n", "unknown setting `server.zzz`"),
+])
+def test_unknown_names_in_the_file_are_refused_with_the_closest_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, reason: str) -> None:
+    _clean_env(monkeypatch)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    assert info.value.message == f"{cfg}: {reason}"
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("CRYPTOWIRE_SERVER__PROT", "unknown setting `server.prot` (did you mean `port`?)"),
+    ("CRYPTOWIRE_BYBIT__ENABELD", "unknown setting `bybit.enabeld` (did you mean `enabled`?)"),
+    ("CRYPTOWIRE_SERVER_PORT", "nested settings take a double underscore: "
+                               "`CRYPTOWIRE_SERVER__PORT`"),
+    ("CRYPTOWIRE_LOG_LEVL", "did you mean `CRYPTOWIRE_LOG_LEVEL`?"),
+])
+def test_unknown_environment_settings_are_refused(
+        monkeypatch: pytest.MonkeyPatch, name: str, reason: str) -> None:
+    _clean_env(monkeypatch)
+    monkeypatch.setenv(name, "1")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert info.value.message.startswith(f"{name}: ")
+    assert reason in info.value.message
+
+
+def test_other_cryptowire_variables_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``CRYPTOWIRE_API_KEY`` is ``cryptowire tail``'s; a dict field takes any key."""
+    _clean_env(monkeypatch)
+    monkeypatch.setenv("CRYPTOWIRE_API_KEY", "cw_x")
+    monkeypatch.setenv("CRYPTOWIRE_SERVICES__COIN_IDS", '{"XRPUSDT": "ripple"}')
+    assert load_settings(None).services.coin_ids == {"XRPUSDT": "ripple"}
+
+
+def test_unknown_override_and_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting `server.prot`"):
+        load_settings(None, server={"prot": 1})
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, server={"port": "x"}, history={"size": "y"})
+    assert "\n" not in info.value.message
+    assert info.value.message.startswith("invalid settings: server.port: ")
+    assert "history.size: " in info.value.message
+
+
+def test_toml_syntax_error_is_file_line_col(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[server]\nport = 8002\nhost "x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg)
+    assert info.value.message == f"{cfg}:3:6: Expected '=' after a key in a key/value pair"
+
+
+def test_relative_sqlite_store_is_next_to_the_config_file_or_in_the_data_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working directory never decides
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert load_settings(None).store.url == (
+        f"sqlite+aiosqlite:///{tmp_path / 'xdg' / 'cryptowire' / 'cryptowire.db'}")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_settings(None).store.url == (
+        f"sqlite+aiosqlite:///{tmp_path / 'home/.local/share/cryptowire/cryptowire.db'}")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "cryptowire.toml").write_text("")
+    assert load_settings(conf / "cryptowire.toml").store.url == (
+        f"sqlite+aiosqlite:///{conf / 'cryptowire.db'}")
+    (conf / "cryptowire.toml").write_text('[store]\nurl = "sqlite:///data/hub.db?timeout=5"\n')
+    assert load_settings(conf / "cryptowire.toml").store.url == (
+        f"sqlite:///{conf / 'data/hub.db'}?timeout=5")
+    for fixed in ("sqlite+aiosqlite:////abs/x.db", "sqlite+aiosqlite:///:memory:",
+                  "postgresql+asyncpg://u:p@db/cw"):
+        assert load_settings(None, store={"url": fixed}).store.url == fixed
+    monkeypatch.chdir(conf)  # ./cryptowire.toml is the config file when present
+    assert load_settings(None).store.url == f"sqlite:///{conf / 'data/hub.db'}?timeout=5"

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryptowire import __version__
 from cryptowire.cli.record import record
 from cryptowire.cli.tokens import tokens_app
-from cryptowire.errors import ConfigError
-from cryptowire.settings import Settings, load_settings
+from cryptowire.errors import ConfigError, CryptowireError
+from cryptowire.settings import Settings, hide_password, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="cryptowire: a self-hosted real-time crypto hub.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
@@ -25,8 +27,9 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(tokens_app, name="tokens")
 app.command("record")(record)
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # a line is never broken at 80 columns when piped
+err = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("cryptowire.cli")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -34,12 +37,49 @@ ConfigOpt = Annotated[
 ]
 
 
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` as one plain line on stderr and exit with ``code``."""
+    print(message, file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
 def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
         return load_settings(config, **overrides)
     except ConfigError as exc:
-        err.print(f"[red]Invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        fail(exc.message)
+
+
+def store_url(settings: Settings) -> str:
+    """The store URL after saying on stderr which store this is (password masked); creates
+    the per-user data directory when the store lives there."""
+    from cryptowire.settings_check import data_dir
+
+    url = settings.store.url
+    print(f"store: {hide_password(url)}", file=sys.stderr, flush=True)
+    home = data_dir()
+    if url.startswith("sqlite") and str(home) in url:
+        home.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cryptowire {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """cryptowire: a self-hosted real-time crypto hub."""
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(f"cryptowire {__version__}")
 
 
 def _logging(level: str) -> None:
@@ -56,7 +96,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Override server.port.")] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Serve the synthetic demo source.")] = False,
 ) -> None:
-    """Start the hub (HTTP + every WebSocket path on one port)."""
+    """Start the hub (HTTP and every WebSocket path on one port)."""
     settings = _settings(config)
     if host is not None:
         settings.server.host = host
@@ -65,37 +105,28 @@ def serve(
     if demo:
         settings.demo.mode = "on"
     _logging(settings.log_level)
-    from aiohttp import web
+    from cryptowire.cli.serving import run_hub
 
-    from cryptowire.core.node import Node
-    from cryptowire.server.app import create_app, ssl_context
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux/macOS
-        pass
-    node = Node(settings)
-    scheme = "https" if settings.server.tls_cert else "http"
-    ws_scheme = "wss" if settings.server.tls_cert else "ws"
-    base = f"{settings.server.host}:{settings.server.port}"
-    console.print(f"cryptowire listening on {scheme}://{base}  (WebSocket: "
-                  f"{ws_scheme}://{base}/ws, dashboard: {scheme}://{base}/, API docs: "
-                  f"{scheme}://{base}/docs)", soft_wrap=True)
-    web.run_app(create_app(node), host=settings.server.host, port=settings.server.port,
-                ssl_context=ssl_context(node), print=None,
-                shutdown_timeout=settings.server.shutdown_grace_s, access_log=None)
+    store_url(settings)
+    run_hub(settings)
 
 
 async def _with_store(settings: Settings, fn: Any) -> Any:
     from cryptowire.store.sql import SqlStore
 
-    store = await SqlStore.open(settings.store.url)
+    store = await SqlStore.open(store_url(settings))
     try:
         return await fn(store)
     finally:
         await store.close()
+
+
+def _on_store(settings: Settings, fn: Any) -> Any:
+    """Run ``fn(store)``; a store that cannot be opened or refuses is one line, exit 2."""
+    try:
+        return asyncio.run(_with_store(settings, fn))
+    except CryptowireError as exc:
+        fail(exc.message)
 
 
 @keys_app.command("create")
@@ -112,13 +143,7 @@ def keys_create(
     async def run(store: Any) -> Any:
         return await store.create_key(name, scopes)
 
-    from cryptowire.errors import StoreError
-
-    try:
-        plaintext, key = asyncio.run(_with_store(settings, run))
-    except StoreError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    plaintext, key = _on_store(settings, run)
     console.print(f"Created key [bold]{key.id}[/bold] ({name}, scopes: "
                   f"{', '.join(sorted(key.scopes))}). Store it now; it is not shown again:")
     print(plaintext)
@@ -126,36 +151,37 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(config: ConfigOpt = None,
-              json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+              json_out: Annotated[bool, typer.Option(
+                  "--json", help="One JSON array on stdout.")] = False) -> None:
     """List keys (ids, prefixes, scopes; never the secrets)."""
     settings = _settings(config)
 
     async def run(store: Any) -> Any:
         return await store.list_keys()
 
-    keys = asyncio.run(_with_store(settings, run))
+    keys = _on_store(settings, run)
     if json_out:
         print(orjson.dumps([{"id": k.id, "prefix": k.prefix, "name": k.name,
                              "scopes": sorted(k.scopes), "revoked": k.revoked}
                             for k in keys]).decode())
         return
-    table = Table("id", "prefix", "name", "scopes", "state")
+    table = whole_table("id", "prefix", "name", "scopes", "state")
     for k in keys:
         table.add_row(k.id, k.prefix, k.name, ",".join(sorted(k.scopes)),
                       "revoked" if k.revoked else "active")
-    console.print(table)
+    print_table(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or prefix.")],
                 config: ConfigOpt = None) -> None:
-    """Revoke a key; running hubs close its sessions within seconds."""
+    """Revoke a key; running hubs close its connections within seconds."""
     settings = _settings(config)
 
     async def run(store: Any) -> Any:
         return await store.revoke_key(key)
 
-    if not asyncio.run(_with_store(settings, run)):
+    if not _on_store(settings, run):
         err.print(f"[red]No active key '{key}'.[/red]")
         raise typer.Exit(1)
     console.print(f"Revoked {key}.")
@@ -172,9 +198,9 @@ def config_show(config: ConfigOpt = None) -> None:
 def config_check(config: ConfigOpt = None) -> None:
     """Validate the settings; exit 2 with the reasons when they cannot work."""
     settings = _settings(config)
-    console.print(f"Settings OK: store {settings.store.url.split('://')[0]}, bus "
-                  f"{settings.bus.url.split('://')[0]}, port {settings.server.port}, "
-                  f"demo {settings.demo.mode}.")
+    console.print(f"Settings OK: store {hide_password(settings.store.url)}, bus "
+                  f"{hide_password(settings.bus.url)}, port {settings.server.port}, "
+                  f"demo {settings.demo.mode}.", markup=False)
 
 
 @config_app.command("example")
@@ -188,6 +214,24 @@ def config_example() -> None:
 from cryptowire.cli.tail import tail  # noqa: E402  (the command lives in its module)
 
 app.command()(tail)
+
+
+def whole_table(*columns: str) -> Table:
+    """A table whose cells are never cut or wrapped (ids and addresses must stay whole)."""
+    table = Table()
+    for name in columns:
+        table.add_column(name, no_wrap=True, overflow="ignore")
+    return table
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` at its natural width, even when stdout is a pipe (rich would shrink
+    it to 80 columns and cut the cells)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = Console(width=100_000).measure(table).maximum
+    Console(width=width).print(table)
 
 
 def main() -> None:

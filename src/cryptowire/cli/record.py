@@ -185,12 +185,12 @@ def record(
     config: Annotated[Path | None, typer.Option(
         "--config", "-c", help="TOML settings file (default ./cryptowire.toml).")] = None,
 ) -> None:
-    """Record Bybit V5 public frames into a replay fixture (one raw frame per line)."""
+    """Record Bybit V5 public frames to a JSONL file, one raw frame per line (replayable)."""
     err = sys.stderr
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        print(f"Invalid settings: {exc}", file=err)
+        print(exc.message, file=err)
         raise typer.Exit(2) from exc
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

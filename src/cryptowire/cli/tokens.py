@@ -39,7 +39,7 @@ def _settings(config: Path | None) -> Settings:
 
 def _run(config: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Open the store and a :class:`TokenAdmin`, run ``fn(admin)``, report errors, exit 2."""
-    from cryptowire.cli import err
+    from cryptowire.cli import fail, store_url
     from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.store.evm import EvmStore
     from cryptowire.store.sql import SqlStore
@@ -47,7 +47,7 @@ def _run(config: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
     settings = _settings(config)
 
     async def main() -> T:
-        store = await SqlStore.open(settings.store.url)
+        store = await SqlStore.open(store_url(settings))
         admin = TokenAdmin(settings.evm, EvmStore(store.engine))
         try:
             return await fn(admin)
@@ -58,8 +58,7 @@ def _run(config: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except CryptowireError as exc:
-        err.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from exc
+        fail(exc.message)
 
 
 @tokens_app.command("add")
@@ -108,22 +107,21 @@ def remove(chain: Annotated[str, typer.Argument(help="Chain name or id.")],
 
 @tokens_app.command("list")
 def list_(chain: Annotated[str | None, typer.Option(help="Only this chain.")] = None,
-          json_out: Annotated[bool, typer.Option("--json")] = False,
+          json_out: Annotated[bool, typer.Option("--json", help="One JSON array on stdout.")]
+          = False,
           config: ConfigOpt = None) -> None:
     """List tracked tokens."""
-    from rich.table import Table
-
-    from cryptowire.cli import console
+    from cryptowire.cli import print_table, whole_table
 
     tokens = _run(config, lambda admin: admin.list(chain))
     if json_out:
         print(orjson.dumps([t.public() for t in tokens]).decode())
         return
-    table = Table("chain", "symbol", "address", "decimals", "pair", "group")
+    table = whole_table("chain", "symbol", "address", "decimals", "pair", "group")
     for t in tokens:
         table.add_row(str(t.chain), t.symbol, t.address, str(t.decimals), t.pair or "-",
                       t.group or "-")
-    console.print(table)
+    print_table(table)
 
 
 def _unwrap(value: Any) -> Any:
@@ -156,9 +154,10 @@ def read_mongoexport(text: str) -> list[dict[str, Any]]:
 
 
 @tokens_app.command("import")
-def import_(path: Annotated[Path, typer.Argument(help="mongoexport JSON of 'tracking'.")],
+def import_(path: Annotated[Path, typer.Argument(
+                help="mongoexport JSON of the 'tracking' collection.")],
             config: ConfigOpt = None) -> None:
-    """Import the seed 000 ``tracking`` collection; tokens already tracked are skipped."""
+    """Import a mongoexport of a "tracking" collection; tokens already tracked are skipped."""
     from cryptowire.cli import console, err
 
     try:
@@ -183,9 +182,14 @@ def import_(path: Annotated[Path, typer.Argument(help="mongoexport JSON of 'trac
     console.print(f"Imported {added} of {len(docs)} tokens.")
 
 
-@tokens_app.command("bind")
+#: Telegram chat ids of groups are negative (-1001234567890): an argument, not an option.
+NEGATIVE_ARGS = {"ignore_unknown_options": True}
+
+
+@tokens_app.command("bind", context_settings=NEGATIVE_ARGS)
 def bind(group: Annotated[str, typer.Argument(help="Token group, e.g. alpha.")],
-         chat_id: Annotated[str, typer.Argument(help="Telegram chat id, e.g. -1001234.")],
+         chat_id: Annotated[str, typer.Argument(
+             help="Telegram chat id, e.g. -1001234567890 (groups are negative).")],
          config: ConfigOpt = None) -> None:
     """Post the swaps and burns of a group's tokens to a Telegram chat."""
     from cryptowire.cli import console
@@ -194,8 +198,9 @@ def bind(group: Annotated[str, typer.Argument(help="Token group, e.g. alpha.")],
     console.print(f"{'Bound' if created else 'Already bound:'} {chat_id} to group {group}.")
 
 
-@tokens_app.command("unbind")
-def unbind(group: Annotated[str, typer.Argument()], chat_id: Annotated[str, typer.Argument()],
+@tokens_app.command("unbind", context_settings=NEGATIVE_ARGS)
+def unbind(group: Annotated[str, typer.Argument(help="Token group.")],
+           chat_id: Annotated[str, typer.Argument(help="Telegram chat id.")],
            config: ConfigOpt = None) -> None:
     """Stop posting a group to a chat."""
     from cryptowire.cli import console, err

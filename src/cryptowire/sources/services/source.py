@@ -60,7 +60,7 @@ class ServicesSource:
         self._running: dict[str, Service] = {}
         self._publish: PublishFn | None = None
         self._status = SourceStatus(name="services", state="stopped",
-                                    detail="seed 004 services, on demand")
+                                    detail="data services (/ws/master), on demand")
 
     async def start(self, publish: PublishFn) -> None:
         self._publish = publish
