@@ -65,10 +65,9 @@ def serve(
     if demo:
         settings.demo.mode = "on"
     _logging(settings.log_level)
-    from aiohttp import web
-
     from cryptowire.core.node import Node
     from cryptowire.server.app import create_app, ssl_context
+    from cryptowire.server.proxied import run
 
     try:
         import uvloop
@@ -83,9 +82,9 @@ def serve(
     console.print(f"cryptowire listening on {scheme}://{base}  (WebSocket: "
                   f"{ws_scheme}://{base}/ws, dashboard: {scheme}://{base}/, API docs: "
                   f"{scheme}://{base}/docs)", soft_wrap=True)
-    web.run_app(create_app(node), host=settings.server.host, port=settings.server.port,
-                ssl_context=ssl_context(node), print=None,
-                shutdown_timeout=settings.server.shutdown_grace_s, access_log=None)
+    # Not web.run_app: its runner cannot read a PROXY header first (server/proxied.py).
+    run(create_app(node), settings.server.host, settings.server.port,
+        ssl_context=ssl_context(node), shutdown_timeout=settings.server.shutdown_grace_s)
 
 
 async def _with_store(settings: Settings, fn: Any) -> Any:

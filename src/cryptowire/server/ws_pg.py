@@ -25,7 +25,7 @@ from aiohttp import web
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
-from cryptowire.errors import ChannelError
+from cryptowire.errors import ChannelError, ProtocolError, StoreError
 from cryptowire.events import Publication
 from cryptowire.server.connection import (
     guarded,
@@ -36,6 +36,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.rest import problem
+from cryptowire.server.rest_limits import rate_limited
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import text_frame
 
@@ -173,7 +174,14 @@ def _mirror_handler(channel: str) -> Any:
             return problem(400, "INVALID_ARGS", f"limit must be 0..{cfg.rest_max_limit}")
         if node.store is None:
             return problem(503, "INTERNAL_ERROR", "The store is not open.")
-        rows = await mirror_rows(node.store.engine, channel, limit, query) if limit else []
+        try:
+            rows = await mirror_rows(node.store.engine, channel, limit, query,
+                                     max_scan=cfg.rest_max_scan,
+                                     timeout_ms=cfg.rest_statement_timeout_ms) if limit else []
+        except ProtocolError as exc:
+            return problem(400, exc.code, exc.message)
+        except StoreError as exc:
+            return problem(503, "LIMIT_EXCEEDED", exc.message)
         body = ("[" + ",".join(rows) + "]").encode()
         return web.Response(body=body, content_type="application/json")
 
@@ -187,4 +195,4 @@ def setup(app: web.Application, node: Node) -> None:
     cfg = node.settings.pgnotify
     if cfg.enabled and cfg.mirror:
         for channel in cfg.rest_channels:
-            app.router.add_get(f"/{channel}s", _mirror_handler(channel))
+            app.router.add_get(f"/{channel}s", rate_limited(_mirror_handler(channel)))

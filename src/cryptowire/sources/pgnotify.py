@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cryptowire.sources.pgnotify")
 
 QUEUE_SIZE = 10_000
-MIRROR_SCAN_MAX = 100_000
 _BATCH = 500
 _GRAMMAR = ChannelGrammar()
 
@@ -98,7 +97,10 @@ def _equal(value: Any, wanted: str) -> bool:
             return False
     if isinstance(value, str):
         return value == wanted
-    return orjson.dumps(value) == wanted.encode()
+    try:  # an object or array: the same JSON value (key order aside), as Postgres compares
+        return bool(value == json.loads(wanted, parse_float=Decimal))
+    except ValueError:
+        return False
 
 
 def row_matches(payload: str | bytes, filters: dict[str, str]) -> bool:
@@ -117,30 +119,53 @@ def row_matches(payload: str | bytes, filters: dict[str, str]) -> bool:
     return True
 
 
-async def mirror_rows(engine: AsyncEngine, channel: str, limit: int,
-                      filters: dict[str, str]) -> list[str]:
-    """The newest ``limit`` mirrored payloads of ``channel`` matching ``filters``, newest
-    last, as the JSON texts the sockets sent."""
+async def mirror_rows(engine: AsyncEngine, channel: str, limit: int, filters: dict[str, str],
+                      *, max_scan: int = 100_000, timeout_ms: int = 0) -> list[str]:
+    """The newest ``limit`` mirrored payloads of ``channel`` matching ``filters`` among its
+    newest ``max_scan`` rows, newest last, as the JSON texts the sockets sent.
+
+    The filters run in SQL (:mod:`cryptowire.sources.mirror_sql`); only matching rows come
+    back, and each is re-checked with :func:`row_matches` (exact where SQLite compares
+    doubles). On Postgres the query runs under ``statement_timeout = timeout_ms``; a query
+    cancelled by it raises :class:`StoreError`. Bad filters raise :class:`ProtocolError`.
+    """
+    from sqlalchemy import func, literal
+    from sqlalchemy.exc import DBAPIError
+
+    from cryptowire.errors import StoreError
+    from cryptowire.sources.mirror_sql import check_filters, filter_clause
+
+    wanted = check_filters(filters)
+    dialect = engine.dialect.name
+    where = [pg_mirror.c.channel == channel]
+    where += [filter_clause(dialect, pg_mirror.c.payload, k, v) for k, v in wanted.items()]
+    # The scan window: ids from the max_scan-th newest row of the channel on (index only).
+    floor = (select(pg_mirror.c.id).where(pg_mirror.c.channel == channel)
+             .order_by(pg_mirror.c.id.desc()).offset(max_scan - 1).limit(1).scalar_subquery())
+    where.append(pg_mirror.c.id >= func.coalesce(floor, literal(0)))
     found: list[str] = []
     before: int | None = None
-    scanned = 0
-    async with engine.connect() as conn:
-        while len(found) < limit and scanned < MIRROR_SCAN_MAX:
-            stmt = select(pg_mirror.c.id, pg_mirror.c.payload).where(
-                pg_mirror.c.channel == channel)
-            if before is not None:
-                stmt = stmt.where(pg_mirror.c.id < before)
-            rows = (await conn.execute(stmt.order_by(pg_mirror.c.id.desc())
-                                       .limit(max(limit, _BATCH)))).all()
-            if not rows:
-                break
-            scanned += len(rows)
-            before = rows[-1][0]
-            for _id, payload in rows:
-                if row_matches(payload, filters):
-                    found.append(payload)
-                    if len(found) == limit:
-                        break
+    try:
+        async with engine.begin() as conn:
+            if dialect == "postgresql" and timeout_ms > 0:
+                await conn.execute(select(func.set_config("statement_timeout",
+                                                          str(timeout_ms), True)))
+            while len(found) < limit:
+                stmt = select(pg_mirror.c.id, pg_mirror.c.payload).where(*where)
+                if before is not None:
+                    stmt = stmt.where(pg_mirror.c.id < before)
+                want = limit - len(found)
+                rows = (await conn.execute(stmt.order_by(pg_mirror.c.id.desc())
+                                           .limit(want))).all()
+                found += [payload for _id, payload in rows if row_matches(payload, filters)]
+                if len(rows) < want:
+                    break
+                before = rows[-1][0]
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+            raise StoreError("The mirror query ran past pgnotify.rest_statement_timeout_ms; "
+                             "narrow it (fewer rows, more selective filters).") from exc
+        raise
     found.reverse()
     return found
 
