@@ -371,6 +371,9 @@ class PgNotifySettings(BaseModel):
         100_000, ge=1, description="A mirror query looks at most at this many newest rows of "
         "its channel (filters match within them)."
     )
+    rest_max_concurrent: int = Field(
+        4, ge=1, description="Mirror queries one node runs at once; the others wait their turn."
+    )
     rest_statement_timeout_ms: int = Field(
         5000, ge=0, description="Postgres statement_timeout of a mirror query (503 over it); "
         "0 for none."

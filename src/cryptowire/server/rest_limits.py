@@ -37,6 +37,10 @@ class RestRateLimiter:
         self.max_callers = max_callers
         self._buckets: dict[str, tuple[float, float]] = {}  # who -> (tokens, stamp)
 
+    def __len__(self) -> int:
+        """Callers tracked now."""
+        return len(self._buckets)
+
     def take(self, who: str, now: float | None = None) -> float | None:
         now = time.monotonic() if now is None else now
         tokens, stamp = self._buckets.get(who, (self.rate, now))

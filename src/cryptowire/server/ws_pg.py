@@ -44,6 +44,8 @@ log = logging.getLogger("cryptowire.server.pg")
 
 #: postgres-websockets closes a socket whose JWT expired with 3001.
 CLOSE_JWT_EXPIRED = 3001
+#: Mirror queries running at once on this node (``pgnotify.rest_max_concurrent``).
+_MIRROR_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("pg_mirror_slots")
 
 
 class TokenRefused(ValueError):
@@ -175,9 +177,11 @@ def _mirror_handler(channel: str) -> Any:
         if node.store is None:
             return problem(503, "INTERNAL_ERROR", "The store is not open.")
         try:
-            rows = await mirror_rows(node.store.engine, channel, limit, query,
-                                     max_scan=cfg.rest_max_scan,
-                                     timeout_ms=cfg.rest_statement_timeout_ms) if limit else []
+            async with request.app[_MIRROR_SLOTS]:  # the timeout then measures work, not a queue
+                rows = await mirror_rows(node.store.engine, channel, limit, query,
+                                         max_scan=cfg.rest_max_scan,
+                                         timeout_ms=cfg.rest_statement_timeout_ms,
+                                         ) if limit else []
         except ProtocolError as exc:
             return problem(400, exc.code, exc.message)
         except StoreError as exc:
@@ -193,6 +197,7 @@ def setup(app: web.Application, node: Node) -> None:
     app.router.add_get("/pg/{token}", sockets.handle)
     app.router.add_get("/pg/{channel}/{token}", sockets.handle)
     cfg = node.settings.pgnotify
+    app[_MIRROR_SLOTS] = asyncio.Semaphore(cfg.rest_max_concurrent)
     if cfg.enabled and cfg.mirror:
         for channel in cfg.rest_channels:
             app.router.add_get(f"/{channel}s", rate_limited(_mirror_handler(channel)))

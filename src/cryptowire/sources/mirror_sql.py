@@ -29,7 +29,20 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
-from sqlalchemy import Numeric, and_, case, cast, false, func, literal, or_
+from sqlalchemy import (
+    Numeric,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -42,6 +55,8 @@ _INT64 = 2**63
 #: Escapes Postgres' json type refuses to read (``\u0000``, surrogates): such rows never
 #: match a filter rather than failing every filtered query of their channel.
 _PG_UNREADABLE = r"\\u(0000|[dD][89a-fA-F])"
+#: RFC 8259's number: what may be cast to numeric.
+_JSON_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
 
 
 def check_filters(filters: dict[str, str]) -> dict[str, str]:
@@ -84,33 +99,67 @@ def _container(value: str) -> bytes | None:
         return None
 
 
-def filter_clause(dialect: str, payload: Any, key: str, value: str) -> ColumnElement[bool]:
-    """The WHERE clause for one checked filter on the ``payload`` text column."""
-    if dialect == "postgresql":
-        return _postgres(payload, key, value)
-    if dialect == "sqlite":
-        return _sqlite(payload, key, value)
-    raise ProtocolError("INVALID_ARGS", f"Mirror filters are not supported on {dialect}.")
+def mirror_select(dialect: str, table: Table, channel: str, filters: dict[str, str],
+                  *, max_scan: int, limit: int, before: int | None = None) -> Select[Any]:
+    """``SELECT id, payload`` of the newest ``limit`` rows of ``channel`` below id ``before``
+    among its newest ``max_scan``, matching the checked ``filters``, newest first."""
+    c = table.c
+    # The scan window: ids from the max_scan-th newest row of the channel on (index only).
+    floor = (select(c.id).where(c.channel == channel).order_by(c.id.desc())
+             .offset(max_scan - 1).limit(1).scalar_subquery())
+    where = [c.channel == channel, c.id >= func.coalesce(floor, literal(0))]
+    if before is not None:
+        where.append(c.id < before)
+    if dialect == "postgresql" and filters:
+        return _postgres(table, where, filters, limit)
+    if dialect != "sqlite" and filters:
+        raise ProtocolError("INVALID_ARGS", f"Mirror filters are not supported on {dialect}.")
+    where += [_sqlite(c.payload, key, value) for key, value in filters.items()]
+    return select(c.id, c.payload).where(*where).order_by(c.id.desc()).limit(limit)
 
 
-def _postgres(payload: Any, key: str, value: str) -> ColumnElement[bool]:
-    field = cast(payload, JSON)[key]
-    kind = func.json_typeof(field)
-    branches = [and_(kind == "string", field.astext == value)]
-    if value == "null":
-        branches.append(kind == "null")
-    if value.lower() in ("true", "false"):
-        branches.append(and_(kind == "boolean", field.astext == value.lower()))
+def _postgres(table: Table, where: list[Any], filters: dict[str, str],
+              limit: int) -> Select[Any]:
+    """Each filter's field is read once per row (``->>`` parses the row's JSON) in a fenced
+    subquery (``OFFSET 0``: not flattened, so not re-read per use), then compared by CASE
+    branches that cast only what has the shape of the cast's input."""
+    c = table.c
+    # A row with an escape json cannot read gives NULL fields (strpos first: it is cheap).
+    readable = case((func.strpos(c.payload, "\\u") == 0, true()),
+                    else_=~c.payload.regexp_match(_PG_UNREADABLE))
+    fields = [case((readable, cast(c.payload, JSON)[key].astext)).label(f"f{i}")
+              for i, key in enumerate(filters)]
+    inner = (select(c.id, c.payload, readable.label("readable"), *fields).where(*where)
+             .order_by(c.id.desc()).offset(0).subquery("window"))
+    conditions: list[ColumnElement[bool]] = [inner.c.readable]
+    for i, (key, value) in enumerate(filters.items()):
+        conditions.append(_postgres_match(inner.c.payload, inner.c[f"f{i}"], key, value))
+    return (select(inner.c.id, inner.c.payload)
+            .where(case((inner.c.readable, and_(*conditions)), else_=false()))
+            .order_by(inner.c.id.desc()).limit(limit))
+
+
+def _postgres_match(payload: Any, text: Any, key: str, value: str) -> ColumnElement[bool]:
+    """``text`` is the field's ``->>``: a string's characters, a number's spelling,
+    ``true``/``false``, an object's JSON, or NULL (JSON null, or no such key). Equal text
+    is a match of every type; the other branches may let a string through that looks like
+    the value (``"1.50"`` for ``1.5``), which the exact re-check then drops."""
+    whens: list[tuple[Any, Any]] = [(text == value, true())]
     number = _number(value)
     if number is not None:
-        branches.append(case((kind == "number", cast(field.astext, Numeric)))
-                        == literal(number, Numeric))
+        whens.append((text.regexp_match(_JSON_NUMBER), cast(text, Numeric) == number))
+    if value.lower() in ("true", "false") and value != value.lower():
+        whens.append((text == value.lower(), true()))
     container = _container(value)
     if container is not None:
-        branches.append(case((kind.in_(("object", "array")), cast(field, JSONB)))
-                        == cast(literal(container.decode()), JSONB))
-    # CASE, not AND: only CASE keeps Postgres from reading the JSON of an unreadable row.
-    return case((payload.regexp_match(_PG_UNREADABLE), false()), else_=or_(*branches))
+        kind = func.json_typeof(cast(payload, JSON)[key])
+        whens.append((func.left(text, 1).in_(("{", "[")),
+                      case((kind.in_(("object", "array")),
+                            cast(text, JSONB) == cast(literal(container.decode()), JSONB)),
+                           else_=false())))
+    if value == "null":  # JSON null, not a missing key
+        whens.append((text.is_(None), cast(payload, JSON)[key].is_not(None)))
+    return case(*whens, else_=false())
 
 
 def _sqlite(payload: Any, key: str, value: str) -> ColumnElement[bool]:

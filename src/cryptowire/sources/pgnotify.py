@@ -129,20 +129,14 @@ async def mirror_rows(engine: AsyncEngine, channel: str, limit: int, filters: di
     doubles). On Postgres the query runs under ``statement_timeout = timeout_ms``; a query
     cancelled by it raises :class:`StoreError`. Bad filters raise :class:`ProtocolError`.
     """
-    from sqlalchemy import func, literal
+    from sqlalchemy import func
     from sqlalchemy.exc import DBAPIError
 
     from cryptowire.errors import StoreError
-    from cryptowire.sources.mirror_sql import check_filters, filter_clause
+    from cryptowire.sources.mirror_sql import check_filters, mirror_select
 
     wanted = check_filters(filters)
     dialect = engine.dialect.name
-    where = [pg_mirror.c.channel == channel]
-    where += [filter_clause(dialect, pg_mirror.c.payload, k, v) for k, v in wanted.items()]
-    # The scan window: ids from the max_scan-th newest row of the channel on (index only).
-    floor = (select(pg_mirror.c.id).where(pg_mirror.c.channel == channel)
-             .order_by(pg_mirror.c.id.desc()).offset(max_scan - 1).limit(1).scalar_subquery())
-    where.append(pg_mirror.c.id >= func.coalesce(floor, literal(0)))
     found: list[str] = []
     before: int | None = None
     try:
@@ -151,12 +145,10 @@ async def mirror_rows(engine: AsyncEngine, channel: str, limit: int, filters: di
                 await conn.execute(select(func.set_config("statement_timeout",
                                                           str(timeout_ms), True)))
             while len(found) < limit:
-                stmt = select(pg_mirror.c.id, pg_mirror.c.payload).where(*where)
-                if before is not None:
-                    stmt = stmt.where(pg_mirror.c.id < before)
                 want = limit - len(found)
-                rows = (await conn.execute(stmt.order_by(pg_mirror.c.id.desc())
-                                           .limit(want))).all()
+                stmt = mirror_select(dialect, pg_mirror, channel, wanted, max_scan=max_scan,
+                                     limit=want, before=before)
+                rows = (await conn.execute(stmt)).all()
                 found += [payload for _id, payload in rows if row_matches(payload, filters)]
                 if len(rows) < want:
                     break
