@@ -7,19 +7,21 @@ payload has ``key`` at top level with that value, compared by the JSON type foun
 type      matches when                 Postgres (``json``)  /  SQLite (JSON1)
 ========  ===========================  ================================================
 string    the text is ``value``        ``->>`` = value      /  ``json_extract`` = value
-number    numerically equal            ``numeric`` equality /  integer or REAL equality
+number    numerically equal            ``->>``::numeric     /  integer or REAL equality
 boolean   ``true`` / ``false``         ``->>`` = 'true'     /  ``json_type`` = 'true'
-null      ``value`` is ``null``        ``json_typeof``      /  ``json_type`` = 'null'
+null      ``value`` is ``null``        ``->>`` IS NULL, key /  ``json_type`` = 'null'
 object,   the same JSON value          ``jsonb`` equality   /  minified text equality
 array
 ========  ===========================  ================================================
 
-Postgres casts the payload text to ``json`` (not ``jsonb``: cheaper, and order-keeping) and
-guards each typed comparison with ``CASE`` so that no cast runs on a value of another type; a
-row whose text holds an escape ``json`` cannot read (``\\u0000``, a UTF-16 surrogate) matches
-no filter instead of failing the query. SQLite compares numbers as 64-bit integers or doubles,
-which can match a few extra rows past 2**53; the caller re-checks rows with the exact rule
-(:func:`cryptowire.sources.pgnotify.row_matches`), so those never reach a client.
+On Postgres each filtered field is read once per row (``payload::json ->> key``, in a
+subquery fenced with ``OFFSET 0`` so it is not re-read per use) and compared by ``CASE``
+branches that cast only text of the cast's shape. A row whose text holds an escape ``json``
+cannot read (``\\u0000``, a UTF-16 surrogate) matches no filter instead of failing the query.
+Some branches may let through a row that only looks like a match (the string ``"1.50"`` for
+``1.5``; on SQLite, numbers past 2**53 compared as doubles): the caller re-checks the rows it
+gets with the exact rule (:func:`cryptowire.sources.pgnotify.row_matches`), so those never
+reach a client.
 """
 
 from __future__ import annotations
