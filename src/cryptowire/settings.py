@@ -8,6 +8,7 @@ Environment variables win over the file; nested fields use ``__``
 
 from __future__ import annotations
 
+import ipaddress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -74,6 +75,36 @@ class ServerSettings(Section):
         False, description="Send the data services' connection_established frame on /ws for "
         "their clients that wait for it (native clients then get it first too)."
     )
+    proxy_protocol: bool = Field(
+        False, description="Every connection starts with a PROXY v1/v2 header (haproxy "
+        "send-proxy-v2) naming the client; one without a valid header is dropped."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses/CIDRs whose X-Forwarded-For names the "
+        "client; the header is ignored from anyone else."
+    )
+    max_rest_rate: int = Field(
+        50, ge=0, description="REST requests per second per API key (anonymous: per client "
+        "address), bursts of as many; over it 429 with Retry-After; 0 turns it off."
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or CIDR") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _proxy_without_tls(self) -> ServerSettings:
+        if self.proxy_protocol and self.tls_cert is not None:
+            # The header precedes the TLS handshake: terminate TLS at the balancer.
+            raise ValueError("proxy_protocol cannot be combined with tls_cert: terminate TLS "
+                             "at the balancer")
+        return self
 
 
 class HistorySettings(Section):
@@ -363,6 +394,17 @@ class PgNotifySettings(Section):
     )
     rest_default_limit: int = Field(100, description="Rows a mirror query returns by default.")
     rest_max_limit: int = Field(1000, description="Most rows one mirror query may return.")
+    rest_max_scan: int = Field(
+        100_000, ge=1, description="A mirror query looks at most at this many newest rows of "
+        "its channel (filters match within them)."
+    )
+    rest_max_concurrent: int = Field(
+        4, ge=1, description="Mirror queries one node runs at once; the others wait their turn."
+    )
+    rest_statement_timeout_ms: int = Field(
+        5000, ge=0, description="Postgres statement_timeout of a mirror query (503 over it); "
+        "0 for none."
+    )
 
 
 class Settings(BaseSettings):

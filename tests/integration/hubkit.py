@@ -13,13 +13,14 @@ from websockets.asyncio.client import ClientConnection
 
 from cryptowire.core.node import Node
 from cryptowire.server.app import create_app
+from cryptowire.server.proxied import HubRunner
 
 
 async def serve_app(app: web.Application, *, shutdown_timeout: float = 5.0,
                     ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     """Start ``app`` on 127.0.0.1 (port chosen by the kernel); the caller cleans the
     runner up."""
-    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    runner = HubRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import signal
 import socket
 import ssl
 
@@ -65,6 +66,7 @@ def run_hub(settings: Settings) -> None:
     from cryptowire.cli import console, fail
     from cryptowire.core.node import CLOSE_GOING_AWAY, Node
     from cryptowire.server.app import create_app, ssl_context
+    from cryptowire.server.proxied import HubRunner
 
     if settings.bus.url.startswith(("redis://", "rediss://", "unix://")):
         reason = asyncio.run(_probe_bus(settings.bus.url))
@@ -98,14 +100,29 @@ def run_hub(settings: Settings) -> None:
     ws_scheme = "wss" if settings.server.tls_cert else "ws"
     base = f"{settings.server.host}:{sock.getsockname()[1]}"
 
-    def listening(_: str) -> None:  # aiohttp calls it once the node started and the site is up
+    def listening() -> None:  # once the node started and the site is up
         console.print(f"cryptowire listening on {scheme}://{base}  (WebSocket: "
                       f"{ws_scheme}://{base}/ws, dashboard: {scheme}://{base}/, API docs: "
                       f"{scheme}://{base}/docs)", soft_wrap=True)
 
+    async def serve() -> None:
+        # Not web.run_app: its runner cannot read a PROXY header first (server/proxied.py).
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner = HubRunner(app, access_log=None,
+                           shutdown_timeout=settings.server.shutdown_grace_s)
+        await runner.setup()  # starts the node
+        try:
+            await web.SockSite(runner, sock, ssl_context=tls).start()
+            listening()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
     try:
-        web.run_app(app, sock=sock, ssl_context=tls, print=listening,
-                    shutdown_timeout=settings.server.shutdown_grace_s, access_log=None)
+        asyncio.run(serve())
     except CryptowireError as exc:
         fail(exc.message)
     finally:

@@ -10,6 +10,7 @@ from cryptowire.core.node import Node
 from cryptowire.server import (
     ops,
     rest,
+    rest_limits,
     rest_tokens,
     ws_native,
     ws_pg,
@@ -31,6 +32,7 @@ def create_app(node: Node) -> web.Application:
     app[NODE] = node
     ops.setup(app)
     dashboard.setup(app)  # GET / and /static/: the web dashboard
+    rest_limits.setup(app)
     rest.setup(app)
     ws_native.setup(app, node)
     ws_services.setup(app, node)  # after ws_native: hooks the action form into /ws

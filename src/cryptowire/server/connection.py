@@ -22,6 +22,7 @@ from cryptowire.core.node import Node
 from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
+from cryptowire.server.proxied import client_address
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import close_frame
 
@@ -66,7 +67,7 @@ async def open_session(
     transport = request.transport
     assert transport is not None
     session = Session(node.hub, transport, encoder, close_transport, principal=principal,
-                      remote=remote_of(transport), connected_ms=now_ms())
+                      remote=client_address(node, request), connected_ms=now_ms())
     session.seen = asyncio.get_running_loop().time()
     node.track(session)
     return ws, session

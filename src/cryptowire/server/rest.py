@@ -16,6 +16,7 @@ from cryptowire.jsonnum import loads_exact
 from cryptowire.logthrottle import log_exception
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
+from cryptowire.server.rest_limits import over_rest_rate
 from cryptowire.server.ws_native import publish_items
 
 log = logging.getLogger("cryptowire.server.rest")
@@ -46,6 +47,10 @@ def problems(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":  # reads: publishing is bounded by its own limits
+            refused = over_rest_rate(request)
+            if refused is not None:
+                return refused
         try:
             return await handler(request)
         except AuthError as exc:

@@ -26,7 +26,7 @@ from cryptowire.core.access import authorize
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
-from cryptowire.errors import AuthError, ChannelError
+from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
 from cryptowire.events import Publication
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.connection import (
@@ -38,6 +38,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.rest import problem
+from cryptowire.server.rest_limits import rate_limited
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import text_frame
 
@@ -45,6 +46,8 @@ log = logging.getLogger("cryptowire.server.pg")
 
 #: postgres-websockets closes a socket whose JWT expired with 3001.
 CLOSE_JWT_EXPIRED = 3001
+#: Mirror queries running at once on this node (``pgnotify.rest_max_concurrent``).
+_MIRROR_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("pg_mirror_slots")
 
 
 class TokenRefused(ValueError):
@@ -187,7 +190,16 @@ def _mirror_handler(channel: str) -> Any:
             return problem(400, "INVALID_ARGS", f"limit must be 0..{cfg.rest_max_limit}")
         if node.store is None:
             return problem(503, "INTERNAL_ERROR", "The store is not open.")
-        rows = await mirror_rows(node.store.engine, channel, limit, query) if limit else []
+        try:
+            async with request.app[_MIRROR_SLOTS]:  # the timeout then measures work, not a queue
+                rows = await mirror_rows(node.store.engine, channel, limit, query,
+                                         max_scan=cfg.rest_max_scan,
+                                         timeout_ms=cfg.rest_statement_timeout_ms,
+                                         ) if limit else []
+        except ProtocolError as exc:
+            return problem(400, exc.code, exc.message)
+        except StoreError as exc:
+            return problem(503, "LIMIT_EXCEEDED", exc.message)
         body = ("[" + ",".join(rows) + "]").encode()
         return web.Response(body=body, content_type="application/json")
 
@@ -199,6 +211,7 @@ def setup(app: web.Application, node: Node) -> None:
     app.router.add_get("/pg/{token}", sockets.handle)
     app.router.add_get("/pg/{channel}/{token}", sockets.handle)
     cfg = node.settings.pgnotify
+    app[_MIRROR_SLOTS] = asyncio.Semaphore(cfg.rest_max_concurrent)
     if cfg.enabled and cfg.mirror:
         for channel in cfg.rest_channels:
-            app.router.add_get(f"/{channel}s", _mirror_handler(channel))
+            app.router.add_get(f"/{channel}s", rate_limited(_mirror_handler(channel)))

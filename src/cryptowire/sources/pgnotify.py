@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("cryptowire.sources.pgnotify")
 
 QUEUE_SIZE = 10_000
-MIRROR_SCAN_MAX = 100_000
 _BATCH = 500
 #: Rejected notifications of one channel are logged at most once per this many seconds;
 #: every one is counted (``/metrics``: ``cryptowire_source_rejected{source="pgnotify"}``).
@@ -81,7 +80,10 @@ def _equal(value: Any, wanted: str) -> bool:
             return False
     if isinstance(value, str):
         return value == wanted
-    return orjson.dumps(value) == wanted.encode()
+    try:  # an object or array: the same JSON value (key order aside), as Postgres compares
+        return bool(value == json.loads(wanted, parse_float=Decimal))
+    except ValueError:
+        return False
 
 
 def row_matches(payload: str | bytes, filters: dict[str, str]) -> bool:
@@ -100,30 +102,45 @@ def row_matches(payload: str | bytes, filters: dict[str, str]) -> bool:
     return True
 
 
-async def mirror_rows(engine: AsyncEngine, channel: str, limit: int,
-                      filters: dict[str, str]) -> list[str]:
-    """The newest ``limit`` mirrored payloads of ``channel`` matching ``filters``, newest
-    last, as the JSON texts the sockets sent."""
+async def mirror_rows(engine: AsyncEngine, channel: str, limit: int, filters: dict[str, str],
+                      *, max_scan: int = 100_000, timeout_ms: int = 0) -> list[str]:
+    """The newest ``limit`` mirrored payloads of ``channel`` matching ``filters`` among its
+    newest ``max_scan`` rows, newest last, as the JSON texts the sockets sent.
+
+    The filters run in SQL (:mod:`cryptowire.sources.mirror_sql`); only matching rows come
+    back, and each is re-checked with :func:`row_matches` (exact where SQLite compares
+    doubles). On Postgres the query runs under ``statement_timeout = timeout_ms``; a query
+    cancelled by it raises :class:`StoreError`. Bad filters raise :class:`ProtocolError`.
+    """
+    from sqlalchemy import func
+    from sqlalchemy.exc import DBAPIError
+
+    from cryptowire.errors import StoreError
+    from cryptowire.sources.mirror_sql import check_filters, mirror_select
+
+    wanted = check_filters(filters)
+    dialect = engine.dialect.name
     found: list[str] = []
     before: int | None = None
-    scanned = 0
-    async with engine.connect() as conn:
-        while len(found) < limit and scanned < MIRROR_SCAN_MAX:
-            stmt = select(pg_mirror.c.id, pg_mirror.c.payload).where(
-                pg_mirror.c.channel == channel)
-            if before is not None:
-                stmt = stmt.where(pg_mirror.c.id < before)
-            rows = (await conn.execute(stmt.order_by(pg_mirror.c.id.desc())
-                                       .limit(max(limit, _BATCH)))).all()
-            if not rows:
-                break
-            scanned += len(rows)
-            before = rows[-1][0]
-            for _id, payload in rows:
-                if row_matches(payload, filters):
-                    found.append(payload)
-                    if len(found) == limit:
-                        break
+    try:
+        async with engine.begin() as conn:
+            if dialect == "postgresql" and timeout_ms > 0:
+                await conn.execute(select(func.set_config("statement_timeout",
+                                                          str(timeout_ms), True)))
+            while len(found) < limit:
+                want = limit - len(found)
+                stmt = mirror_select(dialect, pg_mirror, channel, wanted, max_scan=max_scan,
+                                     limit=want, before=before)
+                rows = (await conn.execute(stmt)).all()
+                found += [payload for _id, payload in rows if row_matches(payload, filters)]
+                if len(rows) < want:
+                    break
+                before = rows[-1][0]
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "57014":  # query_canceled
+            raise StoreError("The mirror query ran past pgnotify.rest_statement_timeout_ms; "
+                             "narrow it (fewer rows, more selective filters).") from exc
+        raise
     found.reverse()
     return found
 

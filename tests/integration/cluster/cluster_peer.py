@@ -63,6 +63,9 @@ class HubProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "node.log"
+        #: Behind haproxy's send-proxy-v2 the node drops a connection without a PROXY header:
+        #: the test's own HTTP requests then send one (v1, naming this host).
+        self.proxy_protocol = self.env.get("CRYPTOWIRE_SERVER__PROXY_PROTOCOL") == "true"
 
     @property
     def ws_url(self) -> str:
@@ -86,18 +89,37 @@ class HubProcess:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
                 try:
-                    async with http.get(self.http + "/ready") as resp:
-                        if resp.status == 200:
+                    if self.proxy_protocol:
+                        if (await self._proxied_get("/ready"))[0] == 200:
                             return
+                    else:
+                        async with http.get(self.http + "/ready") as resp:
+                            if resp.status == 200:
+                                return
                 except Exception:  # noqa: BLE001 - not listening yet
                     pass
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready: {self.log.read_text()[-2000:]}")
 
     async def get(self, path: str) -> tuple[int, Any]:
+        if self.proxy_protocol:
+            return await self._proxied_get(path)
         async with ClientSession(timeout=ClientTimeout(total=3)) as http:
             async with http.get(self.http + path) as resp:
                 return resp.status, await resp.json()
+
+    async def _proxied_get(self, path: str) -> tuple[int, Any]:
+        """``GET path`` over HTTP/1.0 after a PROXY v1 header, as haproxy would send it."""
+        async with asyncio.timeout(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            try:
+                writer.write(f"PROXY TCP4 127.0.0.1 127.0.0.1 40000 {self.port}\r\n"
+                             f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                raw = await reader.read()
+            finally:
+                writer.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        return int(head.split()[1]), orjson.loads(body) if body else None
 
     async def source_role(self, source: str = "demo") -> tuple[str | None, int]:
         """``(role, upstream topics)`` of ``source`` on this node, from ``/stats``."""

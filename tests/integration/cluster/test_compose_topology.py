@@ -12,10 +12,12 @@ for haproxy's health checks; a per-test key prefix keeps the shared Redis clean.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,13 @@ import pytest
 import yaml
 from tests.integration.cluster.cluster_peer import HubProcess, free_port
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.integration
 
 COMPOSE = Path(__file__).resolve().parents[3] / "docker-compose.yml"
 NOFILE = 200_100
+PER_ADDRESS = 1
 
 
 def compose() -> dict[str, Any]:
@@ -107,6 +111,9 @@ def topology(tmp_path: Path, redis_url: str, prefix: str, pg_url: str,
     env["CRYPTOWIRE_BUS__PREFIX"] = prefix
     env["CRYPTOWIRE_STORE__URL"] = pg_url
     env["CRYPTOWIRE_BYBIT__ENABLED"] = "false"  # no internet here; the compose file's demo
+    assert env["CRYPTOWIRE_SERVER__PROXY_PROTOCOL"] == "true"  # haproxy sends PROXY v2
+    # One connection per client address per node, so that sharing one address shows.
+    env["CRYPTOWIRE_SERVER__MAX_CONNECTIONS_PER_KEY"] = str(PER_ADDRESS)
     nodes = [HubProcess(tmp_path, redis_url, prefix, env, name)
              for name in ("node1", "node2", "node3")]
     assert [s for s in spec["services"] if s.startswith("node")] == ["node1", "node2", "node3"]
@@ -138,15 +145,16 @@ async def test_three_nodes_behind_the_compose_files_haproxy(
         while await lb.servers_up() < 3:
             assert lb.proc is not None and lb.proc.poll() is None, lb.log.read_text()
             await asyncio.sleep(0.2)
-    # Clients connect to the balancer only; leastconn spreads them over the nodes.
+    # Clients connect to the balancer only; leastconn spreads them over the nodes. Each
+    # comes from an address of its own (the nodes see it through haproxy's PROXY header).
     clients = []
-    for _ in range(6):
+    for i in range(6):
         async with asyncio.timeout(20):
             while True:  # until haproxy's health checks have seen the nodes up
                 assert lb.proc is not None and lb.proc.poll() is None, lb.log.read_text()
                 try:
                     ws = await connect(f"ws://127.0.0.1:{lb.port}/ws", open_timeout=5,
-                                       proxy=None)
+                                       proxy=None, local_addr=(f"127.0.0.{10 + i}", 0))
                     break
                 except (OSError, Exception):  # noqa: BLE001 - 503 before the first check
                     await asyncio.sleep(0.2)
@@ -166,5 +174,53 @@ async def test_three_nodes_behind_the_compose_files_haproxy(
         for n in nodes:  # every node migrated and uses the one Postgres store
             status, health = await n.get("/health")
             assert status == 200, health
+        await separate_limits_per_client_address(lb, nodes, clients)
+        # docker's own health check of a node goes around haproxy: it sends the header too
+        cmd = compose()["x-node"]["healthcheck"]["test"]
+        assert cmd[:3] == ["CMD", "python", "-c"]
+        check = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", cmd[3].replace("8000", str(nodes[0].port)),
+            stderr=asyncio.subprocess.PIPE)
+        _, stderr = await asyncio.wait_for(check.communicate(), 10)
+        assert check.returncode == 0, stderr
     finally:
         await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
+
+
+async def separate_limits_per_client_address(lb: Haproxy, nodes: list[HubProcess],
+                                             clients: list[Any]) -> None:
+    """Behind haproxy, 127.0.0.2 and 127.0.0.3 each get their own per-address limit (one
+    connection per node here): three each are served, a fourth from 127.0.0.2 is refused."""
+
+    async def open_from(address: str) -> Any:
+        ws = await connect(f"ws://127.0.0.1:{lb.port}/ws", open_timeout=5, proxy=None,
+                           local_addr=(address, 0))
+        clients.append(ws)
+        with contextlib.suppress(ConnectionClosed):  # over the limit it may be closed already
+            await ws.send(orjson.dumps({"op": "ping"}).decode())
+        async with asyncio.timeout(10):
+            while True:  # a pong, or the 4003 close of a connection over the limit
+                msg = orjson.loads(await ws.recv())
+                if msg.get("op") in ("pong", "error"):
+                    return ws, msg
+
+    async def per_node() -> list[int]:
+        return [(await n.get("/stats"))[1]["connections"] for n in nodes]
+
+    # leastconn put the six clients two on each node, so the next three go one on each
+    assert await per_node() == [2, 2, 2]
+    for address in ("127.0.0.2", "127.0.0.3"):
+        for _ in range(len(nodes) * PER_ADDRESS):  # leastconn: one on each node
+            _, reply = await open_from(address)
+            assert reply["op"] == "pong", (address, reply)
+    ws, reply = await open_from("127.0.0.2")
+    assert reply["code"] == "LIMIT_EXCEEDED", reply
+    assert reply["message"] == f"Too many connections for this address (max {PER_ADDRESS})."
+    with pytest.raises(ConnectionClosed) as closed:
+        await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    async with asyncio.timeout(5):  # until the refused session is gone
+        while (counts := await per_node()) != [2 + 2 * PER_ADDRESS] * 3:
+            await asyncio.sleep(0.05)
+    assert counts == [4, 4, 4]
+

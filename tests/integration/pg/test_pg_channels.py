@@ -182,6 +182,8 @@ async def test_rest_mirror_limit_and_filters(pg_hub: PgHub) -> None:
             assert [r["txn_version"] for r in await resp.json()] == [2]
         async with http.get(base, params={"limit": "nope"}) as resp:
             assert resp.status == 400
+        async with http.get(base, params={"market id": "1"}) as resp:  # not a column name
+            assert resp.status == 400 and (await resp.json())["error"]["code"] == "INVALID_ARGS"
         async with http.get(f"http://127.0.0.1:{pg_hub.port}/cancel_order_events") as resp:
             assert await resp.json() == []
 
