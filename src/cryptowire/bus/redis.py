@@ -271,6 +271,10 @@ class RedisBroker:
     def healthy(self) -> bool:
         return self._healthy
 
+    def history_bytes(self) -> int:
+        """History lives in Redis, not in this process."""
+        return 0
+
     def stats(self) -> dict[str, object]:
         return {"type": "redis", "node_id": self.node_id, "prefix": self.prefix,
                 "connected": self._healthy, "published": self.published,
