@@ -86,6 +86,11 @@ class HistorySettings(BaseModel):
         description="Bytes of history the node keeps (data + ~200 B per message, ~1 KB per "
                     "channel); over it the oldest messages go first.",
     )
+    max_channel_bytes: int = Field(
+        16 * 1024 * 1024, ge=0,
+        description="Bytes of history one channel keeps (memory and Redis); over it the "
+                    "channel's oldest messages go first.",
+    )
     kind_shares: dict[str, float] = Field(
         default_factory=lambda: dict(HISTORY_KIND_SHARES),
         description="Share of max_bytes and max_channels guaranteed to each kind group; a "

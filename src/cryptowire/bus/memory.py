@@ -19,6 +19,7 @@ class MemoryBroker:
     def __init__(self, settings: HistorySettings) -> None:
         self._history = HistoryStore(settings.size, settings.ttl_s, settings.max_channels,
                                      max_bytes=settings.max_bytes,
+                                     max_channel_bytes=settings.max_channel_bytes,
                                      shares=settings.kind_shares)
         # Entries are freed within about this long after they reach ttl_s, read or not.
         self._sweep_every_s = min(1.0, max(0.05, settings.ttl_s / 4))

@@ -34,11 +34,18 @@ class Fence:
 
 
 # KEYS: meta, stream [, lease, fence]
-# ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch
-#       [, lease token, fence number]
+# ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch,
+#       ts_received, TTL cutoff (now - ttl, ms), max stream bytes [, lease token, fence number]
+#
+# The stream keeps at most maxlen entries, none older than the cutoff at the time of the
+# publication, and at most max stream bytes of payload (meta field b counts them; one
+# message bigger than that is published but not kept). Entries carry t = ts_received;
+# trimming reads the oldest ones (at most TRIM_STEPS per publication, so a publication after
+# a long pause costs a bounded amount; the next ones finish) and cuts with XTRIM MINID:
+# entry ids are "<offset>-0", so the first id kept is "<offset + 1>-0" of the last one cut.
 PUBLISH_LUA = """
 if #KEYS == 4 then
-  if redis.call('get', KEYS[3]) ~= ARGV[7] or redis.call('get', KEYS[4]) ~= ARGV[8] then
+  if redis.call('get', KEYS[3]) ~= ARGV[10] or redis.call('get', KEYS[4]) ~= ARGV[11] then
     return false
   end
 end
@@ -51,13 +58,40 @@ end
 local offset = redis.call('hincrby', KEYS[1], 's', 1)
 redis.call('pexpire', KEYS[1], ARGV[5])
 local off = string.format('%d', offset)
-if tonumber(ARGV[3]) > 0 then
-  redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], off .. '-0', 'p', ARGV[2])
-  redis.call('pexpire', KEYS[2], ARGV[4])
+local maxlen = tonumber(ARGV[3])
+if maxlen > 0 then
+  if redis.call('xlen', KEYS[2]) == 0 then redis.call('hset', KEYS[1], 'b', 0) end
+  redis.call('xadd', KEYS[2], off .. '-0', 't', ARGV[7], 'p', ARGV[2])
+  local n = redis.call('xlen', KEYS[2])
+  local bytes = redis.call('hincrby', KEYS[1], 'b', #ARGV[2])
+  local cutoff, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9])
+  local cursor, cut = '-', nil
+  for _ = 1, TRIM_STEPS do
+    if n == 0 then break end
+    local e = redis.call('xrange', KEYS[2], cursor, '+', 'COUNT', 1)[1]
+    local t, size = nil, 0
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 't' then t = tonumber(e[2][i + 1])
+      elseif e[2][i] == 'p' then size = #e[2][i + 1] end
+    end
+    if n <= maxlen and bytes <= maxbytes and not (t and t < cutoff) then break end
+    n, bytes, cut, cursor = n - 1, bytes - size, e[1], '(' .. e[1]
+  end
+  if cut then
+    if n == 0 then
+      redis.call('del', KEYS[2])
+      bytes = 0
+    else
+      local first = tonumber(string.match(cut, '^(%d+)')) + 1
+      redis.call('xtrim', KEYS[2], 'MINID', string.format('%d', first) .. '-0')
+    end
+    redis.call('hset', KEYS[1], 'b', bytes)
+  end
+  if n > 0 then redis.call('pexpire', KEYS[2], ARGV[4]) end
 end
 redis.call('publish', ARGV[1], epoch .. '\\n' .. off .. '\\n' .. ARGV[2])
 return {epoch, offset}
-"""
+""".replace("TRIM_STEPS", "64")
 
 # KEYS: meta, stream; ARGV: new epoch, meta ttl ms
 POSITION_LUA = """

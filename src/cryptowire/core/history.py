@@ -93,6 +93,7 @@ class HistoryStore:
 
     def __init__(self, size: int, ttl_s: float, max_channels: int,
                  clock: Callable[[], int] = now_ms, *, max_bytes: int = 256 * 1024 * 1024,
+                 max_channel_bytes: int | None = None,
                  shares: Mapping[str, float] | None = None) -> None:
         self._size = size
         self._ttl_ms = int(ttl_s * 1000)
@@ -105,7 +106,8 @@ class HistoryStore:
         self._reserved = Reservations(max_channels, shares or {})
         self.budget = HistoryBudget(max_bytes=max_bytes, max_channels=max_channels,
                                     shares=shares or {}, ttl_ms=self._ttl_ms,
-                                    forget=self._channels.pop)
+                                    forget=self._channels.pop,
+                                    max_channel_bytes=max_channel_bytes)
 
     def get(self, channel: str, create: bool = False) -> ChannelHistory | None:
         hist = self._channels.get(channel)

@@ -14,7 +14,8 @@ room is made by the publishing group if it is above its share, else by the group
 above its share: a group within its share never loses history to another group, so a flood of
 fresh ``app:`` channels cannot evict ``pg:``, market or on-chain history, nor their epochs.
 
-Within the group that makes room, bytes go oldest entry first (by the ``ts_received`` of each
+One channel keeps at most ``max_channel_bytes`` of entries (its oldest go first). Within the
+group that makes room, bytes go oldest entry first (by the ``ts_received`` of each
 channel's oldest entry); a channel left with nothing and no local subscribers is dropped; a
 group with no entries left drops its least recently published channel. Channel count goes
 least recently published first. A dropped channel forgets its epoch, so its next publication
@@ -103,8 +104,10 @@ class HistoryBudget:
     """
 
     def __init__(self, *, max_bytes: int, max_channels: int, shares: Mapping[str, float],
-                 ttl_ms: int, forget: Callable[[str], object]) -> None:
+                 ttl_ms: int, forget: Callable[[str], object],
+                 max_channel_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
+        self.max_channel_bytes = max_bytes if max_channel_bytes is None else max_channel_bytes
         self.max_channels = max_channels
         self.ttl_ms = ttl_ms
         self._forget = forget
@@ -136,6 +139,8 @@ class HistoryBudget:
         self._add(rec, entry_cost(pub) - (entry_cost(dropped) if dropped else 0))
         if not rec.queued:
             self._push(rec, pub.ts_received)
+        if rec.nbytes - CHANNEL_OVERHEAD - len(name) > self.max_channel_bytes:
+            self._trim_channel(rec)
         if self.nbytes > self.max_bytes or len(self._tracked) > self.max_channels:
             self._make_room(group)
 
@@ -207,6 +212,16 @@ class HistoryBudget:
             if not group.lru:
                 break
             self._drop(next(iter(group.lru.values())))
+
+    def _trim_channel(self, rec: _Tracked) -> None:
+        """One channel over ``max_channel_bytes``: its own oldest entries go (all of them
+        when the newest alone is bigger; it was delivered, it is not kept)."""
+        hist = rec.hist
+        assert hist is not None
+        floor = CHANNEL_OVERHEAD + len(rec.name)
+        while rec.nbytes - floor > self.max_channel_bytes and len(hist):
+            self._add(rec, -entry_cost(hist.drop_oldest()))
+            self.evicted_entries += 1
 
     def _victim(self, publisher: _Group, over: Callable[[_Group], float]) -> _Group:
         """The publishing group pays for its own growth beyond its share; a group within

@@ -157,6 +157,23 @@ def test_a_group_within_its_share_takes_back_room_lent_to_another() -> None:
     assert len(app_before) < 38
 
 
+def test_one_channel_keeps_at_most_max_channel_bytes() -> None:
+    clock = Clock()
+    s = HistoryStore(1000, 600, 100, clock=clock, max_bytes=64 * MiB,
+                     max_channel_bytes=1_000_000, shares=SHARES)
+    pubs = [s.append(ev("app:big", i, size=300_000)) for i in range(10)]
+    other = s.append(ev("app:small", 0))
+    hist = s.get("app:big")
+    assert hist is not None and len(hist) == 3
+    assert s.since("app:big", pubs[0].epoch, 7) == pubs[7:]
+    assert s.since("app:big", pubs[0].epoch, 6) is None
+    assert s.since("app:small", other.epoch, 0) == [other]
+    huge = s.append(ev("app:big", 10, size=2_000_000))  # delivered, not kept
+    assert len(hist) == 0 and s.since("app:big", huge.epoch, huge.offset) == []
+    assert s.since("app:big", huge.epoch, huge.offset - 1) is None
+    assert s.nbytes == counted(s, {"app:big", "app:small"})
+
+
 def test_evicting_a_whole_channel_changes_its_epoch() -> None:
     clock = Clock()
     s = store(clock, max_channels=10)
@@ -188,7 +205,8 @@ def test_a_channel_emptied_for_bytes_is_kept_while_subscribed() -> None:
 def test_accounting_matches_what_is_held_under_random_churn() -> None:
     rnd = random.Random(7)
     clock = Clock()
-    s = store(clock, size=20, ttl_s=2, max_channels=40, max_bytes=400_000)
+    s = HistoryStore(20, 2, 40, clock=clock, max_bytes=400_000, max_channel_bytes=30_000,
+                     shares=SHARES)
     names = [f"{kind}:{i}" for kind in ("app", "pg", "ticker", "swap") for i in range(25)]
     for step in range(5_000):
         clock.now += rnd.randrange(0, 20)
