@@ -437,6 +437,11 @@ class RedisBroker:
                 async with asyncio.timeout(2.0):
                     await self._probe.ping()
             except REDIS_ERRORS:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # stop() landed during the PING and the client turned the cancellation
+                    # into an error: stop, or stop() waits for this loop forever
+                    raise asyncio.CancelledError from None
                 if self._healthy:
                     log.warning("Redis does not answer PING; bus degraded")
                     self._mark_down()

@@ -101,3 +101,27 @@ async def test_the_count_bound_holds(make_broker: Make, redis: Redis, prefix: st
     assert 32 <= await redis.xlen(f"{prefix}:stream:app:n") <= 34
     assert await b.history_since("app:n", sent[0].epoch, 68) == sent[68:]
     assert await b.history_since("app:n", sent[0].epoch, 67) is None
+
+
+async def test_stop_is_not_lost_in_a_ping_that_turns_cancellation_into_an_error(
+        make_broker: Make) -> None:
+    # redis-py may turn a cancellation that lands during a command into a ConnectionError;
+    # the watchdog treated that as "Redis is down" and went on pinging, and stop() waited
+    # for it forever (seen as a teardown hang after a burst of commands).
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    b = await make_broker()
+    pinging = asyncio.Event()
+
+    async def ping_that_hangs() -> bool:
+        pinging.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("connection closed while reading") from None
+        return True
+
+    b._probe.ping = ping_that_hangs  # type: ignore[method-assign]
+    async with asyncio.timeout(5):
+        await pinging.wait()
+        await b.stop()
