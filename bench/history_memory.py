@@ -15,6 +15,7 @@ Run it once on the tree before a change and once after, on the same machine:
 
   .venv/bin/python bench/history_memory.py                       # this checkout
   .venv/bin/python bench/history_memory.py --src /tmp/old/src    # another tree (before)
+  .venv/bin/python bench/history_memory.py --set max_channel_bytes=1073741824 ttl
 
 Every process it starts is stopped by its PID; only 127.0.0.1 is used.
 """
@@ -116,8 +117,8 @@ class Hub:
                 self.proc.wait()
 
 
-def ttl(src: str) -> None:
-    hub = Hub(src, {"ttl_s": 5.0})
+def ttl(src: str, extra: dict[str, Any]) -> None:
+    hub = Hub(src, {"ttl_s": 5.0, **extra})
     try:
         base = hub.rss()
         pad = "x" * (MB - 40)
@@ -134,8 +135,8 @@ def ttl(src: str) -> None:
         hub.stop()
 
 
-def churn(src: str) -> None:
-    hub = Hub(src, {})
+def churn(src: str, extra: dict[str, Any]) -> None:
+    hub = Hub(src, extra)
     try:
         base = hub.rss()
         t0 = time.monotonic()
@@ -153,11 +154,14 @@ def churn(src: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--src", default=os.path.join(ROOT, "src"), help="source tree to run")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="extra [history] setting, e.g. max_channel_bytes=1073741824")
     ap.add_argument("scenarios", nargs="*", default=["ttl", "churn"])
     args = ap.parse_args()
-    print(f"src: {args.src}")
+    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    print(f"src: {args.src} {extra or ''}")
     for name in args.scenarios:
-        {"ttl": ttl, "churn": churn}[name](args.src)
+        {"ttl": ttl, "churn": churn}[name](args.src, extra)
 
 
 if __name__ == "__main__":
