@@ -83,7 +83,7 @@ class HistorySettings(BaseModel):
     max_channels: int = Field(100_000, description="Channels with history kept at once.")
     max_bytes: int = Field(
         256 * 1024 * 1024, ge=0,
-        description="Bytes of history the node keeps (data + ~200 B per message, ~1 KB per "
+        description="Bytes of history the node keeps (data + ~200 B per message, ~1.3 KB per "
                     "channel); over it the oldest messages go first.",
     )
     max_channel_bytes: int = Field(

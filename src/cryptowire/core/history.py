@@ -97,7 +97,6 @@ class HistoryStore:
                  shares: Mapping[str, float] | None = None) -> None:
         self._size = size
         self._ttl_ms = int(ttl_s * 1000)
-        self._max = max_channels
         self._clock = clock
         self._channels: OrderedDict[str, ChannelHistory] = OrderedDict()
         # Epochs reported by position() for channels with no history yet: the first append
