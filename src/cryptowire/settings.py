@@ -107,10 +107,42 @@ class ServerSettings(Section):
         return self
 
 
+#: Default ``history.kind_shares``: the groups of core/history_budget.py (market = ticker,
+#: trade, kline; onchain = swap, burn) and the share of the history budget each is guaranteed.
+HISTORY_KIND_SHARES: dict[str, float] = {
+    "market": 0.3, "onchain": 0.15, "service": 0.05, "pg": 0.2, "app": 0.3,
+}
+
+
 class HistorySettings(Section):
     size: int = Field(1000, description="Messages kept per channel for recovery.")
     ttl_s: float = Field(600.0, description="Messages older than this are dropped from history.")
     max_channels: int = Field(100_000, description="Channels with history kept at once.")
+    max_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="Bytes of history the node keeps (data + ~200 B per message, ~1.3 KB per "
+                    "channel); over it the oldest messages go first.",
+    )
+    max_channel_bytes: int = Field(
+        16 * 1024 * 1024, ge=0,
+        description="Bytes of history one channel keeps (memory and Redis); over it the "
+                    "channel's oldest messages go first.",
+    )
+    kind_shares: dict[str, float] = Field(
+        default_factory=lambda: dict(HISTORY_KIND_SHARES),
+        description="Share of max_bytes and max_channels guaranteed to each kind group; a "
+                    "group within its share never loses history to another group.",
+    )
+
+    @field_validator("kind_shares")
+    @classmethod
+    def _shares_add_up(cls, shares: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(shares) - set(HISTORY_KIND_SHARES))
+        if unknown:
+            raise ValueError(f"unknown kind group {unknown}; use {list(HISTORY_KIND_SHARES)}")
+        if any(v < 0 for v in shares.values()) or sum(shares.values()) > 1.0 + 1e-9:
+            raise ValueError("shares are fractions >= 0 that add up to at most 1")
+        return shares
 
 
 class StoreSettings(Section):

@@ -39,4 +39,7 @@ class Broker(Protocol):
 
     def healthy(self) -> bool: ...
 
+    def history_bytes(self) -> int:
+        """Bytes of history this process holds (``history.max_bytes`` bounds it)."""
+
     def stats(self) -> dict[str, object]: ...

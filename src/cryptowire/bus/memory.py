@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from cryptowire.bus.base import DeliverFn
 from cryptowire.core.history import HistoryStore
 from cryptowire.events import Event, Publication
 from cryptowire.settings import HistorySettings
+from cryptowire.sources.supervisor import Supervisor
 
 
 class MemoryBroker:
@@ -14,15 +17,28 @@ class MemoryBroker:
     name = "memory"
 
     def __init__(self, settings: HistorySettings) -> None:
-        self._history = HistoryStore(settings.size, settings.ttl_s, settings.max_channels)
+        self._history = HistoryStore(settings.size, settings.ttl_s, settings.max_channels,
+                                     max_bytes=settings.max_bytes,
+                                     max_channel_bytes=settings.max_channel_bytes,
+                                     shares=settings.kind_shares)
+        # Entries are freed within about this long after they reach ttl_s, read or not.
+        self._sweep_every_s = min(1.0, max(0.05, settings.ttl_s / 4))
+        self._supervisor = Supervisor("memory-broker")
         self._deliver: DeliverFn | None = None
         self.published = 0
 
     async def start(self, deliver: DeliverFn) -> None:
         self._deliver = deliver
+        self._supervisor.spawn("history-sweeper", self._sweep_forever)
 
     async def stop(self) -> None:
         self._deliver = None
+        await self._supervisor.stop()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_every_s)
+            self._history.sweep()
 
     async def publish(self, event: Event) -> Publication:
         return self.publish_now(event)
@@ -36,10 +52,10 @@ class MemoryBroker:
         return pub
 
     async def subscribe(self, channel: str) -> None:
-        return None
+        self._history.set_subscribed(channel, True)
 
     async def unsubscribe(self, channel: str) -> None:
-        return None
+        self._history.set_subscribed(channel, False)
 
     async def position(self, channel: str) -> tuple[str, int]:
         return self._history.position(channel)
@@ -52,6 +68,11 @@ class MemoryBroker:
     def healthy(self) -> bool:
         return True
 
+    def history_bytes(self) -> int:
+        """Bytes of history this node holds (counted against ``history.max_bytes``)."""
+        return self._history.nbytes
+
     def stats(self) -> dict[str, object]:
         return {"type": "memory", "published": self.published,
-                "channels_with_history": len(self._history)}
+                "channels_with_history": len(self._history),
+                "history": self._history.budget.stats()}

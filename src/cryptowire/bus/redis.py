@@ -8,8 +8,11 @@ and publishes, atomically, so the pub/sub order is the offset order.
 
 Keys (``P`` is ``bus.prefix``, ``C`` a hub channel)::
 
-    P:meta:C     hash {e: epoch, s: top offset}; idle ones expire after bus.meta_ttl_s
-    P:stream:C   stream, entry id "<offset>-0", field p = payload; XADD MAXLEN ~ history.size,
+    P:meta:C     hash {e: epoch, s: top offset, b: payload bytes in the stream}; idle ones
+                 expire after bus.meta_ttl_s
+    P:stream:C   stream, entry id "<offset>-0", fields t = ts_received, p = payload; each
+                 publication trims it to history.size entries, history.max_channel_bytes of
+                 payload (meta field b) and none older than history.ttl_s; the stream
                  expires history.ttl_s after the last publication
     P:pub:C      pub/sub channel; message "<epoch>\\n<offset>\\n<payload>"
 
@@ -79,6 +82,7 @@ class RedisBroker:
         self._probe = connect_redis(url, 1)
         self._size = history.size
         self._ttl_ms = int(history.ttl_s * 1000)
+        self._max_stream_bytes = history.max_channel_bytes
         self._meta_ttl_ms = int(bus.meta_ttl_s * 1000)
         self._backoff_cap = bus.backoff_cap_s
         self._publish = self.redis.register_script(PUBLISH_LUA)
@@ -143,7 +147,8 @@ class RedisBroker:
         payload, data_json = encode_payload(event)
         keys = self._keys(event.channel)
         args: list[Any] = [self._pub_channel(event.channel), payload, self._size,
-                           max(self._ttl_ms, 1), self._meta_ttl_ms, new_epoch()]
+                           max(self._ttl_ms, 1), self._meta_ttl_ms, new_epoch(),
+                           event.ts_received, now_ms() - self._ttl_ms, self._max_stream_bytes]
         if fence is not None:
             keys += [fence.lease_key, fence.fence_key]
             args += [fence.token, fence.number]
@@ -273,6 +278,10 @@ class RedisBroker:
 
     def healthy(self) -> bool:
         return self._healthy
+
+    def history_bytes(self) -> int:
+        """History lives in Redis, not in this process."""
+        return 0
 
     def stats(self) -> dict[str, object]:
         return {"type": "redis", "node_id": self.node_id, "prefix": self.prefix,
@@ -431,6 +440,11 @@ class RedisBroker:
                 async with asyncio.timeout(2.0):
                     await self._probe.ping()
             except REDIS_ERRORS:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # stop() landed during the PING and the client turned the cancellation
+                    # into an error: stop, or stop() waits for this loop forever
+                    raise asyncio.CancelledError from None
                 if self._healthy:
                     log.warning("Redis does not answer PING; bus degraded")
                     self._mark_down()

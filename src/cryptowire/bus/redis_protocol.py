@@ -34,11 +34,21 @@ class Fence:
 
 
 # KEYS: meta, stream [, lease, fence]
-# ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch
-#       [, lease token, fence number]
+# ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch,
+#       ts_received, TTL cutoff (now - ttl, ms), max stream bytes [, lease token, fence number]
+#
+# The stream keeps at most maxlen entries (+1/16 of slack, so that trimming runs once every
+# maxlen/16 publications, like the approximate MAXLEN it replaces), none older than the
+# cutoff at the time of a publication, and at most max stream bytes of payload; one
+# message bigger than that is published but not kept. Each entry carries t = ts_received;
+# the meta hash counts the stream's payload bytes (b) and the t of its oldest entry (o), so
+# a publication that is within every bound reads nothing. Trimming reads the oldest
+# entries (at most TRIM_STEPS per publication: a publication after a long pause costs a
+# bounded amount, the next ones finish) and cuts them with one XTRIM MINID: entry ids are
+# "<offset>-0", so the first id kept is "<offset + 1>-0" of the last one cut.
 PUBLISH_LUA = """
 if #KEYS == 4 then
-  if redis.call('get', KEYS[3]) ~= ARGV[7] or redis.call('get', KEYS[4]) ~= ARGV[8] then
+  if redis.call('get', KEYS[3]) ~= ARGV[10] or redis.call('get', KEYS[4]) ~= ARGV[11] then
     return false
   end
 end
@@ -51,13 +61,55 @@ end
 local offset = redis.call('hincrby', KEYS[1], 's', 1)
 redis.call('pexpire', KEYS[1], ARGV[5])
 local off = string.format('%d', offset)
-if tonumber(ARGV[3]) > 0 then
-  redis.call('xadd', KEYS[2], 'MAXLEN', '~', ARGV[3], off .. '-0', 'p', ARGV[2])
-  redis.call('pexpire', KEYS[2], ARGV[4])
+local maxlen = tonumber(ARGV[3])
+if maxlen > 0 then
+  local n = redis.call('xlen', KEYS[2])
+  if n == 0 then redis.call('hset', KEYS[1], 'b', 0, 'o', ARGV[7]) end
+  redis.call('xadd', KEYS[2], off .. '-0', 't', ARGV[7], 'p', ARGV[2])
+  n = n + 1
+  local bytes = redis.call('hincrby', KEYS[1], 'b', #ARGV[2])
+  local oldest = tonumber(redis.call('hget', KEYS[1], 'o'))
+  local cutoff, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9])
+  if n > maxlen + math.max(1, math.floor(maxlen / 16)) or bytes > maxbytes
+      or not oldest or oldest < cutoff then
+    local cursor, cut, steps, stop = '-', nil, 0, false
+    oldest = nil
+    while not stop and n > 0 and steps < TRIM_STEPS do
+      local want = math.max(1, math.min(n - maxlen, TRIM_STEPS - steps))
+      local batch = redis.call('xrange', KEYS[2], cursor, '+', 'COUNT', want)
+      if #batch == 0 then break end
+      for _, e in ipairs(batch) do
+        local t, size = nil, 0
+        for i = 1, #e[2], 2 do
+          if e[2][i] == 't' then t = tonumber(e[2][i + 1])
+          elseif e[2][i] == 'p' then size = #e[2][i + 1] end
+        end
+        if n <= maxlen and bytes <= maxbytes and not (t and t < cutoff) then
+          oldest, stop = t or tonumber(ARGV[7]), true  -- entries from before t: by count
+          break
+        end
+        n, bytes, cut, steps = n - 1, bytes - size, e[1], steps + 1
+      end
+      cursor = '(' .. batch[#batch][1]
+    end
+    if cut then
+      if n == 0 then
+        redis.call('del', KEYS[2])
+        bytes = 0
+      else
+        local first = tonumber(string.match(cut, '^(%d+)')) + 1
+        redis.call('xtrim', KEYS[2], 'MINID', string.format('%d', first) .. '-0')
+      end
+    end
+    redis.call('hset', KEYS[1], 'b', bytes)
+    if oldest then redis.call('hset', KEYS[1], 'o', string.format('%d', oldest))
+    else redis.call('hdel', KEYS[1], 'o') end
+  end
+  if n > 0 then redis.call('pexpire', KEYS[2], ARGV[4]) end
 end
 redis.call('publish', ARGV[1], epoch .. '\\n' .. off .. '\\n' .. ARGV[2])
 return {epoch, offset}
-"""
+""".replace("TRIM_STEPS", "64")
 
 # KEYS: meta, stream; ARGV: new epoch, meta ttl ms
 POSITION_LUA = """

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
+from cryptowire.core.history_budget import HistoryBudget, Reservations
 from cryptowire.events import Event, Publication, now_ms
 
 
@@ -75,21 +76,46 @@ class ChannelHistory:
     def __len__(self) -> int:
         return len(self._items)
 
+    # -- for the byte budget (core/history_budget.py) ----------------------------------
+
+    @property
+    def full(self) -> bool:
+        """The next append pushes the oldest entry out."""
+        return len(self._items) == self._items.maxlen
+
+    def oldest(self) -> Publication | None:
+        return self._items[0] if self._items else None
+
+    def drop_oldest(self) -> Publication:
+        return self._items.popleft()
+
+    def entries(self) -> Iterator[Publication]:
+        return iter(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
 
 class HistoryStore:
-    """Histories of many channels, at most ``max_channels`` (least recently published evicted)."""
+    """Histories of many channels, at most ``max_channels`` and ``max_bytes`` node-wide, each
+    kind group guaranteed its ``shares`` of both (:mod:`cryptowire.core.history_budget`)."""
 
     def __init__(self, size: int, ttl_s: float, max_channels: int,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, *, max_bytes: int = 256 * 1024 * 1024,
+                 max_channel_bytes: int | None = None,
+                 shares: Mapping[str, float] | None = None) -> None:
         self._size = size
         self._ttl_ms = int(ttl_s * 1000)
-        self._max = max_channels
         self._clock = clock
         self._channels: OrderedDict[str, ChannelHistory] = OrderedDict()
         # Epochs reported by position() for channels with no history yet: the first append
         # uses it, so a position read before any publication stays valid. Bounded apart from
         # the histories, so asking about channels never evicts a real history.
-        self._reserved: OrderedDict[str, str] = OrderedDict()
+        self._reserved = Reservations(max_channels, shares or {})
+        self.budget = HistoryBudget(max_bytes=max_bytes, max_channels=max_channels,
+                                    shares=shares or {}, ttl_ms=self._ttl_ms,
+                                    forget=self._channels.pop,
+                                    max_channel_bytes=max_channel_bytes)
 
     def get(self, channel: str, create: bool = False) -> ChannelHistory | None:
         hist = self._channels.get(channel)
@@ -97,15 +123,17 @@ class HistoryStore:
             hist = ChannelHistory(self._size, self._ttl_ms, clock=self._clock,
                                   epoch=self._reserved.pop(channel, None))
             self._channels[channel] = hist
-            if len(self._channels) > self._max:
-                self._channels.popitem(last=False)
+            self.budget.track(channel, hist)
         return hist
 
     def append(self, event: Event) -> Publication:
         hist = self.get(event.channel, create=True)
         assert hist is not None
         self._channels.move_to_end(event.channel)
-        return hist.append(event)
+        dropped = hist.oldest() if hist.full else None
+        pub = hist.append(event)
+        self.budget.appended(event.channel, pub, dropped)
+        return pub
 
     def position(self, channel: str) -> tuple[str, int]:
         """``(epoch, top)``; for a channel with no history, ``(epoch, 0)`` where ``epoch`` is
@@ -113,21 +141,31 @@ class HistoryStore:
         hist = self._channels.get(channel)
         if hist is not None:
             return hist.epoch, hist.top
-        epoch = self._reserved.get(channel)
-        if epoch is None:
-            epoch = self._reserved[channel] = new_epoch()
-            if len(self._reserved) > self._max:
-                self._reserved.popitem(last=False)
-        else:
-            self._reserved.move_to_end(channel)
-        return epoch, 0
+        return self._reserved.reserve(channel, new_epoch), 0
 
     def since(self, channel: str, epoch: str, offset: int) -> list[Publication] | None:
         hist = self._channels.get(channel)
         if hist is None:
             # Nothing published yet: up to date only from the position position() reported.
             return [] if offset == 0 and self._reserved.get(channel) == epoch else None
-        return hist.since(epoch, offset)
+        self.budget.expire(channel, self._clock())
+        held = len(hist)
+        got = hist.since(epoch, offset)
+        if len(hist) != held:  # the read pruned what the clock aged since: recount
+            self.budget.resync(channel)
+        return got
+
+    def sweep(self) -> int:
+        """Free every entry older than the TTL without waiting for a read; how many."""
+        return self.budget.sweep(self._clock())
+
+    def set_subscribed(self, channel: str, subscribed: bool) -> None:
+        self.budget.set_subscribed(channel, subscribed)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of history held, as counted against ``max_bytes``."""
+        return self.budget.nbytes
 
     def __len__(self) -> int:
         return len(self._channels)

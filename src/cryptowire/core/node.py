@@ -281,6 +281,7 @@ class Node:
             "rate_limited": self.counters.rate_limited,
             "upstream_topics": self.demand.active(),
             "bus": self.broker.stats(),
+            "history_bytes": self.broker.history_bytes(),
             "sources": {st.name: {
                 "state": st.state, "detail": st.detail, "demo": st.demo,
                 "messages": st.messages, "errors": st.errors, "reconnects": st.reconnects,

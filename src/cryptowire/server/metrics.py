@@ -34,6 +34,10 @@ class NodeCollector(Collector):
             value=sum(len(s.channels) for s in node.hub.sessions.values()))
         yield GaugeMetricFamily("cryptowire_upstream_topics", "Channels with upstream demand.",
                                 value=len(node.demand.active()))
+        yield GaugeMetricFamily(
+            "cryptowire_history_bytes",
+            "Bytes of history held in this process (bounded by history.max_bytes).",
+            value=node.broker.history_bytes())
         for name, value, doc in (
             ("connections", c.connections_total, "Sessions opened."),
             ("messages_in", c.messages_in, "Client frames received."),
