@@ -19,12 +19,12 @@ from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
+from cryptowire.server import browser
 from cryptowire.server.auth import has_scope, principal_for, request_key, require
 from cryptowire.server.connection import (
     guarded,
     on_frame,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
     refuse,
@@ -51,8 +51,9 @@ class NativeProtocol:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         key = request_key(request)
         try:
             principal = await principal_for(node, key)
@@ -71,13 +72,28 @@ class NativeProtocol:
             elif self.greeter is not None:
                 self.greeter(session)
             session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
+            # Keyless where keyless may not read: it has auth_timeout_s to send "auth".
+            deadline = None if has_scope(principal, "read") or not principal.anonymous \
+                else asyncio.get_running_loop().call_later(
+                    node.settings.server.auth_timeout_s, self._auth_expired, session)
             try:  # read_loop, in this frame (see its docstring)
                 on_text, on_binary = self.on_text, self.on_binary
                 while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
                     pass
             finally:
+                if deadline is not None:
+                    deadline.cancel()
                 await node.untrack(session)
         return ws
+
+    def _auth_expired(self, session: Session) -> None:
+        if session.closed or not session.principal.anonymous:
+            return
+        timeout = self.node.settings.server.auth_timeout_s
+        refuse(session, native.error(
+            "UNAUTHORIZED", f"No API key within {timeout:g} s: send "
+            '{"op":"auth","args":["<key>"]} first, or connect with a key.'),
+            closecodes.UNAUTHORIZED)
 
     @staticmethod
     async def _ignore(session: Session, text: str) -> None:

@@ -27,14 +27,15 @@ from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
 from cryptowire.errors import ChannelError
 from cryptowire.events import Publication
+from cryptowire.server import browser
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
 )
 from cryptowire.server.context import NODE
+from cryptowire.server.limits import TokenBucket
 from cryptowire.server.rest import problem
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import text_frame
@@ -112,8 +113,9 @@ class PgSockets:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.Response(status=403, text="Origin not allowed")
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         try:
             channels, exp = self._grant(request)
         except TokenRefused as exc:
@@ -128,6 +130,7 @@ class PgSockets:
             if reason is not None:
                 node.counters.rejected_connections += 1
                 session.close(closecodes.SERVER_FULL.code, reason)
+            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)  # its pings
             timer = self._expire_at(session, exp)
             try:
                 if not session.closed:

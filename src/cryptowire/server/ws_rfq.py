@@ -21,11 +21,11 @@ from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
+from cryptowire.server import browser
 from cryptowire.server.auth import has_scope, principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
     refuse,
@@ -84,8 +84,9 @@ class RfqEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         try:
             principal = await principal_for(node, request_key(request))
         except AuthError as exc:
@@ -121,7 +122,7 @@ class RfqEndpoint:
 
         conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
                              may_trade=has_scope(principal, "rfq"), key_id=principal.key_id)
-        bucket = TokenBucket(node.settings.server.max_inbound_rate)
+        bucket = session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
 
         async def on_text(sess: Session, text: str) -> None:
             if not bucket.take():

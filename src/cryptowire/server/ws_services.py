@@ -21,12 +21,11 @@ from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError
 from cryptowire.events import now_ms
-from cryptowire.server import ws_native
+from cryptowire.server import browser, ws_native
 from cryptowire.server.auth import has_scope, principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
     refuse,
@@ -63,8 +62,9 @@ class ServicesProtocol:
 
     async def _handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        denied = browser.refusal(node, request)
+        if denied is not None:
+            return denied
         now = now_ms()
         try:
             principal = await principal_for(node, request_key(request))
