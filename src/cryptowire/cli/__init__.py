@@ -4,6 +4,7 @@ library never does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cryptowire import redaction
 from cryptowire.cli.record import record
 from cryptowire.cli.tokens import tokens_app
 from cryptowire.errors import ConfigError
@@ -47,6 +49,7 @@ def _logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    redaction.install()  # keys and tokens never reach the log, whoever logs them
 
 
 @app.command()
@@ -68,6 +71,7 @@ def serve(
     from aiohttp import web
 
     from cryptowire.core.node import Node
+    from cryptowire.server import listener
     from cryptowire.server.app import create_app, ssl_context
 
     try:
@@ -83,9 +87,10 @@ def serve(
     console.print(f"cryptowire listening on {scheme}://{base}  (WebSocket: "
                   f"{ws_scheme}://{base}/ws, dashboard: {scheme}://{base}/, API docs: "
                   f"{scheme}://{base}/docs)", soft_wrap=True)
-    web.run_app(create_app(node), host=settings.server.host, port=settings.server.port,
-                ssl_context=ssl_context(node), print=None,
-                shutdown_timeout=settings.server.shutdown_grace_s, access_log=None)
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):  # SIGTERM / SIGINT
+        asyncio.run(listener.serve(create_app(node), settings.server.host,
+                                   settings.server.port, ssl_context=ssl_context(node),
+                                   shutdown_timeout=settings.server.shutdown_grace_s))
 
 
 async def _with_store(settings: Settings, fn: Any) -> Any:
