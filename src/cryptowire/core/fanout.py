@@ -26,12 +26,13 @@ PROTOCOLS.md); across channels, the frames of one tick may come grouped by chann
 Each session's outbound bytes (pending + the transport's own buffer) are bounded; a session
 over the bound is closed with 4008 and counted, and the others never wait for it.
 
-So are all sessions' together (``max_outbound``): each write notes what the session's
-transport holds with it (the buffer size it reads anyway for its own bound, plus the write)
-and adjusts a running total, so the hot path adds two integer operations per write and no
-loop. At the end of a tick whose total passes the bound, the total is recounted from the
-transports (the noted sizes only ever overstate: a buffer drains unseen) and, while it is
-still over, the sessions with the largest buffers are closed with 4008 and counted.
+So are all sessions' together (``max_outbound``): a write to a session with a backlog notes
+what its transport holds with it (the buffer size it reads anyway for its own bound, plus
+the write) and adjusts a running total; a write to a session without one (the common case,
+the kernel takes it) costs one test more and no loop. At the end of a tick whose total
+passes the bound, the total is recounted from the transports (a buffer drains unseen) and,
+while it is still over, the sessions with the largest buffers are closed with 4008 and
+counted.
 """
 
 from __future__ import annotations
@@ -206,6 +207,7 @@ class Fanout:
         tick, self._tick = self._tick, []
         stats = self.stats
         limit = self.outbound_limit
+        grown = 0  # what the writes below add to the node's outbound total
         for group in tick:
             group.queued = False
             frames = group.frames
@@ -228,16 +230,19 @@ class Fanout:
                         data = blob
                     if transport.is_closing():
                         continue
-                    queued = transport.get_write_buffer_size() + len(data)
+                    held = transport.get_write_buffer_size()
+                    queued = held + len(data)
                     if queued > limit:
                         stats.dropped += len(frames)
                         self._slow(session)
                         continue
-                    self.outbound_bytes += queued - session.buffered
-                    session.buffered = queued
+                    if held or session.buffered:  # a backlog, now or at the last write
+                        grown += queued - session.buffered
+                        session.buffered = queued
                     transport.write(data)
                 except Exception:  # a broken transport closes its own session, never the tick
                     self._broken(session)
+        self.outbound_bytes += grown  # (a release meanwhile subtracted on its own: both add up)
         dirty, self._dirty = self._dirty, []
         for session in dirty:
             if not session.pending:  # written with its group above, or closed

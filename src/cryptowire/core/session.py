@@ -130,12 +130,14 @@ class Session:
         if transport.is_closing():
             return
         hub = self._hub
-        queued = transport.get_write_buffer_size() + len(data)
+        held = transport.get_write_buffer_size()
+        queued = held + len(data)
         if queued > hub.outbound_limit:
             hub._slow(self)
             return
-        hub.outbound_bytes += queued - self.buffered
-        self.buffered = queued
+        if held or self.buffered:  # a backlog, now or at the last write: noted node-wide
+            hub.outbound_bytes += queued - self.buffered
+            self.buffered = queued
         transport.write(data)
 
     def close(self, code: int, reason: str) -> None:
