@@ -155,7 +155,7 @@ async def test_client_pings_count_toward_the_inbound_rate(hub: Hub, path: str) -
             elif opcode == 0x8:
                 code = struct.unpack("!H", payload[:2])[0]
     client.close()
-    assert pongs == 5  # the burst of the bucket; the rest got none
+    assert 5 <= pongs < 10  # the bucket's burst (and what it refilled meanwhile), of 30
     assert code == closecodes.RATE_LIMITED.code == 4009
     assert hub.node.counters.rate_limit_closes == 1
 
