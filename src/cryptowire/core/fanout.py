@@ -29,10 +29,10 @@ over the bound is closed with 4008 and counted, and the others never wait for it
 So are all sessions' together (``max_outbound``): a write to a session with a backlog notes
 what its transport holds with it (the buffer size it reads anyway for its own bound, plus
 the write) and adjusts a running total; a write to a session without one (the common case,
-the kernel takes it) costs one test more and no loop. At the end of a tick whose total
-passes the bound, the total is recounted from the transports (a buffer drains unseen) and,
-while it is still over, the sessions with the largest buffers are closed with 4008 and
-counted.
+the kernel takes it) costs one test more and no loop. A noted size is not lowered when the
+buffer drains unseen, so the total only overstates: at the end of a tick whose total passes
+the bound, it is recounted from the transports and, while it is still over, the sessions
+with the largest buffers are closed with 4008 and counted.
 """
 
 from __future__ import annotations
@@ -231,14 +231,18 @@ class Fanout:
                     if transport.is_closing():
                         continue
                     held = transport.get_write_buffer_size()
-                    queued = held + len(data)
-                    if queued > limit:
+                    if held:  # a backlog: note it node-wide (the common case skips this)
+                        queued = held + len(data)
+                        if queued > limit:
+                            stats.dropped += len(frames)
+                            self._slow(session)
+                            continue
+                        grown += queued - session.buffered
+                        session.buffered = queued
+                    elif len(data) > limit:
                         stats.dropped += len(frames)
                         self._slow(session)
                         continue
-                    if held or session.buffered:  # a backlog, now or at the last write
-                        grown += queued - session.buffered
-                        session.buffered = queued
                     transport.write(data)
                 except Exception:  # a broken transport closes its own session, never the tick
                     self._broken(session)

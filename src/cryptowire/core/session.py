@@ -135,7 +135,7 @@ class Session:
         if queued > hub.outbound_limit:
             hub._slow(self)
             return
-        if held or self.buffered:  # a backlog, now or at the last write: noted node-wide
+        if held:  # a backlog: noted node-wide (see core/fanout.py)
             hub.outbound_bytes += queued - self.buffered
             self.buffered = queued
         transport.write(data)
