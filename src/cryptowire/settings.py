@@ -39,9 +39,36 @@ class ServerSettings(Section):
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert.")
     allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Browser Origins allowed to open sockets; empty allows any Origin.",
+        description="Browser Origins allowed to open sockets besides the hub's own "
+        '(same-origin); ["*"] allows any. Requests without an Origin (not browsers) pass.',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names accepted on socket upgrades; when bound to a loopback address "
+        'only loopback names are accepted unless listed here (["*"]: any). DNS rebinding.',
     )
     max_connections: int = Field(10_000, description="Total WebSocket connections (4003 over).")
+    http_headroom: int = Field(
+        256, ge=0,
+        description="Connections of the port (sessions + HTTP, half-sent requests included) "
+        "may reach max_connections + this; a new one over it (or near the open-file limit) "
+        "gets HTTP 503.",
+    )
+    unauthenticated_share: float = Field(
+        0.9, gt=0, le=1,
+        description="Share of max_connections that sessions without an API key may hold; "
+        "the rest stays for keyed sessions (4003 over).",
+    )
+    auth_timeout_s: float = Field(
+        10.0, gt=0,
+        description="A socket that must authenticate (/swaps; /ws with anonymous_read off) "
+        "and has not within this many seconds is closed with 4001.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0,
+        description="Seconds a connection may take to send a complete HTTP request head, or "
+        "stay idle between requests, before it is closed.",
+    )
     max_connections_per_key: int = Field(
         500, description="Connections per API key (anonymous clients count per remote IP)."
     )
@@ -51,6 +78,11 @@ class ServerSettings(Section):
     outbound_buffer_bytes: int = Field(
         4 * 1024 * 1024,
         description="Bytes queued to one session before it is closed as a slow consumer (4008).",
+    )
+    max_outbound_bytes: int = Field(
+        256 * 1024 * 1024,
+        description="Bytes queued to all sessions of the node together; over it the sessions "
+        "with the largest buffers are closed first (4008).",
     )
     ping_interval_s: float = Field(
         20.0, gt=0,

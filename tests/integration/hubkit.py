@@ -13,16 +13,16 @@ from websockets.asyncio.client import ClientConnection
 
 from cryptowire.core.node import Node
 from cryptowire.server.app import create_app
-from cryptowire.server.proxied import HubRunner
+from cryptowire.server.listener import HubSite
 
 
 async def serve_app(app: web.Application, *, shutdown_timeout: float = 5.0,
                     ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     """Start ``app`` on 127.0.0.1 (port chosen by the kernel); the caller cleans the
     runner up."""
-    runner = HubRunner(app, shutdown_timeout=shutdown_timeout)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    site = HubSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)  # as `cryptowire serve`
     await site.start()
     return runner, int(runner.addresses[0][1])
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cryptowire import __version__
+from cryptowire import __version__, redaction
 from cryptowire.cli.record import record
 from cryptowire.cli.tokens import tokens_app
 from cryptowire.errors import ConfigError, CryptowireError
@@ -87,6 +87,7 @@ def _logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    redaction.install()  # keys and tokens never reach the log, whoever logs them
 
 
 @app.command()

@@ -66,7 +66,7 @@ def run_hub(settings: Settings) -> None:
     from cryptowire.cli import console, fail
     from cryptowire.core.node import CLOSE_GOING_AWAY, Node
     from cryptowire.server.app import create_app, ssl_context
-    from cryptowire.server.proxied import HubRunner
+    from cryptowire.server.listener import HubSite
 
     if settings.bus.url.startswith(("redis://", "rediss://", "unix://")):
         reason = asyncio.run(_probe_bus(settings.bus.url))
@@ -106,16 +106,17 @@ def run_hub(settings: Settings) -> None:
                       f"{scheme}://{base}/docs)", soft_wrap=True)
 
     async def serve() -> None:
-        # Not web.run_app: its runner cannot read a PROXY header first (server/proxied.py).
+        # Not web.run_app: its site has no connection gate, no PROXY header reader
+        # (server/listener.py) and cannot serve the socket bound above.
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        runner = HubRunner(app, access_log=None,
-                           shutdown_timeout=settings.server.shutdown_grace_s)
+        runner = web.AppRunner(app, access_log=None,
+                               shutdown_timeout=settings.server.shutdown_grace_s)
         await runner.setup()  # starts the node
         try:
-            await web.SockSite(runner, sock, ssl_context=tls).start()
+            await HubSite(runner, sock=sock, ssl_context=tls).start()
             listening()
             await stop.wait()
         finally:

@@ -25,6 +25,14 @@ PROTOCOLS.md); across channels, the frames of one tick may come grouped by chann
 
 Each session's outbound bytes (pending + the transport's own buffer) are bounded; a session
 over the bound is closed with 4008 and counted, and the others never wait for it.
+
+So are all sessions' together (``max_outbound``): a write to a session with a backlog notes
+what its transport holds with it (the buffer size it reads anyway for its own bound, plus
+the write) and adjusts a running total; a write to a session without one (the common case,
+the kernel takes it) costs one test more and no loop. A noted size is not lowered when the
+buffer drains unseen, so the total only overstates: at the end of a tick whose total passes
+the bound, it is recounted from the transports and, while it is still over, the sessions
+with the largest buffers are closed with 4008 and counted.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ class HubStats:
     messages_out: int = 0
     bytes_out: int = 0
     slow_consumer_closes: int = 0
+    #: Of those, closed because all sessions together held more than ``max_outbound``.
+    outbound_budget_closes: int = 0
     dropped: int = 0
     writes: int = 0
     recovered: int = 0
@@ -61,8 +71,11 @@ class HubStats:
 class Fanout:
     """The live index and the writes to sessions (see the module docstring)."""
 
-    def __init__(self, *, outbound_limit: int) -> None:
+    def __init__(self, *, outbound_limit: int, max_outbound: int | None = None) -> None:
         self.outbound_limit = outbound_limit
+        #: The bound on all sessions' transport buffers together, and their noted total.
+        self.max_outbound = max_outbound
+        self.outbound_bytes = 0
         self.stats = HubStats()
         self.sessions: dict[int, Session] = {}
         # channel -> encoder -> the sessions receiving it live
@@ -194,6 +207,7 @@ class Fanout:
         tick, self._tick = self._tick, []
         stats = self.stats
         limit = self.outbound_limit
+        grown = 0  # what the writes below add to the node's outbound total
         for group in tick:
             group.queued = False
             frames = group.frames
@@ -216,13 +230,23 @@ class Fanout:
                         data = blob
                     if transport.is_closing():
                         continue
-                    if transport.get_write_buffer_size() + len(data) > limit:
+                    held = transport.get_write_buffer_size()
+                    if held:  # a backlog: note it node-wide (the common case skips this)
+                        queued = held + len(data)
+                        if queued > limit:
+                            stats.dropped += len(frames)
+                            self._slow(session)
+                            continue
+                        grown += queued - session.buffered
+                        session.buffered = queued
+                    elif len(data) > limit:
                         stats.dropped += len(frames)
                         self._slow(session)
                         continue
                     transport.write(data)
                 except Exception:  # a broken transport closes its own session, never the tick
                     self._broken(session)
+        self.outbound_bytes += grown  # (a release meanwhile subtracted on its own: both add up)
         dirty, self._dirty = self._dirty, []
         for session in dirty:
             if not session.pending:  # written with its group above, or closed
@@ -232,11 +256,49 @@ class Fanout:
                 session.flush()
             except Exception:  # a broken transport closes its own session, never the tick
                 self._broken(session)
+        if self.max_outbound is not None and self.outbound_bytes > self.max_outbound:
+            self._over_budget(self.max_outbound)
+
+    def _over_budget(self, budget: int) -> None:
+        """Recount every session's transport buffer; while the total is over ``budget``,
+        close the session holding the most (4008)."""
+        sizes: list[tuple[int, Session]] = []
+        total = 0
+        for session in self.sessions.values():
+            if session.closed:
+                session.buffered = 0  # out of the total from now on
+                continue
+            try:
+                size = session.transport.get_write_buffer_size()
+            except Exception:  # a broken transport is its read loop's to notice
+                size = 0
+            session.buffered = size
+            total += size
+            sizes.append((size, session))
+        self.outbound_bytes = total
+        if total <= budget:
+            return
+        sizes.sort(key=lambda item: item[0], reverse=True)
+        for size, session in sizes:
+            if total <= budget or size == 0:
+                break
+            total -= size
+            self.stats.outbound_budget_closes += 1
+            log.warning("session %s holds %d of the node's %d outbound bytes (over "
+                        "server.max_outbound_bytes): closing with 4008", session.id, size,
+                        total + size)
+            self._slow(session)
+
+    def _release(self, session: Session) -> None:
+        """Take a closing session's noted buffer out of the node's total."""
+        self.outbound_bytes -= session.buffered
+        session.buffered = 0
 
     def _broken(self, session: Session) -> None:
         log.exception("writing to session %s failed: closing it", session.id)
         session.pending.clear()
         session.pending_bytes = 0
+        self._release(session)
         if not session.closed:
             session.closed = True
             try:
@@ -313,6 +375,7 @@ class Fanout:
         self.stats.dropped += len(session.pending)
         session.pending.clear()
         session.pending_bytes = 0
+        self._release(session)
         log.warning("session %s is a slow consumer: closing with 4008", session.id)
         session.closed = True
         session._close(session, CLOSE_SLOW_CONSUMER, "Slow consumer: outbound buffer full")

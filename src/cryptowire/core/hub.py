@@ -50,8 +50,9 @@ class SubscribeResult:
 class Hub(Fanout):
     """The local index of who is subscribed to what, and the fan-out."""
 
-    def __init__(self, broker: Broker, demand: Demand, *, outbound_limit: int) -> None:
-        super().__init__(outbound_limit=outbound_limit)
+    def __init__(self, broker: Broker, demand: Demand, *, outbound_limit: int,
+                 max_outbound: int | None = None) -> None:
+        super().__init__(outbound_limit=outbound_limit, max_outbound=max_outbound)
         self.broker = broker
         self.demand = demand
         #: Who may read what: ``access(principal, channel)`` returns a refusal reason or None.
@@ -98,6 +99,7 @@ class Hub(Fanout):
         """Forget ``session`` and release everything it was subscribed to."""
         self.sessions.pop(session.id, None)
         session.closed = True
+        self._release(session)
         await self.unsubscribe(session, list(session.channels))
 
     def subscribers(self, channel: str) -> int:

@@ -62,7 +62,8 @@ class Node:
         self.broker = broker or create_broker(settings)
         self.demand: Demand = create_demand(settings, self.route, self.broker)
         self.hub = Hub(self.broker, self.demand,
-                       outbound_limit=settings.server.outbound_buffer_bytes)
+                       outbound_limit=settings.server.outbound_buffer_bytes,
+                       max_outbound=settings.server.max_outbound_bytes)
         self.hub.access = self.channel_refusal
         self.sources: list[Source] = list(sources) if sources is not None else []
         self.store = store
@@ -73,6 +74,9 @@ class Node:
         self.ready = False
         self.store_ok = False
         self.connections_by_key: dict[str, int] = {}
+        #: Sessions without an API key (counted per address, ``ip:``), for the share of
+        #: ``server.max_connections`` they may hold.
+        self.unauthenticated = 0
         self._routes: dict[str, Source] = {}
         self._revoked_seen_ms = 0
 
@@ -155,6 +159,8 @@ class Node:
         key = self.key_of(session)
         self.connections_by_key[key] = self.connections_by_key.get(key, 0) + 1
         self.counters.connections_total += 1
+        if key.startswith("ip:"):
+            self.unauthenticated += 1
 
     async def untrack(self, session: Session) -> None:
         """Forget ``session``; idempotent (the read loop and the handler's guard both call
@@ -167,6 +173,8 @@ class Node:
             self.connections_by_key[key] = left
         else:
             self.connections_by_key.pop(key, None)
+        if key.startswith("ip:"):
+            self.unauthenticated -= 1
         await self.hub.unregister(session)
 
     def rekey(self, session: Session, old_key: str) -> None:
@@ -178,6 +186,7 @@ class Node:
             self.connections_by_key.pop(old_key, None)
         key = self.key_of(session)
         self.connections_by_key[key] = self.connections_by_key.get(key, 0) + 1
+        self.unauthenticated += key.startswith("ip:") - old_key.startswith("ip:")
 
     def close_key_sessions(self, key_id: str) -> int:
         """Close every session authenticated with ``key_id`` (4010); returns how many."""

@@ -81,7 +81,7 @@ class Session:
     __slots__ = (
         "id", "transport", "encoder", "principal", "channels", "pending", "pending_bytes",
         "closed", "_close", "_hub", "remote", "connected_ms", "groups", "solo_in", "inbound",
-        "seen",
+        "seen", "buffered",
         "__weakref__",
     )
 
@@ -109,6 +109,8 @@ class Session:
         self.inbound: object = None
         #: Event-loop time of the last frame from the client (pongs included), for liveness.
         self.seen = 0.0
+        #: Bytes its transport held after the last write (for the node-wide bound).
+        self.buffered = 0
 
     def send(self, frame: bytes) -> None:
         """Queue a whole wire frame; it is written at the end of this loop tick."""
@@ -131,9 +133,15 @@ class Session:
         transport = self.transport
         if transport.is_closing():
             return
-        if transport.get_write_buffer_size() + len(data) > self._hub.outbound_limit:
-            self._hub._slow(self)
+        hub = self._hub
+        held = transport.get_write_buffer_size()
+        queued = held + len(data)
+        if queued > hub.outbound_limit:
+            hub._slow(self)
             return
+        if held:  # a backlog: noted node-wide (see core/fanout.py)
+            hub.outbound_bytes += queued - self.buffered
+            self.buffered = queued
         transport.write(data)
 
     def close(self, code: int, reason: str) -> None:

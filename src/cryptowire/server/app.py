@@ -27,8 +27,11 @@ def create_app(node: Node) -> web.Application:
     """The application; starting it starts the node, cleaning it up stops the node."""
     # No middleware: each one would stay suspended on every open WebSocket; REST handlers
     # map errors themselves (rest.problems).
+    # keepalive_timeout is also how long aiohttp waits for a connection's (first or next)
+    # request head: it bounds a half-sent request (server.header_timeout_s).
     app = web.Application(
-                          client_max_size=node.settings.server.publish_max_bytes)
+        handler_args={"keepalive_timeout": node.settings.server.header_timeout_s},
+        client_max_size=node.settings.server.publish_max_bytes)
     app[NODE] = node
     ops.setup(app)
     dashboard.setup(app)  # GET / and /static/: the web dashboard

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import cast
@@ -22,6 +23,7 @@ from cryptowire.core.node import Node
 from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
+from cryptowire.server.limits import TokenBucket
 from cryptowire.server.proxied import client_address
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import close_frame
@@ -32,12 +34,6 @@ ABORT_AFTER_S = 2.0
 _CLOSING = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 #: RFC 6455 "internal error": a handler failed unexpectedly (see :func:`guarded`).
 CLOSE_INTERNAL_ERROR = 1011
-
-
-def origin_allowed(node: Node, request: web.Request) -> bool:
-    allowed = node.settings.server.allowed_origins
-    origin = request.headers.get("Origin")
-    return not allowed or origin is None or origin in allowed
 
 
 def remote_of(transport: asyncio.BaseTransport) -> str:
@@ -130,6 +126,11 @@ def over_connection_limits(node: Node, session: Session) -> str | None:
     cfg = node.settings.server
     if len(node.hub.sessions) > cfg.max_connections:
         return f"Server full: {cfg.max_connections} connections."
+    if session.principal.key_id is None:
+        share = math.ceil(cfg.max_connections * cfg.unauthenticated_share)
+        if node.unauthenticated > share:
+            return (f"Server full for connections without an API key ({share}); "
+                    "connect with a key.")
     if node.connections_by_key.get(node.key_of(session), 0) > cfg.max_connections_per_key:
         who = "this API key" if session.principal.key_id else "this address"
         return f"Too many connections for {who} (max {cfg.max_connections_per_key})."
@@ -172,7 +173,8 @@ async def on_frame(
         node.counters.messages_in += 1
         await on_text(session, msg.data)
     elif msg.type == WSMsgType.PING:
-        await ws.pong(msg.data)
+        if client_ping_allowed(node, session):
+            await ws.pong(msg.data)
     elif msg.type == WSMsgType.BINARY:
         node.counters.messages_in += 1
         on_binary(session)
@@ -180,3 +182,16 @@ async def on_frame(
         log.info("session %s closed with error: %s", session.id, ws.exception())
         return False
     return True
+
+
+def client_ping_allowed(node: Node, session: Session) -> bool:
+    """A client's PING frame is a message like any other for the session's inbound rate: over
+    it, it gets no pong; a flood of them closes the session with 4009."""
+    bucket = session.inbound
+    if not isinstance(bucket, TokenBucket) or bucket.take():
+        return True
+    node.counters.rate_limited += 1
+    if bucket.flooding and not session.closed:
+        node.counters.rate_limit_closes += 1
+        session.close(closecodes.RATE_LIMITED.code, "Flooding with pings: closing.")
+    return False

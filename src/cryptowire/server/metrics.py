@@ -32,6 +32,9 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "cryptowire_subscriptions", "Subscriptions over all sessions.",
             value=sum(len(s.channels) for s in node.hub.sessions.values()))
+        yield GaugeMetricFamily("cryptowire_outbound_bytes",
+                                "Bytes the sessions' transports held at their last writes.",
+                                value=node.hub.outbound_bytes)
         yield GaugeMetricFamily("cryptowire_upstream_topics", "Channels with upstream demand.",
                                 value=len(node.demand.active()))
         yield GaugeMetricFamily(
@@ -45,6 +48,8 @@ class NodeCollector(Collector):
             ("bytes_out", hs.bytes_out, "Data frame bytes queued to sessions."),
             ("publications", hs.publications, "Publications delivered to this hub."),
             ("slow_consumer_closes", hs.slow_consumer_closes, "Sessions closed with 4008."),
+            ("outbound_budget_closes", hs.outbound_budget_closes,
+             "Of those, closed over server.max_outbound_bytes (largest buffers first)."),
             ("dropped_frames", hs.dropped, "Frames dropped with a closed slow consumer."),
             ("rate_limited", c.rate_limited, "Client frames refused by the rate limit."),
             ("rate_limit_closes", c.rate_limit_closes, "Sessions closed with 4009."),

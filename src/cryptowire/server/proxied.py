@@ -12,8 +12,8 @@ the balancer. A connection without a valid header within :data:`HEADER_TIMEOUT_S
 :func:`client_address` walks it from the right, skipping trusted hops, and takes the first
 address that is not one of them.
 
-:class:`HubRunner` is the ``AppRunner`` that wraps the listening sites when the setting is on
-(the CLI's :func:`run` and the tests' hubs use it).
+:class:`ProxyHeaderProtocol` is put in front of aiohttp's protocol by the listening socket's
+connection gate (``server/listener.py``) when the setting is on.
 """
 
 from __future__ import annotations
@@ -22,14 +22,11 @@ import asyncio
 import functools
 import ipaddress
 import logging
-import signal
-import ssl
 from typing import Any, cast
 
 from aiohttp import web
 
 from cryptowire.core.node import Node
-from cryptowire.server.context import NODE
 from cryptowire.wire.proxy_header import ProxyHeaderError, parse
 
 log = logging.getLogger("cryptowire.server.proxied")
@@ -116,24 +113,6 @@ class ProxyHeaderProtocol(asyncio.Protocol):
             self._transport.abort()
 
 
-class HubRunner(web.AppRunner):
-    """``AppRunner`` whose sites read a PROXY header first when ``server.proxy_protocol``
-    is on (a site asks its runner for the protocol factory: this one wraps it)."""
-
-    @property
-    def server(self) -> web.Server | None:
-        server = super().server
-        if server is None or not self.app[NODE].settings.server.proxy_protocol:
-            return server
-        inner = server
-
-        def factory() -> ProxyHeaderProtocol:
-            return ProxyHeaderProtocol(inner())
-
-        # TCPSite only calls it (loop.create_server's protocol factory).
-        return cast(web.Server, factory)
-
-
 @functools.lru_cache(maxsize=8)
 def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
@@ -180,23 +159,3 @@ def client_address(node: Node, request: web.Request) -> str:
     if not trusted:
         return peer
     return forwarded_client(peer, request.headers.getall("X-Forwarded-For", []), trusted)
-
-
-def run(app: web.Application, host: str, port: int, *, ssl_context: ssl.SSLContext | None,
-        shutdown_timeout: float) -> None:
-    """Serve ``app`` until SIGINT/SIGTERM (the CLI's ``serve``)."""
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        runner = HubRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-
-    asyncio.run(serve())

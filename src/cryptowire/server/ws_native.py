@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cryptowire.core.access import CHANNELS, check
+from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
@@ -23,12 +23,12 @@ from cryptowire.errors import AuthError, ChannelError, CryptowireError, Protocol
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked
 from cryptowire.logthrottle import log_exception
+from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     on_frame,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
     refuse,
@@ -55,8 +55,9 @@ class NativeProtocol:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         key = request_key(request)
         try:
             principal = await principal_for(node, key)
@@ -75,13 +76,28 @@ class NativeProtocol:
             elif self.greeter is not None:
                 self.greeter(session)
             session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
+            # Keyless where keyless may not read: it has auth_timeout_s to send "auth".
+            deadline = None if authorize(principal, CHANNELS, "read", node.policy) is None \
+                else asyncio.get_running_loop().call_later(
+                    node.settings.server.auth_timeout_s, self._auth_expired, session)
             try:  # read_loop, in this frame (see its docstring)
                 on_text, on_binary = self.on_text, self.on_binary
                 while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
                     pass
             finally:
+                if deadline is not None:
+                    deadline.cancel()
                 await node.untrack(session)
         return ws
+
+    def _auth_expired(self, session: Session) -> None:
+        if session.closed or session.principal.key_id is not None:  # authenticated since
+            return
+        timeout = self.node.settings.server.auth_timeout_s
+        refuse(session, native.error(
+            "UNAUTHORIZED", f"No API key within {timeout:g} s: send "
+            '{"op":"auth","args":["<key>"]} first, or connect with a key.'),
+            closecodes.UNAUTHORIZED)
 
     @staticmethod
     async def _ignore(session: Session, text: str) -> None:

@@ -28,15 +28,16 @@ from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
 from cryptowire.events import Publication
+from cryptowire.server import browser
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
 )
 from cryptowire.server.context import NODE
+from cryptowire.server.limits import TokenBucket
 from cryptowire.server.rest import problem
 from cryptowire.server.rest_limits import rate_limited
 from cryptowire.wire import closecodes
@@ -124,8 +125,9 @@ class PgSockets:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.Response(status=403, text="Origin not allowed")
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         try:
             channels, grant, principal = self._grant(request)
         except TokenRefused as exc:
@@ -139,6 +141,7 @@ class PgSockets:
             if reason is not None:
                 node.counters.rejected_connections += 1
                 session.close(closecodes.SERVER_FULL.code, reason)
+            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)  # its pings
             timer = self._expire_at(session, grant.exp)
             try:
                 if not session.closed:

@@ -24,11 +24,11 @@ from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
 from cryptowire.rfq.starts import StartLimits
+from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
     refuse,
@@ -88,8 +88,9 @@ class RfqEndpoint:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         try:
             principal = await principal_for(node, request_key(request))
         except AuthError as exc:
@@ -129,7 +130,7 @@ class RfqEndpoint:
                              may_trade=authorize(principal, RFQ, "trade", node.policy) is None,
                              key_id=principal.key_id,
                              admit=lambda: starts.admit(allowance, key, who))
-        bucket = TokenBucket(node.settings.server.max_inbound_rate)
+        bucket = session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
 
         async def on_text(sess: Session, text: str) -> None:
             if not bucket.take():

@@ -23,12 +23,11 @@ from cryptowire.core.node import Node
 from cryptowire.errors import AuthError
 from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_exception
-from cryptowire.server import ws_native
+from cryptowire.server import browser, ws_native
 from cryptowire.server.auth import principal_for, request_key, rest_principal
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
     refuse,
@@ -65,8 +64,9 @@ class ServicesProtocol:
 
     async def _handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        rejected = browser.refusal(node, request)
+        if rejected is not None:
+            return rejected
         now = now_ms()
         try:
             principal = await principal_for(node, request_key(request))

@@ -11,8 +11,8 @@ seed's batched messages (a reply to a streaming session goes to the socket itsel
 
 As on every path: the Origin check (HTTP 403), the connection limits (per address right
 after the upgrade, per key after the key frame; close 4003), the inbound rate (close 4009 on
-a flood). A socket whose key frame does not come within :data:`AUTH_TIMEOUT_S` is closed
-with 4001, so unauthenticated sockets cannot pile up.
+a flood). A socket whose key frame does not come within ``server.auth_timeout_s`` is
+closed with 4001, so unauthenticated sockets cannot pile up.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from cryptowire.core.hub import Session
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, CryptowireError
 from cryptowire.logthrottle import log_exception
+from cryptowire.server import browser
 from cryptowire.server.auth import principal_for
 from cryptowire.server.connection import (
     guarded,
     open_session,
-    origin_allowed,
     over_connection_limits,
     read_loop,
 )
@@ -43,10 +43,6 @@ from cryptowire.wire import closecodes, swaps000
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.server.swaps")
-
-#: Seconds a new socket has to send its API key frame before it is closed with 4001 (a
-#: constant, not a setting: the seed's clients send the key at once).
-AUTH_TIMEOUT_S = 10.0
 
 _SWAPS_RUNNER = web.AppKey("swaps000_runner", web.AppRunner)
 
@@ -85,8 +81,9 @@ class SwapsDialect:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
-        if not origin_allowed(node, request):
-            return web.json_response({"error": "Origin not allowed"}, status=403)
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
         ws, session = await open_session(request, self.encoder)
         async with guarded(node, session):
             reason = over_connection_limits(node, session)  # per address: no key yet
@@ -95,9 +92,10 @@ class SwapsDialect:
                 self._refuse(session, swaps000.error(503, reason), closecodes.SERVER_FULL)
             else:
                 self.state[session.id] = "key"
-                self.buckets[session.id] = TokenBucket(node.settings.server.max_inbound_rate)
+                self.buckets[session.id] = session.inbound = \
+                    TokenBucket(node.settings.server.max_inbound_rate)  # pings count too
                 self._deadlines[session.id] = asyncio.get_running_loop().call_later(
-                    AUTH_TIMEOUT_S, self._auth_expired, session)
+                    node.settings.server.auth_timeout_s, self._auth_expired, session)
             try:
                 await read_loop(node, ws, session, self.on_text, self.on_binary)
             finally:
@@ -113,7 +111,8 @@ class SwapsDialect:
         self._deadlines.pop(session.id, None)
         if self.state.get(session.id) == "key" and not session.closed:
             self._refuse(session, swaps000.error(
-                401, f"No API key within {AUTH_TIMEOUT_S:g} s: send it as the first frame."),
+                401, f"No API key within {self.node.settings.server.auth_timeout_s:g} s: "
+                     "send it as the first frame."),
                 closecodes.UNAUTHORIZED)
 
     def on_binary(self, session: Session) -> None:

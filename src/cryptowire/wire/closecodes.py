@@ -21,16 +21,20 @@ GOING_AWAY = CloseCode(1001, "going_away", "The server is shutting down.",
 MESSAGE_TOO_BIG = CloseCode(1009, "message_too_big",
                             "A client frame was larger than server.max_frame_bytes.",
                             "Send smaller frames; reconnecting is safe.")
-UNAUTHORIZED = CloseCode(4001, "unauthorized", "Missing, unknown or malformed API key.",
+UNAUTHORIZED = CloseCode(4001, "unauthorized",
+                         "Missing, unknown or malformed API key, or none within "
+                         "server.auth_timeout_s where one is needed.",
                          "Do not retry with the same key.")
 SERVER_FULL = CloseCode(4003, "server_full",
-                        "Connection limit reached (server total or per key).",
+                        "Connection limit reached (server total, per key or address, or "
+                        "the keyless share).",
                         "Retry later with backoff.")
 FORBIDDEN_ORIGIN = CloseCode(4004, "forbidden_origin",
                              "The browser Origin is not in server.allowed_origins.",
                              "Do not retry from this origin.")
 SLOW_CONSUMER = CloseCode(4008, "slow_consumer",
-                          "The client read too slowly; its outbound buffer filled.",
+                          "The client read too slowly; its outbound buffer filled (or the "
+                          "node's, and it held the most).",
                           "Reconnect and recover; read faster or subscribe to less.")
 RATE_LIMITED = CloseCode(4009, "rate_limited",
                          "The client kept sending faster than server.max_inbound_rate.",

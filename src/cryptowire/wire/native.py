@@ -31,6 +31,9 @@ ERROR_CODES = (
 
 RequestId = int | str | None
 
+#: The longest string ``id`` accepted (and so echoed); a number is at most 64 bits anyway.
+MAX_ID_CHARS = 64
+
 
 @dataclass(slots=True)
 class Request:
@@ -67,6 +70,10 @@ def parse_request(text: str | bytes) -> Request:
     rid = obj.get("id")
     if rid is not None and (isinstance(rid, bool) or not isinstance(rid, int | str)):
         raise ProtocolError("INVALID_ARGS", "'id' must be a number or a string.")
+    if isinstance(rid, str) and len(rid) > MAX_ID_CHARS:
+        # Every reply echoes the id: a long one would make the server write what the client
+        # sent back at it, again and again. Not echoed here either.
+        raise ProtocolError("INVALID_ARGS", f"'id' must be at most {MAX_ID_CHARS} characters.")
     try:
         if obj.get("op") == "publish":
             obj = _exact(text)

@@ -15,7 +15,6 @@ from tests.integration.server.conftest import TIMEOUT, Hub, expect_close, recv_j
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from cryptowire.server import ws_swaps
 from cryptowire.sources.evm.tokens import TokenAdmin
 
 pytestmark = pytest.mark.integration
@@ -89,9 +88,8 @@ async def test_sockets_per_address_are_limited_before_the_key(hub: Hub) -> None:
     assert hub.node.connections_by_key == {"ip:127.0.0.1": 1}
 
 
-async def test_a_socket_without_its_key_in_time_is_closed_4001(
-        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ws_swaps, "AUTH_TIMEOUT_S", 0.3, raising=False)
+@pytest.mark.hub_settings(server={"auth_timeout_s": 0.3})
+async def test_a_socket_without_its_key_in_time_is_closed_4001(hub: Hub) -> None:
     key, _ = await hub.create_key("reader", ("read",))
     idle = await hub.connect("/swaps")
     prompt = await hub.connect("/swaps")

@@ -251,6 +251,43 @@ async def test_pending_bytes_over_the_bound_within_one_tick_close_4008(env: Env)
     assert len(frames(calm)) == 6
 
 
+async def test_over_the_node_bound_the_largest_buffers_are_closed_first(env: Env) -> None:
+    env.hub.max_outbound = 10_000
+    encoder = CountingEncoder()
+    sessions = [env.session(encoder) for _ in range(4)]
+    for s, held in zip(sessions, (1_000, 6_000, 4_000, 500), strict=True):
+        await sub(env, s, "app:x")
+        transport(s).buffered = held  # what each one's kernel would not take
+    env.publish("app:x", "x")
+    await tick()
+    # 11,500 bytes held (+ the frames): closing the largest (6,000) is enough.
+    assert env.closes == {sessions[1].id: (4008, "Slow consumer: outbound buffer full")}
+    assert env.hub.stats.outbound_budget_closes == env.hub.stats.slow_consumer_closes == 1
+    assert env.hub.outbound_bytes == 5_500
+    assert all(len(frames(s)) == 1 for s in sessions if s is not sessions[1])
+
+
+async def test_a_drained_buffer_is_not_held_against_the_node_bound(env: Env) -> None:
+    env.hub.max_outbound = 10_000
+    encoder = CountingEncoder()
+    a, b = env.session(encoder), env.session(encoder)
+    await sub(env, a, "app:a")
+    await sub(env, b, "app:b")
+    transport(a).buffered = 6_000
+    env.publish("app:a", "1")
+    await tick()
+    assert env.hub.outbound_bytes > 6_000  # noted at a's write
+    transport(a).buffered = 0  # drained since, unseen by the hub
+    transport(b).buffered = 6_000
+    env.publish("app:b", "2")
+    await tick()
+    # The noted total passed the bound; the recount found 6,000 and closed nobody.
+    assert env.closes == {}
+    assert env.hub.outbound_bytes == 6_000
+    await env.hub.unregister(b)
+    assert env.hub.outbound_bytes == 0
+
+
 async def test_close_flushes_pending_frames_first(env: Env) -> None:
     encoder = CountingEncoder()
     s = env.session(encoder)
