@@ -20,7 +20,6 @@ import base64
 import hashlib
 import os
 import struct
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,6 +29,7 @@ from typing import Any
 import orjson
 from tests.integration.hubkit import ServedHub
 from tests.peers.bybit_peer import BybitPeer
+from tests.waiting import eventually
 from websockets.asyncio.client import ClientConnection, connect
 
 from cryptowire.settings import Settings, load_settings
@@ -122,12 +122,7 @@ async def subscribe(ws: ClientConnection, *channels: str) -> dict[str, Any]:
 
 async def wait_for(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> float:
     """Poll ``predicate``; the seconds it took, or AssertionError after ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
+    return await eventually(predicate, timeout, what)
 
 
 # -- an independent reading of the fixtures -----------------------------------------------------

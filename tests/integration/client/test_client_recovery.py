@@ -20,6 +20,7 @@ from tests.integration.client.clienthub import (
     RestartableHub,
     publish_numbers,
 )
+from tests.waiting import eventually
 
 from cryptowire.client import Disconnected, Gap, Reconnected, connect
 
@@ -53,14 +54,16 @@ async def test_drops_lose_and_duplicate_nothing(hub: RestartableHub) -> None:
                 session.transport.abort()  # the connection just vanishes: no close frame
             await seen.wait_for(lambda c: len(c.of(Reconnected)) == 2)
             await asyncio.wait_for(publisher, TIMEOUT * 3)
-            await seen.wait_for(lambda c: len(c.messages()) >= total)
-            await asyncio.sleep(0.1)  # anything extra (a duplicate) would arrive now
+            # A marker after the last: the channel is delivered in order, so once it is in,
+            # anything extra (a duplicate) would already have arrived before it.
+            await hub.publish(CHANNEL, {"n": total + 1})
+            await seen.wait_for(lambda c: any(m.data["n"] == total + 1 for m in c.messages()))
         finally:
             publisher.cancel()
             await seen.stop()
     messages = seen.messages(CHANNEL)
-    assert [m.offset for m in messages] == list(range(1, total + 1))
-    assert [m.data["n"] for m in messages] == list(range(1, total + 1))
+    assert [m.offset for m in messages] == list(range(1, total + 2))  # the marker last
+    assert [m.data["n"] for m in messages] == list(range(1, total + 2))
     assert {m.epoch for m in messages} == {epoch}
     assert all(m.source == "app" and m.type == "update" and m.ts > 0 for m in messages)
     assert seen.of(Gap) == []
@@ -86,9 +89,10 @@ async def test_hub_restart_yields_gap_then_live(hub: RestartableHub) -> None:
             await seen.wait_for(lambda c: len(c.messages()) == 20)
             old_epoch = seen.messages()[0].epoch
 
+            accepted: dict[int, float] = {}
             publisher = asyncio.create_task(publish_numbers(hub, CHANNEL, 200, 0.01,
-                                                            first=21))
-            await asyncio.sleep(0.05)
+                                                            first=21, log=accepted))
+            await eventually(lambda: len(accepted) >= 5, what="the publisher under way")
             await hub.restart()  # a new process: new history, new epoch, same port and keys
             # A request made while the hub is away waits for the reconnect and succeeds.
             extra = await client.subscribe("app:other")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from tests.integration.cluster.cluster_peer import HubProcess, Recorder, check_sequence
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,10 @@ async def wait_leader(nodes: list[HubProcess], timeout: float = 10.0) -> HubProc
             return leads[0]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no single leader within {timeout}s: {await roles(nodes)}")
+
+
+async def health_is(nodes: list[HubProcess], status: int) -> bool:
+    return [(await n.get("/health"))[0] for n in nodes] == [status] * len(nodes)
 
 
 async def spread_clients(nodes: list[HubProcess], per_node: int) -> list[Recorder]:
@@ -71,7 +76,9 @@ async def test_fan_out_across_nodes_then_sigkill_the_leader(hubs: Any, redis_url
     nodes = await start_cluster(hubs, redis_url)
     leader = await wait_leader(nodes)
     clients = await spread_clients(nodes, per_node=3)
-    await asyncio.sleep(2.0)
+    await eventually(lambda: all(check_sequence(c.of(ch))[0] > 20
+                                 for c in clients for ch in c.channels),
+                     timeout=15.0, what="more than 20 updates of every channel at every client")
     snapshot = [Recorder(c.url, c.channels, frames=list(c.frames)) for c in clients]
     check_same_everywhere(snapshot)
     rs = dict(zip([n.name for n in nodes], await roles(nodes), strict=True))
@@ -90,7 +97,8 @@ async def test_fan_out_across_nodes_then_sigkill_the_leader(hubs: Any, redis_url
     took = time.monotonic() - t0
     print(f"new leader {new_leader.name} after {took:.1f}s")
     assert took < 10.0
-    await asyncio.sleep(1.5)
+    await eventually(lambda: all(len(c.frames) > marks[id(c)] + 10 for c in watching),
+                     timeout=15.0, what="data resumed on the new leader")
     for c in clients:
         await c.close()
     for c in watching:
@@ -107,20 +115,20 @@ async def test_redis_restart_nodes_recover_without_restarting(
     nodes = await start_cluster(hubs, private_redis.url, n=2)
     await wait_leader(nodes)
     clients = await spread_clients(nodes, per_node=2)
-    await asyncio.sleep(1.0)
+    await eventually(lambda: all(check_sequence(c.of(ch))[0] >= 5
+                                 for c in clients for ch in c.channels),
+                     timeout=15.0, what="a steady stream of every channel at every client")
     private_redis.stop()
-    await asyncio.sleep(1.5)
-    statuses = [(await n.get("/health"))[0] for n in nodes]
-    assert statuses == [503] * len(nodes)  # degraded, still serving
+    await eventually(lambda: health_is(nodes, 503), timeout=15.0,
+                     what="every node degraded")  # degraded, still serving
     mark = {id(c): len(c.frames) for c in clients}
     await private_redis.start()
     await wait_leader(nodes, timeout=15.0)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if all(any(f["type"] == "update" for f in c.frames[mark[id(c)]:]) for c in clients):
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.5)
+    await eventually(lambda: all(any(f["type"] == "update" and f["channel"] == ch
+                                     for f in c.frames[mark[id(c)]:])
+                                 for c in clients for ch in c.channels),
+                     timeout=15.0, what="data again on every channel at every client")
+    await eventually(lambda: health_is(nodes, 200), timeout=15.0, what="every node healthy")
     for c in clients:
         await c.close()
         after = c.frames[mark[id(c)]:]
@@ -131,4 +139,4 @@ async def test_redis_restart_nodes_recover_without_restarting(
             assert tail[-1]["type"] == "update", ch
             assert tail[-1]["epoch"] != c.of(ch)[0]["epoch"]  # Redis lost history
     assert all(n.proc is not None and n.proc.poll() is None for n in nodes)
-    assert [(await n.get("/health"))[0] for n in nodes] == [200] * len(nodes)
+    assert await health_is(nodes, 200)

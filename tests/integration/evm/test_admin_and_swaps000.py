@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 from tests.integration.evm.evmhub import CHAIN, TIMEOUT, EvmHub, HubFactory
 from tests.peers.anvil import Dex
+from tests.waiting import subscribed
 
 
 async def _key(hub: EvmHub, *scopes: str) -> str:
@@ -127,7 +128,8 @@ async def test_seed_000_dialect(evm_hub_factory: HubFactory, dex: Dex) -> None:
     # Two subscribers at once (the seed closed every subscriber but one).
     subs = [await _swaps_client(hub, reader, "swaps") for _ in range(2)]
     burns = await _swaps_client(hub, reader, "burns")
-    await asyncio.sleep(0.3)
+    await subscribed(hub.node.hub, f"swap:{CHAIN}", 2)
+    await subscribed(hub.node.hub, f"burn:{CHAIN}", 1)
     # Three buys and a sell in one block: one batched message, buys only.
     await dex.automine(False)
     for token, buy in ((first, True), (second, True), (first, True), (second, False)):

@@ -136,7 +136,15 @@ async def test_rpc_url_keys_never_leak(
             break
         assert asyncio.get_running_loop().time() < deadline, rpc
         await asyncio.sleep(0.1)
-    frames += await read_for(ws, 1.0)  # service payloads from after the benching
+    # Service payloads from after the benching: read until both services have published and
+    # a pool payload shows the dead URL benched (not a fixed window).
+    after: list[dict[str, Any]] = []
+    async with asyncio.timeout(20):
+        while not (any(f["channel"] == "service:rpc_nodes" for f in after)
+                   and any(f["channel"] == "service:pool_manager"
+                           and names[0] in f["data"]["inactive_sources"] for f in after)):
+            after += await read_for(ws, 0.2)
+    frames += after
     stats_text = orjson.dumps(await stats()).decode()
     metrics = await (await hub.http.get(f"{hub.url}/metrics")).text()
     services = [f for f in frames if f["channel"].startswith("service:")]

@@ -9,6 +9,7 @@ import asyncio
 from tests.integration.evm.evmhub import HubFactory
 from tests.peers.anvil import Dex
 from tests.peers.telegram import TelegramPeer
+from tests.waiting import eventually
 
 
 async def test_swaps_and_burns_are_posted_with_429_honoured(evm_hub_factory: HubFactory,
@@ -31,7 +32,12 @@ async def test_swaps_and_burns_are_posted_with_429_honoured(evm_hub_factory: Hub
         async with asyncio.timeout(15):
             while len(peer.messages) < 2:
                 await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        # Every alert queued (one per event, in order) has been tried on every chat of its
+        # group: nothing more can be posted, so the peer's list is final.
+        notifier = hub.source.notifier
+        assert notifier is not None
+        await eventually(lambda: notifier.sent + notifier.failed >= 4 and notifier.queue.empty(),
+                         what="both alerts tried on both chats")
         assert [m.chat_id for m in peer.messages] == ["-1001", "-1001"]
         swap_msg, burn_msg = (m.text for m in peer.messages)
         assert f"BUY {first.symbol}" in swap_msg and "WETH" in swap_msg
@@ -41,8 +47,6 @@ async def test_swaps_and_burns_are_posted_with_429_honoured(evm_hub_factory: Hub
         # The 429 was answered, then the same message went out after retry_after.
         sends = [at for method, at in peer.calls if method == "sendMessage"]
         assert sends[1] - sends[0] >= 0.9
-        notifier = hub.source.notifier
-        assert notifier is not None
         assert notifier.sent == 2 and notifier.failed == 2  # the blocked chat, twice
         assert hub.source.watchers["anvil"].stats.errors == 0
 

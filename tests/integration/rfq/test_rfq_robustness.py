@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import websockets
 from aiohttp import web
+from tests.waiting import eventually
 from websockets.exceptions import ConnectionClosed
 
 from cryptowire.core.node import Node
@@ -66,9 +67,7 @@ async def closed_with(ws: Any) -> tuple[int | None, list[dict[str, Any]]]:
 
 
 async def until(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(TIMEOUT):
-        while not predicate():
-            await asyncio.sleep(0.02)
+    await eventually(predicate, TIMEOUT)
 
 
 async def test_connection_limits_close_4003(rfq_hub: Start) -> None:

@@ -14,8 +14,10 @@ import pytest
 import websockets
 from aiohttp import web
 from sqlalchemy import select
+from tests.waiting import eventually
 
 from cryptowire.core.node import Node
+from cryptowire.events import now_ms
 from cryptowire.rfq.quote import fmt, fmt_rate
 from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings
@@ -167,7 +169,8 @@ async def test_expiry_timeout_and_channel_form(tmp_path: Path,
             uuid = (await recv(ws))["handshake"]
             await ws.send(start("k", uuid))
             offer = await recv(ws, "offer")
-            await asyncio.sleep(0.1)
+            # The quote's own expiry instant, on the clock the hub reads.
+            await eventually(lambda: now_ms() > offer["expiresAt"], what="the quote expired")
             await ws.send(json.dumps({"rfq": {"action": "acceptOffer", "key": "k",
                                               "quoteId": offer["quoteId"], "uuid": uuid}}))
             assert "expired" in (await recv(ws, "orderFailed"))["message"]

@@ -21,6 +21,7 @@ from tests.integration.server.conftest import (
     recv_json,
     subscribe,
 )
+from tests.waiting import eventually
 from websockets.asyncio.client import ClientConnection
 
 from cryptowire.store.sql import SqlStore
@@ -30,9 +31,7 @@ pytestmark = pytest.mark.integration
 
 async def _wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = TIMEOUT) -> None:
     """Poll ``predicate`` until it holds (a state to reach, never a speed to assert)."""
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.02)
+    await eventually(predicate, timeout)
 
 
 # -- frame size ------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ async def test_over_the_rate_gets_errors_but_stays_open(hub: Hub) -> None:
 
     # The bucket refills: after a pause the same session is served again.
     async def served() -> bool:
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.25)  # pacing, not synchronisation: a faster poll spends tokens
         reply = await call(ws, {"op": "ping"})
         return bool(reply["op"] == "pong")
 

@@ -15,7 +15,9 @@ from tests.integration.server.conftest import (
     next_data,
     subscribe,
 )
+from tests.waiting import eventually
 
+from cryptowire.server.heartbeat import Heartbeat
 from cryptowire.wire import closecodes
 
 # Half a second to answer: generous for a loaded CI box (the client shares the hub's loop).
@@ -23,11 +25,19 @@ FAST = pytest.mark.hub_settings(server={"ping_interval_s": 1.0})
 
 
 @FAST
-async def test_a_passive_listener_is_never_cut(hub: Hub) -> None:
+async def test_a_passive_listener_is_never_cut(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
     # websockets answers pings by itself; this client never sends a frame of its own.
+    rounds: list[int] = []
+    checked = Heartbeat.drop_silent
+
+    def counting(self: Heartbeat, since: float) -> int:
+        rounds.append(checked(self, since))
+        return rounds[-1]
+
+    monkeypatch.setattr(Heartbeat, "drop_silent", counting)
     ws = await hub.connect()
     await subscribe(ws, "app:quiet")
-    await asyncio.sleep(3.3)  # three ping rounds
+    await eventually(lambda: len(rounds) >= 3, timeout=10.0, what="three ping rounds checked")
     pub = await hub.publish("app:quiet", {"still": "here"})
     msg = await next_data(ws, "app:quiet")
     assert msg["offset"] == pub.offset

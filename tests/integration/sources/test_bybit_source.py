@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.integration.bybit_hub.support import ticker_of
 from tests.peers.bybit_peer import BybitPeer, load_fixture
+from tests.waiting import eventually
 
 from cryptowire.core.channels import KLINE_INTERVALS, Channel, ChannelGrammar
 from cryptowire.errors import ConfigError, SourceError
@@ -42,11 +43,7 @@ class Events:
         return [e for e in self.items if e.channel == channel]
 
     async def wait(self, predicate: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            await asyncio.sleep(0.01)
+        await eventually(predicate, timeout, what)
 
     async def wait_count(self, channel: str, count: int, timeout: float = WAIT_S) -> None:
         await self.wait(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from tests.waiting import eventually
 
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
@@ -53,11 +54,10 @@ async def demand(source: FakeSource) -> AsyncIterator[Demand]:
     await d.close()
 
 
-async def settle() -> None:
-    """Let the linger timers, and the unsubscribe tasks they start, run out."""
-    await asyncio.sleep(LINGER * 3)
-    for _ in range(10):
-        await asyncio.sleep(0)
+async def settle(demand: Demand) -> None:
+    """Wait until no linger timer is pending and every unsubscribe task they started is done
+    (a cancelled timer, as on a reacquire, leaves nothing that could unsubscribe later)."""
+    await eventually(lambda: not demand._lingering and not demand._tasks, what="lingers run out")
 
 
 async def test_refcount_subscribes_once_and_unsubscribes_after_the_last(
@@ -69,11 +69,11 @@ async def test_refcount_subscribes_once_and_unsubscribes_after_the_last(
     assert demand.count("ticker:BTCUSDT") == 2
     assert demand.active() == {"ticker:BTCUSDT": 2}
     demand.release("ticker:BTCUSDT")
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == []
     assert demand.count("ticker:BTCUSDT") == 1
     demand.release("ticker:BTCUSDT")
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == ["ticker:BTCUSDT"]
     assert demand.count("ticker:BTCUSDT") == 0
     assert demand.active() == {}
@@ -84,7 +84,7 @@ async def test_channels_are_counted_apart(demand: Demand, source: FakeSource) ->
     await demand.acquire(ch("ticker:BTCUSDT"))
     await demand.acquire(ch("ticker:ETHUSDT"))
     demand.release("ticker:BTCUSDT")
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == ["ticker:BTCUSDT"]
     assert demand.active() == {"ticker:ETHUSDT": 1}
 
@@ -94,7 +94,7 @@ async def test_release_without_acquire_is_harmless(demand: Demand, source: FakeS
     await demand.acquire(ch())
     demand.release("ticker:BTCUSDT")
     demand.release("ticker:BTCUSDT")
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == ["ticker:BTCUSDT"]
     assert demand.count("ticker:BTCUSDT") == 0
 
@@ -104,7 +104,7 @@ async def test_concurrent_first_subscribers_share_one_upstream_subscribe(
 ) -> None:
     source.gate = asyncio.Event()
     tasks = [asyncio.create_task(demand.acquire(ch())) for _ in range(5)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: source.subscribed != [], what="the upstream subscribe")
     assert source.subscribed == ["ticker:BTCUSDT"]
     assert not any(t.done() for t in tasks)
     assert demand.count("ticker:BTCUSDT") == 0  # not counted until the upstream said yes
@@ -121,7 +121,7 @@ async def test_refusal_reaches_every_waiter_and_leaves_count_zero(
     source.gate = asyncio.Event()
     source.refuse = SourceError("Unknown symbol 'BTCUSDT' upstream.")
     tasks = [asyncio.create_task(demand.acquire(ch())) for _ in range(3)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: source.subscribed != [], what="the upstream subscribe")
     source.gate.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, SourceError) for r in results)
@@ -161,12 +161,12 @@ async def test_reacquire_within_linger_keeps_the_upstream(
     await demand.acquire(ch())
     demand.release("ticker:BTCUSDT")
     await demand.acquire(ch())  # back before the linger ran out
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == []
     assert demand.count("ticker:BTCUSDT") == 1
     # The next release, left alone past the linger, does unsubscribe.
     demand.release("ticker:BTCUSDT")
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == ["ticker:BTCUSDT"]
 
 
@@ -184,7 +184,7 @@ async def test_after_the_linger_a_new_subscriber_subscribes_again(
 ) -> None:
     await demand.acquire(ch())
     demand.release("ticker:BTCUSDT")
-    await settle()
+    await settle(demand)
     assert source.unsubscribed == ["ticker:BTCUSDT"]
     await demand.acquire(ch())
     assert source.subscribed == ["ticker:BTCUSDT"] * 2
@@ -196,7 +196,7 @@ async def test_close_cancels_pending_lingers(source: FakeSource) -> None:
     await d.acquire(ch())
     d.release("ticker:BTCUSDT")
     await d.close()
-    await settle()
+    await settle(d)
     assert source.unsubscribed == []
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.waiting import eventually
 
 from cryptowire.bus.memory import MemoryBroker
 from cryptowire.core.channels import Channel, ChannelGrammar
@@ -445,7 +446,7 @@ async def test_session_gone_while_the_upstream_answers_leaks_nothing(env: Env) -
     assert env.hub.demand.count("ticker:BTCUSDT") == 0
     assert env.hub.subscribers("ticker:BTCUSDT") == 0
     assert env.hub.channel_counts() == {}
-    await asyncio.sleep(0.05)
+    await eventually(lambda: env.source.unsubscribed != [], what="the upstream unsubscribe")
     assert env.source.unsubscribed == ["ticker:BTCUSDT"]
 
 

@@ -7,6 +7,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from tests.waiting import eventually
+
 from cryptowire.settings import Settings
 from cryptowire.sources.services.jobs import JobRunner
 from cryptowire.sources.services.market import WhaleTracking
@@ -77,7 +79,7 @@ def test_job_runner_runs_periodically_and_records() -> None:
                 raise RuntimeError("boom")
 
         runner.start("a", body)
-        await asyncio.sleep(0.1)
+        await eventually(lambda: runner.jobs["a"].describe()["runs"] >= 3, what="three runs")
         assert runner.active() == ["a"]
         job = runner.jobs["a"].describe()
         assert job["runs"] >= 3 and job["errors"] == 1 and job["last_error"] == \
