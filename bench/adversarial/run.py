@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 import traceback
@@ -53,14 +55,23 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
     failed = 0
+    limit = int(os.environ.get("ADV_SCENARIO_TIMEOUT_S", "120"))
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"scenario took more than {limit} s (ADV_SCENARIO_TIMEOUT_S)")
+
+    signal.signal(signal.SIGALRM, expired)
     for name in names:
         t0 = time.monotonic()
+        signal.alarm(limit)  # the hub is stopped by its context manager on the way out
         try:
             figures = SCENARIOS[name](target)
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             figures = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             failed += 1
+        finally:
+            signal.alarm(0)
         line = {"scenario": name, "wall_s": round(time.monotonic() - t0, 1), **figures}
         print(json.dumps(line), flush=True)
     return 1 if failed else 0
