@@ -74,6 +74,9 @@ def build_settings(args: argparse.Namespace, db_url: str):  # -> Settings
             "port": args.port,
             "max_connections": limit,             # >= n
             "max_connections_per_key": limit,     # anonymous clients count per remote IP
+            # Every bench client is keyless: no share of the port kept for keyed sessions
+            # (older trees ignore the setting).
+            "unauthenticated_share": 1.0,
             "max_subscriptions": 100,
             "outbound_buffer_bytes": args.outbound_bytes,
             "shutdown_grace_s": 1.0,
