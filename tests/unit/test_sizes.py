@@ -24,7 +24,6 @@ KNOWN_MODULES: dict[str, int] = {
     "settings": 560,
     "bus.redis": 442,
     "bus.lease": 433,
-    "sources.bybit.connection": 424,
 }
 
 #: ``module:function`` -> its lines today.
