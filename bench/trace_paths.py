@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -184,7 +185,7 @@ async def trace(directory: Path) -> str:
     })
     tracer = Tracer(parse_layers((REPO / "docs" / "architecture.md").read_text()))
     node = Node(settings)
-    runner = aiohttp.web.AppRunner(create_app(node))
+    runner = web.AppRunner(create_app(node))
     await runner.setup()
     site = HubSite(runner, "127.0.0.1", 0)
     await site.start()
