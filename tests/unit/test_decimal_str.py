@@ -49,10 +49,10 @@ def test_not_finite_is_refused(bad: Decimal) -> None:
 
 
 def test_the_client_sends_decimals_plain() -> None:
-    from cryptowire.client._client import _json_default
+    from cryptowire.client._requests import json_default
 
-    assert _json_default(Decimal("1E-9")) == "0.000000001"
-    assert _json_default(Decimal("2.50E+3")) == "2500"
+    assert json_default(Decimal("1E-9")) == "0.000000001"
+    assert json_default(Decimal("2.50E+3")) == "2500"
 
 
 def test_rfq_display_and_bybit_percent_are_plain() -> None:

@@ -93,6 +93,30 @@ def _line(raw: str) -> str:
     return raw
 
 
+def _take(raw: str, result: Recording, pending: dict[str, str], out: TextIO) -> bool:
+    """Account one text frame of the stream, writing it out when it is data; True once
+    every topic asked for was refused (nothing will come)."""
+    try:
+        frame = parse_frame(raw)
+    except MalformedFrameError as exc:
+        result.malformed += 1
+        log.warning("skipped a frame (%s): %.200s", exc.reason, raw)
+        return False
+    if isinstance(frame, Ack):
+        asked = pending.pop(frame.req_id, None) if frame.req_id else None
+        if asked is not None and is_refusal(frame):
+            result.refused[asked] = frame.ret_msg or "refused"
+        elif asked is not None:
+            result.acked.add(asked)
+        return pending == {} and len(result.refused) == len(result.topics)
+    if isinstance(frame, DataFrame):
+        out.write(_line(raw) + "\n")
+        result.frames += 1
+        name = frame.topic.name
+        result.per_topic[name] = result.per_topic.get(name, 0) + 1
+    return False
+
+
 async def capture(
     url: str,
     topics: list[str],
@@ -140,26 +164,8 @@ async def capture(
                     break
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     continue
-                raw: str = msg.data
-                try:
-                    frame = parse_frame(raw)
-                except MalformedFrameError as exc:
-                    result.malformed += 1
-                    log.warning("skipped a frame (%s): %.200s", exc.reason, raw)
-                    continue
-                if isinstance(frame, Ack):
-                    asked = pending.pop(frame.req_id, None) if frame.req_id else None
-                    if asked is not None and is_refusal(frame):
-                        result.refused[asked] = frame.ret_msg or "refused"
-                    elif asked is not None:
-                        result.acked.add(asked)
-                    if pending == {} and len(result.refused) == len(topics):
-                        break  # nothing will come
-                elif isinstance(frame, DataFrame):
-                    out.write(_line(raw) + "\n")
-                    result.frames += 1
-                    name = frame.topic.name
-                    result.per_topic[name] = result.per_topic.get(name, 0) + 1
+                if _take(msg.data, result, pending, out):
+                    break  # nothing will come
         finally:
             await ws.close()
     out.flush()

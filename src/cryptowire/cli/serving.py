@@ -12,9 +12,14 @@ import logging
 import signal
 import socket
 import ssl
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from cryptowire.errors import CryptowireError
 from cryptowire.settings import Settings, hide_password
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger("cryptowire.cli")
 
@@ -59,14 +64,58 @@ async def _probe_bus(url: str) -> str | None:
     return None
 
 
-def run_hub(settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT; exit 2 with one line when the hub cannot start."""
+def _log_drain(app: web.Application, open_sessions: Callable[[], int], code: int) -> None:
+    """At shutdown, log how many sessions were open (and so closed with ``code``)."""
+    open_at_stop: list[int] = []
+
+    async def count(_: web.Application) -> None:
+        open_at_stop.append(open_sessions())
+
+    async def report(_: web.Application) -> None:
+        log.info("shutting down: closed %d sessions with %d",
+                 open_at_stop[0] if open_at_stop else 0, code)
+
+    app.on_shutdown.insert(0, count)
+    app.on_shutdown.append(report)
+
+
+def _banner(settings: Settings, sock: socket.socket) -> str:
+    """Where the hub listens: the line ``serve`` prints once it is up."""
+    scheme = "https" if settings.server.tls_cert else "http"
+    ws_scheme = "wss" if settings.server.tls_cert else "ws"
+    base = f"{settings.server.host}:{sock.getsockname()[1]}"
+    return (f"cryptowire listening on {scheme}://{base}  (WebSocket: {ws_scheme}://{base}/ws, "
+            f"dashboard: {scheme}://{base}/, API docs: {scheme}://{base}/docs)")
+
+
+async def _serve(app: web.Application, sock: socket.socket, tls: ssl.SSLContext | None,
+                 grace_s: float, listening: Callable[[], None]) -> None:
+    """Run ``app`` on ``sock`` until SIGINT/SIGTERM; ``listening`` once the site is up."""
+    # Not web.run_app: its site has no connection gate, no PROXY header reader
+    # (server/listener.py) and cannot serve the socket bound above.
     from aiohttp import web
 
+    from cryptowire.server.listener import HubSite
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=grace_s)
+    await runner.setup()  # starts the node
+    try:
+        await HubSite(runner, sock=sock, ssl_context=tls).start()
+        listening()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_hub(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; exit 2 with one line when the hub cannot start."""
     from cryptowire.cli import console, fail
     from cryptowire.core.node import CLOSE_GOING_AWAY, Node
     from cryptowire.server.app import create_app, ssl_context
-    from cryptowire.server.listener import HubSite
 
     if settings.bus.url.startswith(("redis://", "rediss://", "unix://")):
         reason = asyncio.run(_probe_bus(settings.bus.url))
@@ -85,45 +134,13 @@ def run_hub(settings: Settings) -> None:
         fail(f"cannot load server.tls_cert / server.tls_key: {exc}")
     sock = bind(settings.server.host, settings.server.port)
     app = create_app(node)
-    open_at_stop: list[int] = []
-
-    async def count(_: web.Application) -> None:
-        open_at_stop.append(len(node.hub.sessions))
-
-    async def report(_: web.Application) -> None:
-        log.info("shutting down: closed %d sessions with %d",
-                 open_at_stop[0] if open_at_stop else 0, CLOSE_GOING_AWAY)
-
-    app.on_shutdown.insert(0, count)
-    app.on_shutdown.append(report)
-    scheme = "https" if settings.server.tls_cert else "http"
-    ws_scheme = "wss" if settings.server.tls_cert else "ws"
-    base = f"{settings.server.host}:{sock.getsockname()[1]}"
+    _log_drain(app, lambda: len(node.hub.sessions), CLOSE_GOING_AWAY)
 
     def listening() -> None:  # once the node started and the site is up
-        console.print(f"cryptowire listening on {scheme}://{base}  (WebSocket: "
-                      f"{ws_scheme}://{base}/ws, dashboard: {scheme}://{base}/, API docs: "
-                      f"{scheme}://{base}/docs)", soft_wrap=True)
-
-    async def serve() -> None:
-        # Not web.run_app: its site has no connection gate, no PROXY header reader
-        # (server/listener.py) and cannot serve the socket bound above.
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        runner = web.AppRunner(app, access_log=None,
-                               shutdown_timeout=settings.server.shutdown_grace_s)
-        await runner.setup()  # starts the node
-        try:
-            await HubSite(runner, sock=sock, ssl_context=tls).start()
-            listening()
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+        console.print(_banner(settings, sock), soft_wrap=True)
 
     try:
-        asyncio.run(serve())
+        asyncio.run(_serve(app, sock, tls, settings.server.shutdown_grace_s, listening))
     except CryptowireError as exc:
         fail(exc.message)
     finally:

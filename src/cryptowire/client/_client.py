@@ -3,10 +3,11 @@
 One task (the *runner*) owns the connection: connect, authenticate (``auth`` op), re-subscribe
 every channel with ``recover`` from the last ``(epoch, offset)`` seen, then read until the
 socket closes; then wait a capped, jittered backoff and start again. Each connection has a
-*reader* task that resolves replies to pending requests and feeds data, through the
-:class:`~cryptowire.client._tracker.ChannelTracker` (dedupe, gaps), into the bounded inbox
-that ``async for`` drains. Replies are applied by the reader before it reads the next frame,
-so a subscribe reply always updates the subscription set before its first data frame.
+*reader* task (``_reader``) that resolves replies to pending requests (``_requests``) and
+feeds data, through the subscriptions' :class:`~cryptowire.client._tracker.ChannelTracker`
+(``_subscriptions``: dedupe, gaps), into the bounded inbox that ``async for`` drains. Replies
+are applied by the reader before it reads the next frame, so a subscribe reply always updates
+the subscription set before its first data frame.
 
 Close codes 4001 (unauthorized), 4004 (forbidden origin) and 4010 (key revoked) end the
 client with :class:`AuthRejected`/:class:`ConnectError` (``wire/closecodes.py``: "do not
@@ -16,21 +17,16 @@ retry"); every other close, including 1001 (shutdown) and 4008 (slow consumer), 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
 import aiohttp
-import orjson
 from yarl import URL
 
 from cryptowire.client._backoff import Backoff
 from cryptowire.client._errors import (
-    AuthRejected,
     ClientError,
     ConnectError,
     ConnectionLost,
@@ -42,57 +38,23 @@ from cryptowire.client._inbox import Inbox
 from cryptowire.client._messages import (
     ClientEvent,
     Disconnected,
-    FrameError,
-    Gap,
-    Message,
     Position,
     Reconnected,
     Reply,
     SubscribeReply,
     UnsubscribeReply,
-    parse_frame,
 )
-from cryptowire.client._tracker import ChannelTracker
+from cryptowire.client._reader import Reader
+from cryptowire.client._requests import Dropped, Requests
+from cryptowire.client._requests import WebSocket as _WS
+from cryptowire.client._subscriptions import Subscriptions
 from cryptowire.errors import CryptowireError
-from cryptowire.jsonnum import decimal_str
 from cryptowire.wire import closecodes
 
 log = logging.getLogger("cryptowire.client")
 
-_WS = aiohttp.ClientWebSocketResponse[bool]
-
-#: Close codes after which reconnecting cannot help (closecodes.py: "do not retry").
-_AUTH_CLOSES = {closecodes.UNAUTHORIZED.code, closecodes.KEY_REVOKED.code}
-_FATAL_CLOSES = _AUTH_CLOSES | {closecodes.FORBIDDEN_ORIGIN.code}
 #: Closes whose advice is "pause first": the next attempt waits at least this long.
 _PAUSE_AFTER = {closecodes.RATE_LIMITED.code: 2.0, closecodes.SERVER_FULL.code: 1.0}
-#: Channels per re-subscribe frame, to stay far below server.max_frame_bytes.
-_RESUBSCRIBE_CHUNK = 50
-
-
-class _Dropped(Exception):
-    """Internal: the connection went away while a request waited for its reply."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[Reply]
-    on_reply: Callable[[Reply], None] | None
-
-
-def _json_default(obj: object) -> str:
-    # Money travels as decimal strings (PROTOCOLS.md, "Numbers"); never through float.
-    if isinstance(obj, Decimal):
-        return decimal_str(obj)  # never "1E-9"
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-
-def _reply_error(reply: Reply, *, close_code: int | None = None) -> CryptowireError:
-    code = str(reply.body.get("code", "INTERNAL_ERROR"))
-    message = str(reply.body.get("message", ""))
-    if code in ("UNAUTHORIZED", "FORBIDDEN"):
-        return AuthRejected(message, close_code=close_code, forbidden=code == "FORBIDDEN")
-    return RequestError(code, message)
 
 
 class Client:
@@ -127,10 +89,9 @@ class Client:
         self._http = session
         self._own_http = session is None
         self._inbox: Inbox[ClientEvent] = Inbox(max_queue)
-        self._tracker = ChannelTracker()
-        self._desired: set[str] = set()
-        self._pending: dict[int, _Pending] = {}
-        self._ids = itertools.count(1)
+        self._subs = Subscriptions(self._inbox)
+        self._requests = Requests()
+        self._reader = Reader(self._requests, self._subs, self._inbox, self._safe_url)
         self._ws: _WS | None = None
         self._ready = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -152,16 +113,16 @@ class Client:
     @property
     def subscriptions(self) -> frozenset[str]:
         """The channels (canonical names) this client keeps subscribed across reconnects."""
-        return frozenset(self._desired)
+        return frozenset(self._subs.desired)
 
     @property
     def duplicates_dropped(self) -> int:
         """Messages dropped because their ``(epoch, offset)`` was already delivered."""
-        return self._tracker.duplicates
+        return self._subs.tracker.duplicates
 
     def position(self, channel: str) -> Position | None:
         """The last position seen on ``channel`` (what a reconnect recovers from)."""
-        pos = self._tracker.position(channel)
+        pos = self._subs.tracker.position(channel)
         return None if pos is None else Position(channel, pos[0], pos[1])
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -204,7 +165,7 @@ class Client:
         if runner is not None:
             runner.cancel()
             await asyncio.wait({runner})
-        self._drop_pending(ClientError("The client was closed."))
+        self._requests.drop(ClientError("The client was closed."))
         if self._own_http and self._http is not None:
             await self._http.close()
 
@@ -227,7 +188,7 @@ class Client:
         if not channels:
             raise ValueError("subscribe() needs at least one channel, e.g. 'ticker:BTCUSDT'.")
         frame = {"op": "subscribe", "args": list(dict.fromkeys(channels))}
-        reply = await self._call(frame, on_reply=self._on_subscribed, idempotent=True)
+        reply = await self._call(frame, on_reply=self._subs.on_subscribed, idempotent=True)
         sub = SubscribeReply.from_raw(reply.body)
         if not sub.channels and sub.rejected:
             raise SubscribeError(sub.rejected)
@@ -238,10 +199,9 @@ class Client:
         if not channels:
             raise ValueError("unsubscribe() needs at least one channel.")
         for channel in channels:
-            self._desired.discard(channel)
-            self._tracker.forget(channel)
+            self._subs.forget(channel)
         frame = {"op": "unsubscribe", "args": list(dict.fromkeys(channels))}
-        reply = await self._call(frame, on_reply=self._on_unsubscribed, idempotent=True)
+        reply = await self._call(frame, on_reply=self._subs.on_unsubscribed, idempotent=True)
         return UnsubscribeReply.from_raw(reply.body)
 
     async def publish(self, channel: str, data: Any) -> Position:
@@ -276,8 +236,9 @@ class Client:
                     f"'{op}' got no reply within {self._request_timeout}s: not connected "
                     f"({self._last_error})") from exc
             try:
-                return await self._request(ws, frame, on_reply, deadline - loop.time())
-            except _Dropped as exc:
+                return await self._requests.send(ws, frame, on_reply, deadline - loop.time(),
+                                                 self._request_timeout)
+            except Dropped as exc:
                 if not idempotent:
                     raise ConnectionLost(
                         f"The connection dropped before the hub answered '{op}'; it may or "
@@ -296,61 +257,6 @@ class Client:
                 self._ready.clear()
                 await self._ready.wait()
 
-    async def _request(self, ws: _WS, frame: dict[str, Any],
-                       on_reply: Callable[[Reply], None] | None, within_s: float) -> Reply:
-        rid = next(self._ids)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = _Pending(future, on_reply)
-        try:
-            try:
-                await ws.send_str(orjson.dumps({"id": rid, **frame},
-                                               default=_json_default).decode())
-            except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
-                raise _Dropped(str(exc)) from exc
-            if ws.closed and not future.done():
-                raise _Dropped("connection closed")  # closed before the reader saw this id
-            try:
-                async with asyncio.timeout(max(within_s, 0.0)):
-                    reply = await future
-            except TimeoutError as exc:
-                raise RequestTimeout(f"The hub did not answer '{frame['op']}' within "
-                                     f"{self._request_timeout}s.") from exc
-        finally:
-            self._pending.pop(rid, None)
-        if reply.is_error:
-            raise _reply_error(reply)
-        return reply
-
-    def _drop_pending(self, exc: BaseException) -> None:
-        pending, self._pending = self._pending, {}
-        for p in pending.values():
-            if not p.future.done():
-                p.future.set_exception(exc)
-
-    # -- reply handlers (run by the reader, in frame order) --------------------------------
-
-    def _on_subscribed(self, reply: Reply) -> None:
-        sub = SubscribeReply.from_raw(reply.body)
-        self._desired.update(sub.channels)
-        for gap in self._tracker.on_subscribed(sub):
-            self._inbox.put_nowait(gap)
-
-    def _on_resubscribed(self, reply: Reply) -> None:
-        sub = SubscribeReply.from_raw(reply.body)
-        for rejected in sub.rejected:
-            if rejected.arg in self._desired:
-                self._desired.discard(rejected.arg)
-                self._tracker.forget(rejected.arg)
-                self._inbox.put_nowait(Gap(rejected.arg, "The hub refused the re-subscribe "
-                                                         f"after a reconnect: {rejected.reason}"))
-        for gap in self._tracker.on_subscribed(sub):
-            self._inbox.put_nowait(gap)
-
-    def _on_unsubscribed(self, reply: Reply) -> None:
-        for channel in reply.body.get("args") or ():
-            self._desired.discard(channel)
-            self._tracker.forget(channel)
-
     # -- the runner -----------------------------------------------------------------------
 
     @property
@@ -360,7 +266,7 @@ class Client:
 
     def _fail(self, exc: BaseException) -> None:
         self._fatal = exc
-        self._drop_pending(exc)
+        self._requests.drop(exc)
         self._inbox.end(exc)
         self._ready.set()
 
@@ -417,12 +323,12 @@ class Client:
 
     async def _serve(self, ws: _WS) -> tuple[bool, int | None, str]:
         """Handshake then read until ``ws`` closes: ``(was live, close code, reason)``."""
-        reader = asyncio.create_task(self._read(ws), name="cryptowire.client.reader")
+        reader = asyncio.create_task(self._reader.run(ws), name="cryptowire.client.reader")
         try:
             try:
                 await self._handshake(ws)
-            except (_Dropped, RequestTimeout, RequestError) as exc:
-                if not isinstance(exc, _Dropped):
+            except (Dropped, RequestTimeout, RequestError) as exc:
+                if not isinstance(exc, Dropped):
                     await ws.close()
                 code, reason = await reader  # raises AuthRejected after 4001/4010
                 return False, code, reason or str(exc)
@@ -431,7 +337,7 @@ class Client:
             self._lost_at = None
             self._ws = ws
             self._ready.set()
-            log.info("connected to %s (%d channels)", self._safe_url, len(self._desired))
+            log.info("connected to %s (%d channels)", self._safe_url, len(self._subs.desired))
             code, reason = await reader
             return True, code, reason
         finally:
@@ -443,78 +349,20 @@ class Client:
             elif not reader.cancelled():
                 reader.exception()  # retrieved: the handshake's own error is the one raised
             await ws.close()
-            self._drop_pending(_Dropped("connection closed"))
+            self._requests.drop(Dropped("connection closed"))
 
     async def _handshake(self, ws: _WS) -> None:
         timeout = self._request_timeout
         if self._api_key is not None:
-            reply = await self._request(ws, {"op": "auth", "args": [self._api_key]}, None,
-                                        timeout)
+            reply = await self._requests.send(ws, {"op": "auth", "args": [self._api_key]},
+                                              None, timeout, timeout)
             self.scopes = frozenset(str(s) for s in reply.body.get("scopes") or ())
         if self._lost_at is not None:
             self.reconnects += 1
             downtime = asyncio.get_running_loop().time() - self._lost_at
             self._inbox.put_nowait(Reconnected(self._attempts, round(downtime, 3)))
-        channels = sorted(self._desired)
-        for i in range(0, len(channels), _RESUBSCRIBE_CHUNK):
-            chunk = channels[i:i + _RESUBSCRIBE_CHUNK]
-            frame: dict[str, Any] = {"op": "subscribe", "args": chunk}
-            recover = self._tracker.recover_args(chunk)
-            if recover:
-                frame["recover"] = recover
-            await self._request(ws, frame, self._on_resubscribed, timeout)
-
-    async def _read(self, ws: _WS) -> tuple[int | None, str]:
-        """Dispatch frames until ``ws`` closes; the close code and reason."""
-        reason = ""
-        try:
-            while True:
-                msg = await ws.receive()
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    await self._on_text(msg.data)
-                elif msg.type is aiohttp.WSMsgType.CLOSE:
-                    reason = str(msg.extra or "")
-                    break
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    reason = f"{type(msg.data).__name__}: {msg.data}"
-                    break
-                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
-                    reason = "connection closed"
-                    break
-        finally:
-            self._drop_pending(_Dropped("connection closed"))
-        code = ws.close_code
-        if code in _FATAL_CLOSES:
-            meaning = {c.code: c for c in closecodes.ALL}[code]
-            said = (reason or meaning.meaning).rstrip(". ")
-            message = (f"The hub closed the connection with {code} ({meaning.name}): "
-                       f"{said}. {meaning.reconnect}")
-            if code in _AUTH_CLOSES:
-                raise AuthRejected(message, close_code=code)
-            raise ConnectError(message)
-        return code, reason or "connection closed"
-
-    async def _on_text(self, text: str) -> None:
-        try:
-            frame = parse_frame(text)
-        except FrameError as exc:
-            log.warning("skipping a frame from %s: %s", self._safe_url, exc)
-            return
-        if isinstance(frame, Message):
-            if frame.offset >= 0 and frame.channel not in self._desired:
-                return  # in flight when we unsubscribed
-            for item in self._tracker.on_message(frame):
-                await self._inbox.put(item)
-            return
-        pending = self._pending.pop(frame.id, None) if isinstance(frame.id, int) else None
-        if pending is not None:
-            if not frame.is_error and pending.on_reply is not None:
-                pending.on_reply(frame)
-            if not pending.future.done():
-                pending.future.set_result(frame)
-        elif frame.is_error:
-            log.warning("hub error on %s: %s %s", self._safe_url, frame.body.get("code"),
-                        frame.body.get("message"))
+        for frame in self._subs.resubscribe_frames():
+            await self._requests.send(ws, frame, self._subs.on_resubscribed, timeout, timeout)
 
 
 def connect(

@@ -7,7 +7,8 @@ re-subscribes every desired topic (chunked, :data:`~.topics.MAX_ARGS_PER_REQUEST
 request) and only then starts reading, so a gap marker always precedes the fresh data (Bybit
 sends a new ticker snapshot after each subscribe). While up it sends ``{"op":"ping"}`` every
 ``ping_interval_s`` and a watchdog replaces a socket from which nothing (not even a pong) came
-for ``watchdog_s``. Frame parsing is :mod:`.parser`; this module only moves bytes.
+for ``watchdog_s``. Frame parsing is :mod:`.parser`, the events a data frame becomes
+:mod:`.events`; this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -24,15 +25,8 @@ import orjson
 from cryptowire.errors import SourceError
 from cryptowire.events import Event, now_ms
 from cryptowire.sources.base import PublishFn
-from cryptowire.sources.bybit.parser import (
-    Ack,
-    DataFrame,
-    Pong,
-    TickerBook,
-    parse_frame,
-    parse_klines,
-    parse_trades,
-)
+from cryptowire.sources.bybit.events import events_of
+from cryptowire.sources.bybit.parser import Ack, DataFrame, Pong, TickerBook, parse_frame
 from cryptowire.sources.bybit.subscriptions import (
     Subscription,
     SubscriptionTable,
@@ -328,33 +322,8 @@ class BybitConnection:
         sub = self._subs.get(frame.topic.name)
         if sub is None:  # a frame still in flight after an unsubscribe
             return
-        payloads: list[Any]
-        kind = frame.topic.kind
-        if kind == "ticker":
-            payloads = [self._book.apply(frame)]
-        elif kind == "kline":
-            payloads = list(parse_klines(frame))
-        else:
-            payloads = [parse_trades(frame)]
-        # The first frame after a (re)subscribe is the full state; so is a linear ticker
-        # snapshot (a reset). Everything else updates it.
-        snapshot = sub.fresh or (
-            kind == "ticker" and frame.type == "snapshot" and self.category == "linear"
-        )
-        sub.fresh = False
-        sub.live = True
-        for i, payload in enumerate(payloads):
-            kind_of_event = "snapshot" if snapshot and i == 0 else "update"
-            for channel in list(sub.channels):
-                await self._emit(
-                    Event(
-                        channel=channel,
-                        data=payload,
-                        type=kind_of_event,
-                        ts_source=frame.ts,
-                        source=self._source_name,
-                    )
-                )
+        for event in events_of(frame, sub, self._book, self.category, self._source_name):
+            await self._emit(event)
 
     async def _on_ack(self, ack: Ack) -> None:
         if ack.conn_id:
