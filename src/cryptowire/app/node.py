@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
-from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
+from cryptowire.cluster import create_cluster
 from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
@@ -60,7 +60,8 @@ class Node:
             default_venue=settings.bybit.default_category,
         )
         self.broker = broker or create_broker(settings)
-        self.demand: Demand = create_demand(settings, self.route, self.broker)
+        self.cluster = create_cluster(settings, self.route, self.broker)
+        self.demand: Demand = self.cluster.demand
         self.hub = Hub(self.broker, self.demand,
                        outbound_limit=settings.server.outbound_buffer_bytes,
                        max_outbound=settings.server.max_outbound_bytes)
@@ -110,8 +111,8 @@ class Node:
             from cryptowire.sources.registry import build_sources
 
             self.sources = build_sources(self.settings, node=self)
-        if isinstance(self.demand, ClusterDemand):  # Redis bus: sources run on the lease holder
-            self.sources = await self.demand.attach(self.sources, self.grammar.parse)
+        # On Redis each source runs only on the node holding its lease.
+        self.sources = await self.cluster.attach(self.sources, self.grammar.parse)
         self._build_routes()
         for source in self.sources:
             await source.start(self.publish)
@@ -126,7 +127,7 @@ class Node:
         self.ready = False
         await self.drain(CLOSE_GOING_AWAY, "Server shutting down")
         await self.supervisor.stop()
-        await self.demand.close()
+        await self.cluster.close()
         for source in self.sources:
             try:
                 await source.stop()
