@@ -108,7 +108,7 @@ class Node:
         self.store_ok = True
         await self.broker.start(self.hub.deliver)
         if not self.sources:
-            from cryptowire.sources.registry import build_sources
+            from cryptowire.app.wiring import build_sources
 
             self.sources = build_sources(self.settings, node=self)
         # On Redis each source runs only on the node holding its lease.

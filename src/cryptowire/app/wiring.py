@@ -8,7 +8,7 @@ from cryptowire.settings import Settings
 from cryptowire.sources.base import Source
 
 if TYPE_CHECKING:
-    from cryptowire.core.node import Node
+    from cryptowire.app.node import Node
 
 
 def build_sources(settings: Settings, node: Node | None = None) -> list[Source]:

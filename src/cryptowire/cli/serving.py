@@ -63,8 +63,8 @@ def run_hub(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; exit 2 with one line when the hub cannot start."""
     from aiohttp import web
 
+    from cryptowire.app.node import CLOSE_GOING_AWAY, Node
     from cryptowire.cli import console, fail
-    from cryptowire.core.node import CLOSE_GOING_AWAY, Node
     from cryptowire.server.app import create_app, ssl_context
     from cryptowire.server.listener import HubSite
 

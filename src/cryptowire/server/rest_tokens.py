@@ -22,9 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, KEYS, WATCHLIST, check
 from cryptowire.core.hub import Session
-from cryptowire.core.node import Node
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import RFQ, authorize
 from cryptowire.core.hub import Principal, Session, SubscribeResult
-from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.logthrottle import log_exception
