@@ -34,7 +34,7 @@ from cryptowire.server.connection import (
     refuse,
 )
 from cryptowire.server.limits import TokenBucket
-from cryptowire.sources.prices import CryptoCompareRates, RateProvider, TickerRates
+from cryptowire.sources.prices import RateProvider
 from cryptowire.store.rfq import RfqTrades
 from cryptowire.wire import closecodes, rfq001
 from cryptowire.wire.frames import text_frame
@@ -62,23 +62,10 @@ class RfqEndpoint:
                                 display_decimals=cfg.display_decimals)
         self.encoder = RfqEncoder()
         self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
-        self.rates: RateProvider | None = None
         self.provider: PaperProvider | None = None
 
     def _rates(self) -> RateProvider:
-        if self.rates is None:
-            cfg = self.node.settings.rfq
-            if cfg.cryptocompare_url:
-                key = cfg.cryptocompare_api_key
-                self.rates = CryptoCompareRates(
-                    cfg.cryptocompare_url, api_key=key.get_secret_value() if key else None)
-            else:
-                hub, demand = self.node.hub, self.node.demand
-                self.rates = TickerRates(
-                    self.node.grammar.parse, demand.acquire, demand.release, hub.watch,
-                    hub.unwatch, max_age_ms=int(cfg.max_rate_age_s * 1000),
-                    quote_ccy=cfg.quote_currency)
-        return self.rates
+        return self.node.rates  # built and closed by the node (app/wiring.py)
 
     def _provider(self) -> PaperProvider:
         if self.provider is None:
