@@ -1,8 +1,12 @@
 """The node (app/) builds, owns and closes every part: one store, one watchlist admin, the
-RFQ rates."""
+RFQ rates; and a ``memory://`` hub never loads redis-py."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,8 @@ from cryptowire.settings import Settings, load_settings
 from cryptowire.store.sql import SqlStore
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def settings_for(tmp_path: Path, **extra: Any) -> Settings:
@@ -73,3 +79,34 @@ async def test_the_evm_source_uses_the_nodes_one_store(
         assert len(opened) == 1  # migrations ran once, one connection pool
     finally:
         await node.stop()
+
+
+def test_a_memory_bus_hub_never_imports_redis(tmp_path: Path) -> None:
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        from pathlib import Path
+        from aiohttp import web
+        from cryptowire.app.node import Node
+        from cryptowire.server.app import create_app
+        from cryptowire.settings import load_settings
+
+        async def main():
+            config = Path({str(tmp_path / "cryptowire.toml")!r})
+            config.touch()
+            settings = load_settings(
+                config, store={{"url": "sqlite+aiosqlite:///{tmp_path}/m.db"}},
+                bus={{"url": "memory://"}}, demo={{"mode": "on"}},
+                bybit={{"enabled": False}}, server={{"shutdown_grace_s": 0.2}})
+            runner = web.AppRunner(create_app(Node(settings)))
+            await runner.setup()  # starts the node
+            await runner.cleanup()
+
+        asyncio.run(main())
+        print("redis" in sys.modules, sorted(m for m in sys.modules if m.startswith("redis"))[:3])
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith("False"), out.stdout
