@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cryptowire.app import wiring
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
-from cryptowire.cluster import create_cluster
+from cryptowire.cluster.factory import create_cluster
 from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand

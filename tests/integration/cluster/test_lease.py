@@ -10,8 +10,8 @@ import pytest
 from tests.waiting import eventually
 
 from cryptowire.bus.redis import RedisBroker
-from cryptowire.cluster import RedisCluster
 from cryptowire.cluster.demand import ClusterDemand
+from cryptowire.cluster.factory import RedisCluster
 from cryptowire.cluster.leader import SourceLeader
 from cryptowire.cluster.lease import RedisLease
 from cryptowire.core.channels import Channel, ChannelGrammar

@@ -7,8 +7,8 @@ import pytest
 from cryptowire.bus import create_broker
 from cryptowire.bus.memory import MemoryBroker
 from cryptowire.bus.redis import RedisBroker, decode_message, decode_payload, encode_payload
-from cryptowire.cluster import create_cluster
 from cryptowire.cluster.demand import ClusterDemand
+from cryptowire.cluster.factory import create_cluster
 from cryptowire.core.demand import Demand
 from cryptowire.errors import ConfigError
 from cryptowire.events import Event
