@@ -35,7 +35,7 @@ from cryptowire.cluster.lease import raise_if_cancelled
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand, Router
 from cryptowire.errors import SourceError
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.sources.supervisor import Supervisor, backoff_delay
 
 log = logging.getLogger("cryptowire.cluster.demand")
 
@@ -79,6 +79,7 @@ class ClusterDemand(Demand):
         self._change_waiters: list[asyncio.Event] = []
         #: Subscribed to ``P:cluster`` (pushed verdicts and changes reach this node).
         self.listening = False
+        self._heard = False
         self._local: set[str] = set()
         self._removed: set[str] = set()
         self._supervisor = Supervisor("cluster-demand")
@@ -92,7 +93,7 @@ class ClusterDemand(Demand):
         """Start the heartbeat and the listener of pushed verdicts and changes."""
         if not self._supervisor.running():
             self._supervisor.spawn("heartbeat", self._heartbeat)
-            self._supervisor.spawn("listen", self._listen, backoff_cap=2.0)
+            self._supervisor.spawn("listen", self._listen)
 
     async def close(self) -> None:
         await super().close()
@@ -175,11 +176,25 @@ class ClusterDemand(Demand):
         return wake
 
     async def _listen(self) -> None:
-        """Hold a pub/sub subscription to ``P:cluster``; wake who waits for its messages."""
+        """Hold a pub/sub subscription to ``P:cluster``, resubscribing after a Redis outage
+        (meanwhile the waiters fall back to their slow polls)."""
+        attempt = 0
+        while True:
+            try:
+                await self._listen_once()
+            except REDIS_ERRORS as exc:
+                log.debug("cluster pub/sub lost: %s", exc)
+            raise_if_cancelled()
+            attempt = 0 if self._heard else attempt + 1
+            self._heard = False
+            await asyncio.sleep(backoff_delay(attempt, base=0.1, cap=2.0))
+
+    async def _listen_once(self) -> None:
+        """One pub/sub connection: wake who waits for its messages until it fails."""
         ps = self._redis.pubsub()
         try:
             await ps.subscribe(self._channel)
-            self.listening = True
+            self.listening = self._heard = True
             for wake in self._change_waiters:  # anything may have changed while it was down
                 wake.set()
             while True:
