@@ -31,6 +31,7 @@ from cryptowire.sources.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from cryptowire.notify.telegram import TelegramNotifier
+    from cryptowire.rfq.providers import LiquidityProvider
     from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.store.sql import SqlStore
 
@@ -75,6 +76,7 @@ class Node:
         self.rates = wiring.build_rates(settings, self.grammar.parse, self.demand, self.hub)
         #: The watchlist admin and the alert notifier, built once the store is open.
         self._tokens: TokenAdmin | None = None
+        self._liquidity: LiquidityProvider | None = None
         self.notifier: TelegramNotifier | None = None
         self.sources: list[Source] = list(sources) if sources is not None else []
         self.store = store
@@ -110,6 +112,12 @@ class Node:
         return self._tokens
 
     @property
+    def liquidity(self) -> LiquidityProvider:
+        """Who fills the RFQ quotes every ``/rfq`` session accepts."""
+        assert self._liquidity is not None, "the node is not started"
+        return self._liquidity
+
+    @property
     def demo_active(self) -> bool:
         return any(s.status().demo for s in self.sources)
 
@@ -121,6 +129,7 @@ class Node:
             self.store = await wiring.open_store(self.settings)
         self.store_ok = True
         self._tokens = wiring.build_token_admin(self.settings, self.store)
+        self._liquidity = wiring.build_liquidity(self.store)
         self.notifier = wiring.build_notifier(self.settings, self.store)
         if self.notifier is not None:
             await self.notifier.start()

@@ -1,8 +1,9 @@
 """What a hub runs, built from its settings: the one place that picks concrete parts.
 
 The store, the sources (a new source is one module plus a line in :func:`build_sources`),
-the Telegram notifier, the watchlist admin and the RFQ rates. :class:`~cryptowire.app.node.
-Node` calls these and owns (starts, closes) what they return; nothing else constructs them.
+the Telegram notifier, the watchlist admin, the RFQ rates and liquidity provider.
+:class:`~cryptowire.app.node.Node` calls these and owns (starts, closes) what they return;
+nothing else constructs them.
 Heavy modules are imported only when the settings ask for them (a ``memory://`` bus never
 loads redis-py).
 """
@@ -20,6 +21,7 @@ from cryptowire.sources.base import Source
 if TYPE_CHECKING:
     from cryptowire.core.hub import Hub
     from cryptowire.notify.telegram import TelegramNotifier
+    from cryptowire.rfq.providers import LiquidityProvider
     from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.sources.prices import RateProvider
     from cryptowire.sources.services.context import NodeView
@@ -65,6 +67,14 @@ def build_rates(settings: Settings, parse: Callable[[str], Channel], demand: Dem
                                   api_key=key.get_secret_value() if key else None)
     return TickerRates(parse, demand.acquire, demand.release, hub.watch, hub.unwatch,
                        max_age_ms=int(cfg.max_rate_age_s * 1000), quote_ccy=cfg.quote_currency)
+
+
+def build_liquidity(store: SqlStore) -> LiquidityProvider:
+    """Who fills accepted RFQ quotes: paper trading recorded in the store."""
+    from cryptowire.rfq.providers.paper import PaperProvider
+    from cryptowire.store.rfq import RfqTrades
+
+    return PaperProvider(RfqTrades(store.engine))
 
 
 def build_sources(settings: Settings, *, store: SqlStore | None = None,

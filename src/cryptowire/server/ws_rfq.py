@@ -22,7 +22,7 @@ from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
-from cryptowire.rfq.providers.paper import PaperProvider
+from cryptowire.rfq.providers import LiquidityProvider
 from cryptowire.rfq.starts import StartLimits
 from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
@@ -35,7 +35,6 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.limits import TokenBucket
 from cryptowire.sources.prices import RateProvider
-from cryptowire.store.rfq import RfqTrades
 from cryptowire.wire import closecodes, rfq001
 from cryptowire.wire.frames import text_frame
 
@@ -62,16 +61,12 @@ class RfqEndpoint:
                                 display_decimals=cfg.display_decimals)
         self.encoder = RfqEncoder()
         self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
-        self.provider: PaperProvider | None = None
 
     def _rates(self) -> RateProvider:
         return self.node.rates  # built and closed by the node (app/wiring.py)
 
-    def _provider(self) -> PaperProvider:
-        if self.provider is None:
-            assert self.node.store is not None
-            self.provider = PaperProvider(RfqTrades(self.node.store.engine))
-        return self.provider
+    def _provider(self) -> LiquidityProvider:
+        return self.node.liquidity  # built by the node (app/wiring.py)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node
