@@ -169,7 +169,7 @@ def render(title: str, calls: list[Call]) -> str:
 
 
 async def trace(directory: Path) -> str:
-    from cryptowire.core.node import Node
+    from cryptowire.app.node import Node
     from cryptowire.server.app import create_app
     from cryptowire.server.listener import HubSite
     from cryptowire.settings import load_settings

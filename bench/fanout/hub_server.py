@@ -364,7 +364,7 @@ def tracemalloc_report(args, snap0, snap1, n: int, rss_delta: int) -> None:
 async def run(args: argparse.Namespace, tmp: str) -> None:
     from aiohttp import web
 
-    from cryptowire.core.node import Node
+    from cryptowire.app.node import Node
     from cryptowire.server.app import create_app
 
     loop = asyncio.get_running_loop()

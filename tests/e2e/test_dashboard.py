@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings
 from cryptowire.store.rfq import rfq_trades

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import ClientSession, web
 from websockets.asyncio.client import ClientConnection
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.app import create_app
 from cryptowire.server.listener import HubSite
 

@@ -23,33 +23,21 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 DOC = REPO / "docs" / "architecture.md"
 
+_SERVER_NODE = ("server handlers type against the application's Node; a protocol the server "
+                "declares is to replace it")
+
 #: ``importer -> imported`` running up the layers, and why (issue 11, "Import cycles").
 KNOWN_UPWARD: dict[str, str] = {
     "settings -> sources.evm.rpc":
         "redact_url lives in the EVM RPC pool; a low-level redaction module is to hold it",
     "core.hub -> bus.base":
         "the hub takes a Broker; core is to declare the small protocol it needs",
-    "core.node -> bus": "core/node.py is the application, not core: it moves to app/",
-    "core.node -> bus.base": "core/node.py is the application: it moves to app/",
-    "core.node -> bus.cluster_demand": "core/node.py is the application: it moves to app/",
-    "core.node -> sources.base": "core/node.py is the application: it moves to app/",
-    "core.node -> sources.registry": "core/node.py is the application: it moves to app/",
-    "core.node -> sources.supervisor": "core/node.py is the application: it moves to app/",
-    "core.node -> store.sql": "core/node.py is the application: it moves to app/",
-    "bus.cluster_demand -> sources.base": "cluster mode bolted onto bus/: it moves to cluster/",
-    "bus.cluster_demand -> sources.supervisor":
-        "cluster mode bolted onto bus/: it moves to cluster/",
-    "bus.lease -> sources.base": "SourceLeader runs sources from bus/: it moves to cluster/",
-    "bus.lease -> sources.supervisor":
-        "SourceLeader runs sources from bus/: it moves to cluster/",
     "bus.memory -> sources.supervisor":
         "a broker takes the supervisor's TaskSet from sources/: it belongs below",
     "bus.redis -> sources.supervisor":
         "a broker takes the supervisor's TaskSet from sources/: it belongs below",
     "store.evm -> sources.evm.model":
         "the on-chain records belong to the vocabulary (onchain), not to the EVM source",
-    "sources.evm.source -> notify.telegram":
-        "the EVM source feeds Telegram directly; notify is to be fed by the hub",
     "sources.services.context -> wire.services004":
         "the services' payload shapes live in the 004 dialect; sources never know dialects",
     "sources.services.jobs -> wire.services004":
@@ -60,6 +48,42 @@ KNOWN_UPWARD: dict[str, str] = {
         "the services' payload shapes live in the 004 dialect; sources never know dialects",
     "sources.services.system -> wire.services004":
         "the services' payload shapes live in the 004 dialect; sources never know dialects",
+    "server.app -> app.node":
+        _SERVER_NODE,
+    "server.auth -> app.node":
+        _SERVER_NODE,
+    "server.browser -> app.node":
+        _SERVER_NODE,
+    "server.connection -> app.node":
+        _SERVER_NODE,
+    "server.context -> app.node":
+        _SERVER_NODE,
+    "server.heartbeat -> app.node":
+        _SERVER_NODE,
+    "server.listener -> app.node":
+        _SERVER_NODE,
+    "server.metrics -> app.node":
+        _SERVER_NODE,
+    "server.proxied -> app.node":
+        _SERVER_NODE,
+    "server.rest_tokens -> app.node":
+        _SERVER_NODE,
+    "server.ws_native -> app.node":
+        _SERVER_NODE,
+    "server.ws_pg -> app.node":
+        _SERVER_NODE,
+    "server.ws_rfq -> app.node":
+        _SERVER_NODE,
+    "server.ws_services -> app.node":
+        _SERVER_NODE,
+    "server.ws_swaps -> app.node":
+        _SERVER_NODE,
+    "cluster.demand -> sources.supervisor":
+        "cluster takes the supervisor's TaskSet from sources/: it belongs below",
+    "cluster.factory -> sources.base": "the cluster leads Sources: their protocol belongs below",
+    "cluster.leader -> sources.base": "the cluster leads Sources: their protocol belongs below",
+    "cluster.leader -> sources.supervisor":
+        "cluster takes the supervisor's TaskSet from sources/: it belongs below",
 }
 
 #: ``importer -> imported``: the import that closes a known cycle (leaving these out leaves
@@ -68,17 +92,12 @@ KNOWN_CYCLES: dict[str, str] = {
     "core.session -> core.hub":
         "fanout -> session -> hub -> fanout: Session links back to its hub (type only)",
     "core.history_budget -> core.history": "the budget names ChannelHistory (type only)",
-    "sources.registry -> core.node":
-        "node <-> registry: the registry takes the Node (type only); both go to app/",
-    "bus.cluster_demand -> bus.lease":
-        "cluster_demand <-> lease, broken only by a function-level import; both go to cluster/",
     "sources.services.context -> sources.services.news":
         "the context names a job's NewsFeeds (type only)",
     "settings -> sources.evm.rpc":
         "settings -> sources/evm (its __init__ loads the source) -> settings",
     "store.evm -> sources.evm.model":
         "store/evm -> sources/evm (its __init__ loads the source) -> store/evm",
-    "sources.evm.source -> notify.telegram": "source -> telegram -> sources/evm -> source",
     "server.rest_tokens -> server.rest":
         "rest -> ws_native -> rest_tokens -> rest: shared JSON helpers live in rest.py",
     "server.rest_limits -> server.rest": "rest <-> rest_limits (function-level import)",

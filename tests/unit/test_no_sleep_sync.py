@@ -23,7 +23,7 @@ TESTS = Path(__file__).resolve().parents[1]
 #: ``path::function`` (path relative to ``tests/``, function qualified by its enclosing
 #: classes and functions) -> why the sleep there is not synchronisation.
 ALLOWED: dict[str, str] = {
-    "integration/bus/test_lease.py::SlowSource.subscribe":
+    "integration/cluster/test_lease.py::SlowSource.subscribe":
         "a fake source's latency (the slow upstream the test is about)",
     "integration/server/test_faults.py::test_over_the_rate_gets_errors_but_stays_open.served":
         "pacing inside a polled predicate: a faster poll would spend the bucket's tokens",

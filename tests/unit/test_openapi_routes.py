@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.app import create_app
 from cryptowire.server.openapi import document
 from cryptowire.settings import ECONIA_CHANNELS, load_settings

@@ -1,6 +1,6 @@
 """The Redis side of the bus: key layout, the Lua scripts, the payload codec and the
-client factory (used by :mod:`cryptowire.bus.redis`, :mod:`cryptowire.bus.lease` and
-:mod:`cryptowire.bus.cluster_demand`)."""
+client factory (used by :mod:`cryptowire.bus.redis`, :mod:`cryptowire.cluster.leader` and
+:mod:`cryptowire.cluster.demand`)."""
 
 from __future__ import annotations
 

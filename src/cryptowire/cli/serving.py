@@ -113,8 +113,8 @@ async def _serve(app: web.Application, sock: socket.socket, tls: ssl.SSLContext 
 
 def run_hub(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; exit 2 with one line when the hub cannot start."""
+    from cryptowire.app.node import CLOSE_GOING_AWAY, Node
     from cryptowire.cli import console, fail
-    from cryptowire.core.node import CLOSE_GOING_AWAY, Node
     from cryptowire.server.app import create_app, ssl_context
 
     if settings.bus.url.startswith(("redis://", "rediss://", "unix://")):

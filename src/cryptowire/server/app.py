@@ -6,7 +6,7 @@ import ssl
 
 from aiohttp import web
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server import (
     ops,
     rest,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import Action, check
 from cryptowire.core.channels import Channel
-from cryptowire.core.node import Node
 from cryptowire.core.session import ANONYMOUS, Principal
 from cryptowire.errors import AuthError
 from cryptowire.server.context import NODE

@@ -18,8 +18,8 @@ from typing import cast
 
 from aiohttp import WSMessage, WSMsgType, web
 
+from cryptowire.app.node import Node
 from cryptowire.core.hub import Encoder, Principal, Session
-from cryptowire.core.node import Node
 from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 
 NODE = web.AppKey("node", Node)

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.connection import socket_transport
 from cryptowire.wire import closecodes
 

@@ -19,7 +19,7 @@ import ssl
 
 from aiohttp import web
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.context import NODE
 from cryptowire.server.proxied import ProxyHeaderProtocol
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.sources.evm.rpc import public_rpc_entry
 
 _STATES = ("starting", "up", "connecting", "down", "stopped")

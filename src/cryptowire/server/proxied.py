@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.wire.proxy_header import ProxyHeaderError, parse
 
 log = logging.getLogger("cryptowire.server.proxied")

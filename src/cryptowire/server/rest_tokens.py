@@ -10,46 +10,34 @@
   (admin): which Telegram chats a token ``group`` posts to.
 
 :func:`admin_for` is the one :class:`TokenAdmin` of a node, shared with the native admin ops
-and the seed 000 dialect: the running EVM source's (it reads chains through its RPC pools),
-or one over the node's store when the watchers are off.
+and the seed 000 dialect; the node builds and closes it (app/wiring.py).
 """
 
 from __future__ import annotations
 
 import re
-import weakref
 from typing import Any
 
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, KEYS, WATCHLIST, check
 from cryptowire.core.hub import Session
-from cryptowire.core.node import Node
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.rest import _json_body, json, problem, problems
-from cryptowire.sources.evm.source import EvmSource
 from cryptowire.sources.evm.tokens import TokenAdmin, chain_of
 from cryptowire.store.evm import EvmStore
 from cryptowire.wire import native
 from cryptowire.wire.native import Request
 
 MAX_LIMIT = 1000
-_ADMINS: weakref.WeakKeyDictionary[Node, TokenAdmin] = weakref.WeakKeyDictionary()
 
 
 def admin_for(node: Node) -> TokenAdmin:
     """The node's watchlist admin (see the module docstring)."""
-    for source in node.sources:
-        if isinstance(source, EvmSource) and source.admin is not None:
-            return source.admin
-    admin = _ADMINS.get(node)
-    if admin is None:
-        assert node.store is not None, "the node is not started"
-        admin = TokenAdmin(node.settings.evm, EvmStore(node.store.engine))
-        _ADMINS[node] = admin
-    return admin
+    return node.tokens
 
 
 def evm_store(node: Node) -> EvmStore:

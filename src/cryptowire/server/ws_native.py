@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
-from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked

@@ -22,10 +22,10 @@ import jwt
 import orjson
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import authorize
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Principal, Session
-from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
 from cryptowire.events import Publication
 from cryptowire.server import browser

@@ -15,14 +15,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import RFQ, authorize
 from cryptowire.core.hub import Principal, Session, SubscribeResult
-from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
-from cryptowire.rfq.providers.paper import PaperProvider
+from cryptowire.rfq.providers import LiquidityProvider
 from cryptowire.rfq.starts import StartLimits
 from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
@@ -34,8 +34,7 @@ from cryptowire.server.connection import (
     refuse,
 )
 from cryptowire.server.limits import TokenBucket
-from cryptowire.sources.prices import CryptoCompareRates, RateProvider, TickerRates
-from cryptowire.store.rfq import RfqTrades
+from cryptowire.sources.prices import RateProvider
 from cryptowire.wire import closecodes, rfq001
 from cryptowire.wire.frames import text_frame
 
@@ -62,29 +61,12 @@ class RfqEndpoint:
                                 display_decimals=cfg.display_decimals)
         self.encoder = RfqEncoder()
         self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
-        self.rates: RateProvider | None = None
-        self.provider: PaperProvider | None = None
 
     def _rates(self) -> RateProvider:
-        if self.rates is None:
-            cfg = self.node.settings.rfq
-            if cfg.cryptocompare_url:
-                key = cfg.cryptocompare_api_key
-                self.rates = CryptoCompareRates(
-                    cfg.cryptocompare_url, api_key=key.get_secret_value() if key else None)
-            else:
-                hub, demand = self.node.hub, self.node.demand
-                self.rates = TickerRates(
-                    self.node.grammar.parse, demand.acquire, demand.release, hub.watch,
-                    hub.unwatch, max_age_ms=int(cfg.max_rate_age_s * 1000),
-                    quote_ccy=cfg.quote_currency)
-        return self.rates
+        return self.node.rates  # built and closed by the node (app/wiring.py)
 
-    def _provider(self) -> PaperProvider:
-        if self.provider is None:
-            assert self.node.store is not None
-            self.provider = PaperProvider(RfqTrades(self.node.store.engine))
-        return self.provider
+    def _provider(self) -> LiquidityProvider:
+        return self.node.liquidity  # built by the node (app/wiring.py)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         node = self.node

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
-from cryptowire.core.node import Node
 from cryptowire.errors import AuthError
 from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_exception

@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.core.access import WATCHLIST, authorize
 from cryptowire.core.hub import Session
-from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, CryptowireError
 from cryptowire.logthrottle import log_exception
 from cryptowire.server import browser

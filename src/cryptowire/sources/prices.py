@@ -62,6 +62,9 @@ class RateProvider(Protocol):
 
     async def rate(self, curr_from: str, curr_to: str) -> Rate: ...
 
+    async def close(self) -> None:
+        """Release what the provider holds (HTTP sessions); the node calls it at stop."""
+
 
 class _SymbolLock:
     __slots__ = ("lock", "users")
@@ -142,6 +145,9 @@ class TickerRates:
         self._refused = refusals if refusals is not None else Refusals()
         self._locks: dict[str, _SymbolLock] = {}
         self._updated = asyncio.Event()
+
+    async def close(self) -> None:
+        return None  # holds nothing of its own: the hub's channels are released per hold
 
     def _symbols(self, a: str, b: str) -> list[str]:
         q = self.quote_ccy

@@ -12,7 +12,7 @@ from tests.integration.bybit_hub.support import BybitHub, HubFactory, bybit_hub_
 from tests.integration.hubkit import serve, stop_all
 from tests.peers.bybit_peer import BybitPeer
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.sources.bybit import BybitSource
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from cryptowire.app.node import Node
 from cryptowire.client import Client, ClientEvent, Message
-from cryptowire.core.node import Node
 from cryptowire.server.app import create_app
 from cryptowire.settings import Settings, load_settings
 

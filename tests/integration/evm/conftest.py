@@ -13,7 +13,7 @@ from tests.integration.evm.evmhub import EvmHub, HubFactory, evm_settings
 from tests.integration.hubkit import serve
 from tests.peers.anvil import AnvilNode, Dex
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 
 
 @pytest.fixture

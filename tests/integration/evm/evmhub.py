@@ -22,7 +22,7 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, web
 from tests.peers.anvil import Dex
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.settings import Settings, load_settings
 from cryptowire.sources.evm import EvmSource
 

@@ -24,7 +24,7 @@ from tests.waiting import subscribed
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.settings import load_settings
 from cryptowire.sources.pgnotify import PgNotifySource
 

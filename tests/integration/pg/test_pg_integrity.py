@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from tests.integration.hubkit import serve
 from websockets.asyncio.client import ClientConnection, connect
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.settings import load_settings
 from cryptowire.sources.pgnotify import PgNotifySource
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from tests.waiting import eventually
 from websockets.exceptions import ConnectionClosed
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server import ws_rfq
 from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings

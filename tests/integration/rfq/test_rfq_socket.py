@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import select
 from tests.waiting import eventually
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.events import now_ms
 from cryptowire.rfq.quote import fmt, fmt_rate
 from cryptowire.server.app import create_app

@@ -16,7 +16,7 @@ import websockets
 from aiohttp import web
 from websockets.asyncio.client import ClientConnection
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings
 

@@ -30,7 +30,7 @@ from tests.integration.hubkit import ServedHub, serve, stop_all
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.events import Event, Publication
 from cryptowire.settings import Settings, load_settings
 from cryptowire.store.keys import ApiKey

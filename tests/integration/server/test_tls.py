@@ -12,7 +12,7 @@ import pytest
 import websockets
 from tests.integration.hubkit import serve
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.server.app import ssl_context
 from cryptowire.settings import load_settings
 

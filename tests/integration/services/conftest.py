@@ -10,7 +10,7 @@ import pytest
 from tests.integration.hubkit import serve
 from tests.integration.services.services_hub import RunningHub, fast_settings
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cryptowire.core.node import Node
+from cryptowire.app.node import Node
 from cryptowire.settings import Settings, load_settings
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from cryptowire.bus import create_broker
-from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
 from cryptowire.bus.memory import MemoryBroker
 from cryptowire.bus.redis import RedisBroker, decode_message, decode_payload, encode_payload
+from cryptowire.cluster.demand import ClusterDemand
+from cryptowire.cluster.factory import create_cluster
 from cryptowire.core.demand import Demand
 from cryptowire.errors import ConfigError
 from cryptowire.events import Event
@@ -38,8 +39,8 @@ def test_broker_and_demand_are_chosen_by_url_scheme() -> None:
     redis = Settings(bus={"url": "redis://127.0.0.1:1/0", "prefix": "x"})
     broker = create_broker(redis)
     assert isinstance(broker, RedisBroker) and broker.prefix == "x"
-    assert isinstance(create_demand(redis, lambda ch: None, broker), ClusterDemand)
-    plain = create_demand(memory, lambda ch: None, create_broker(memory))
+    assert isinstance(create_cluster(redis, lambda ch: None, broker).demand, ClusterDemand)
+    plain = create_cluster(memory, lambda ch: None, create_broker(memory)).demand
     assert type(plain) is Demand
     with pytest.raises(ConfigError):
         create_broker(Settings(bus={"url": "kafka://x"}))

@@ -3,15 +3,15 @@ swaps and burns on ``swap:<chain>`` / ``swap:<chain>:<token>`` and ``burn:...``.
 
 Watching does not depend on demand: the event log, REST history and Telegram alerts need
 every event whether or not a socket listens, so :meth:`EvmSource.subscribe` only checks that
-the chain is watched. The source opens its own connection pool on the store URL (or uses the
-store it is given); the tables are migration ``0002``'s.
+the chain is watched. It is given the node's store (the tables are migration ``0002``'s),
+watchlist admin and, when configured, an alert notifier (Telegram): the node owns those.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptowire.core.channels import Channel
 from cryptowire.errors import SourceError
@@ -27,13 +27,20 @@ from cryptowire.sources.supervisor import Supervisor
 from cryptowire.store.evm import EvmStore
 
 if TYPE_CHECKING:
-    from cryptowire.notify.telegram import TelegramNotifier
     from cryptowire.store.sql import SqlStore
 
 log = logging.getLogger("cryptowire.sources.evm")
 
 #: Called with each batch of new events and the watchlist they were decoded with (Telegram).
 EventsListener = Callable[[list[OnchainEvent], Watchlist], None]
+
+
+class Notifier(Protocol):
+    """What the source needs of an alert sender (Telegram): it is offered each batch."""
+
+    def offer(self, events: list[OnchainEvent], watchlist: Watchlist) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 def channels_of(event: OnchainEvent, chain_name: str) -> tuple[str, str]:
@@ -46,16 +53,18 @@ class EvmSource:
     name = "evm"
     kinds = frozenset({"swap", "burn"})
 
-    def __init__(self, settings: Settings, *, store: SqlStore | None = None) -> None:
+    def __init__(self, settings: Settings, *, store: SqlStore, admin: TokenAdmin,
+                 notifier: Notifier | None = None) -> None:
         self.settings = settings
         self._sql = store
-        self._own_sql = store is None
         self.store: EvmStore | None = None
-        self.admin: TokenAdmin | None = None
+        self.admin = admin
         self.pools: dict[int, RpcPool] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.listeners: list[EventsListener] = []
-        self.notifier: TelegramNotifier | None = None
+        self.notifier = notifier
+        if notifier is not None:
+            self.listeners.append(notifier.offer)
         self.supervisor = Supervisor("evm")
         self._publish: PublishFn | None = None
         self.messages = 0
@@ -64,10 +73,6 @@ class EvmSource:
 
     async def start(self, publish: PublishFn) -> None:
         self._publish = publish
-        if self._sql is None:
-            from cryptowire.store.sql import SqlStore
-
-            self._sql = await SqlStore.open(self.settings.store.url)
         self.store = EvmStore(self._sql.engine)
         evm = self.settings.evm
         for chain in evm.chains:
@@ -81,28 +86,13 @@ class EvmSource:
                                    on_removed=self._on_removed, reorg_window=evm.reorg_window)
             self.watchers[chain.name] = watcher
             self.supervisor.spawn(f"chain:{chain.name}", watcher.run)
-        self.admin = TokenAdmin(evm, self.store, self.pools)
-        tg = self.settings.telegram
-        if tg.enabled and tg.bot_token is not None:
-            from cryptowire.notify.telegram import TelegramNotifier
-
-            self.notifier = TelegramNotifier(tg, self.store, evm.chains)
-            await self.notifier.start()
-            self.listeners.append(self.notifier.offer)
         self.started = True
 
     async def stop(self) -> None:
         await self.supervisor.stop()
-        if self.notifier is not None:
-            await self.notifier.stop()
-        if self.admin is not None:
-            await self.admin.close()
         for pool in self.pools.values():
             await pool.close()
         self.pools.clear()
-        if self._sql is not None and self._own_sql:
-            await self._sql.close()
-            self._sql = None
         self.started = False
 
     async def subscribe(self, channel: Channel) -> None:

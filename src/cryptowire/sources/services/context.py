@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class NodeView(Protocol):
-    """The parts of :class:`~cryptowire.core.node.Node` the services read."""
+    """The parts of :class:`~cryptowire.app.node.Node` the services read."""
 
     @property
     def settings(self) -> Settings: ...

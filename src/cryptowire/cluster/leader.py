@@ -1,102 +1,28 @@
-"""Leases in Redis: one holder at a time per name, with a fencing token.
+"""Source leadership: a source runs only on the node that holds its lease.
 
-``acquire`` is ``SET <P>:lease:<name> <token> NX PX <ttl>`` and, in the same script,
-``INCR <P>:fence:<name>``: every acquisition gets a strictly larger fence number. ``renew``
-extends only if the key still holds our token (compare-and-extend), ``release`` deletes only
-then (compare-and-delete); the pattern of the Redis ``SET`` documentation ("a simple locking
-pattern") plus Kleppmann's fencing tokens. The broker's publish script checks both the token
-and the fence number (:class:`~cryptowire.bus.redis.Fence`), so a leader that was paused
-past its lease (GC, SIGSTOP, a slow disk) cannot publish after another node took over.
-
-:class:`SourceLeader` wraps a source so that it runs only on the node holding its lease.
+:class:`SourceLeader` wraps a source; it takes the lease ``source:<name>``
+(:class:`~cryptowire.cluster.lease.RedisLease`) and, while it holds it, runs the source for
+the cluster-wide demand (:class:`~cryptowire.cluster.demand.ClusterDemand`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from redis.asyncio import Redis
-
-from cryptowire.bus.cluster_demand import REFUSAL_TTL_MS, raise_if_cancelled
-from cryptowire.bus.redis import REDIS_ERRORS, Fence, RedisBroker, text
+from cryptowire.bus.redis import REDIS_ERRORS, Fence, RedisBroker
+from cryptowire.cluster.demand import REFUSAL_TTL_MS, ClusterDemand
+from cryptowire.cluster.lease import RedisLease, raise_if_cancelled
 from cryptowire.core.channels import Channel
 from cryptowire.errors import BusError, CryptowireError, FencedError
 from cryptowire.events import Event, now_ms
 from cryptowire.sources.base import PublishFn, Source, SourceStatus
 from cryptowire.sources.supervisor import Supervisor, backoff_delay
 
-if TYPE_CHECKING:
-    from cryptowire.bus.cluster_demand import ClusterDemand
-
-log = logging.getLogger("cryptowire.bus.lease")
-
-ACQUIRE_LUA = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return redis.call('incr', KEYS[2])
-end
-return false
-"""
-RENEW_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-RELEASE_LUA = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
-class RedisLease:
-    """The lease ``name`` for ``holder`` (a node id), ``ttl_s`` long once acquired."""
-
-    def __init__(self, redis: Redis, prefix: str, name: str, *, holder: str,
-                 ttl_s: float) -> None:
-        self.key = f"{prefix}:lease:{name}"
-        self.fence_key = f"{prefix}:fence:{name}"
-        self.holder = holder
-        self.ttl_ms = max(int(ttl_s * 1000), 100)
-        self.fence: Fence | None = None
-        self._acquire = redis.register_script(ACQUIRE_LUA)
-        self._renew = redis.register_script(RENEW_LUA)
-        self._release = redis.register_script(RELEASE_LUA)
-        self._redis = redis
-
-    async def acquire(self) -> Fence | None:
-        """Take the lease if it is free; the :class:`Fence` to publish with, or ``None``."""
-        token = f"{self.holder}:{secrets.token_hex(8)}"
-        number = await self._acquire(keys=[self.key, self.fence_key], args=[token, self.ttl_ms])
-        if number is None:
-            return None
-        self.fence = Fence(self.key, token, self.fence_key, int(number))
-        return self.fence
-
-    async def renew(self) -> bool:
-        """Extend the lease; ``False`` when it is not ours any more."""
-        if self.fence is None:
-            return False
-        ok = await self._renew(keys=[self.key], args=[self.fence.token, self.ttl_ms])
-        if not ok:
-            self.fence = None
-        return bool(ok)
-
-    async def release(self) -> None:
-        fence, self.fence = self.fence, None
-        if fence is not None:
-            await self._release(keys=[self.key], args=[fence.token])
-
-    async def current_holder(self) -> str | None:
-        """The node id holding the lease now, if any."""
-        value = await self._redis.get(self.key)
-        return None if value is None else text(value).rsplit(":", 1)[0]
+log = logging.getLogger("cryptowire.cluster.leader")
 
 
 class SourceLeader:
@@ -107,14 +33,16 @@ class SourceLeader:
     change of leader may be missing; none is published twice: the fence refuses a deposed
     leader's publications). The wrapped source must be restartable (``start`` after
     ``stop``). ``subscribe``/``unsubscribe`` are no-ops: demand reaches the leader through
-    Redis (:class:`~cryptowire.bus.cluster_demand.ClusterDemand`).
+    Redis (:class:`~cryptowire.cluster.demand.ClusterDemand`).
 
     Two tasks, so that a slow upstream never delays the lease:
 
     * ``lease`` (supervised) only acquires and renews the lease, every ``ttl_s / 3``, each
       renewal bounded by that period. It alone promotes and demotes this node.
     * the *term* task, one per leadership, started by a promotion and cancelled by the
-      demotion: it starts the source, then follows the demand every ``sync_s``. Each pass
+      demotion: it starts the source, then follows the demand: a pass runs when a node's
+      demand changed (pushed, :meth:`ClusterDemand.changes`), and at least every ``sync_s``
+      (the fallback for a lost message, and what drops dead nodes' demand). Each pass
       starts the missing subscribes (and the unsubscribes) concurrently, at most
       ``max_concurrent`` upstream calls at a time, and waits for them at most ``pass_s``;
       a call still running then goes on in the background (the next passes skip its
@@ -125,7 +53,7 @@ class SourceLeader:
 
     def __init__(self, source: Source, broker: RedisBroker, demand: ClusterDemand,
                  parse: Callable[[str], Channel], *, ttl_s: float,
-                 sync_s: float = 0.2, pass_s: float = 1.0, op_timeout_s: float = 30.0,
+                 sync_s: float = 1.0, pass_s: float = 1.0, op_timeout_s: float = 30.0,
                  max_concurrent: int = 32) -> None:
         self.source = source
         self.name = source.name
@@ -153,6 +81,7 @@ class SourceLeader:
         self._start_failures = 0
         self._last_renewed = 0.0
         self._wake = asyncio.Event()
+        self._changes = demand.changes()
         self.leader: str | None = None
         self.terms = 0
         #: Demand sync passes completed in this node's terms (tests wait for the first).
@@ -316,13 +245,21 @@ class SourceLeader:
                 else:
                     self.passes += 1
                 raise_if_cancelled()
-                await asyncio.sleep(self._sync_s)
+                await self._next_change()
         finally:
             ops = list(self._ops.values())
             for op in ops:
                 op.cancel()
             await asyncio.gather(*ops, return_exceptions=True)
             self._ops.clear()
+
+    async def _next_change(self) -> None:
+        """Wait for a change of some node's demand, or ``sync_s`` at most."""
+        try:
+            async with asyncio.timeout(self._sync_s):
+                await self._changes.wait()
+        except TimeoutError:
+            pass
 
     def _publisher(self, fence: Fence) -> PublishFn:
         broker = self._broker
@@ -342,6 +279,7 @@ class SourceLeader:
         wait for the calls in flight until they are done or ``pass_s`` ran out."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._pass_s
+        self._changes.clear()
         wanted = {n for n in await self._demand.union()
                   if n.split(":", 1)[0] in self.kinds}
         if not self._holds(fence):
@@ -431,3 +369,9 @@ class SourceLeader:
             await self._demand.set_verdict(name, refusal)
         except REDIS_ERRORS as exc:
             log.debug("verdict of %s not written (%s)", name, exc)
+
+
+def lead(demand: ClusterDemand, broker: RedisBroker, sources: list[Source],
+         parse: Callable[[str], Channel], *, ttl_s: float) -> list[Source]:
+    """Wrap every source so that it runs only on the node holding its lease."""
+    return [SourceLeader(s, broker, demand, parse, ttl_s=ttl_s) for s in sources]

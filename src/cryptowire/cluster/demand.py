@@ -2,7 +2,7 @@
 
 Each node keeps its local reference counts exactly as :class:`~cryptowire.core.demand.Demand`
 does (same linger), but instead of asking a source directly it records the channel in Redis;
-the node that holds a source's lease (:class:`~cryptowire.bus.lease.SourceLeader`)
+the node that holds a source's lease (:class:`~cryptowire.cluster.leader.SourceLeader`)
 subscribes upstream for the union of all *live* nodes' sets and unsubscribes what no node
 wants any more. Keys (``P`` is ``bus.prefix``)::
 
@@ -11,6 +11,12 @@ wants any more. Keys (``P`` is ``bus.prefix``)::
     P:demand:<id>    set of channel names this node has local subscribers for
     P:verdict:<ch>   "ok" once the leader subscribed upstream, "!<reason>" if its source
                      refused (expires after 30 s)
+    P:cluster        pub/sub: "v <ch>" when a verdict is written, "d" when a node's set
+                     changed
+
+Both are pushed, not polled: a node waiting for a verdict wakes on the ``v`` message, a
+leader starts its next sync pass on the ``d`` message. A slow poll (``poll_s``) stays only as
+the fallback for a message lost while the pub/sub connection was down.
 
 A first subscriber waits (up to ``verdict_timeout_s``) for the leader's verdict, so a refused
 channel (unknown symbol...) is refused to the client with the source's own reason, whichever
@@ -23,34 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
 
 from cryptowire.bus.redis import REDIS_ERRORS, RedisBroker, text
+from cryptowire.cluster.lease import raise_if_cancelled
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand, Router
 from cryptowire.errors import SourceError
-from cryptowire.settings import Settings
-from cryptowire.sources.base import Source
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.sources.supervisor import Supervisor, backoff_delay
 
-log = logging.getLogger("cryptowire.bus.cluster_demand")
+log = logging.getLogger("cryptowire.cluster.demand")
 
 REFUSAL_TTL_MS = 30_000
 OK_TTL_MS = 86_400_000
-
-
-def raise_if_cancelled() -> None:
-    """Raise the cancellation that a Redis call may have swallowed.
-
-    On Python 3.11 ``asyncio.wait_for``, which redis-py wraps around every command it sends,
-    returns the result instead of raising when its task is cancelled just as the call
-    completes (CPython gh-86296, fixed in 3.12); ``Task.cancelling()`` still tells. Every
-    loop around Redis calls checks this at each turn, or a supervisor's ``stop`` would wait
-    for it forever.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class _NodeDemand:
@@ -72,8 +62,8 @@ class ClusterDemand(Demand):
     """:class:`~cryptowire.core.demand.Demand` whose upstream is the cluster's union."""
 
     def __init__(self, router: Router, broker: RedisBroker, *, linger_s: float = 2.0,
-                 node_ttl_s: float = 5.0, lease_ttl_s: float = 3.0,
-                 verdict_timeout_s: float = 3.0) -> None:
+                 node_ttl_s: float = 5.0,
+                 verdict_timeout_s: float = 3.0, poll_s: float = 1.0) -> None:
         node = _NodeDemand(self)
         super().__init__(lambda ch: node if router(ch) is not None else None,
                          linger_s=linger_s)
@@ -82,28 +72,28 @@ class ClusterDemand(Demand):
         self._redis = broker.redis
         self._prefix = broker.prefix
         self._node_ttl_ms = max(int(node_ttl_s * 1000), 300)
-        self._lease_ttl_s = lease_ttl_s
         self._verdict_timeout_s = verdict_timeout_s
+        self.poll_s = poll_s
+        self._channel = self.key("cluster")
+        self._verdict_waiters: dict[str, list[asyncio.Event]] = {}
+        self._change_waiters: list[asyncio.Event] = []
+        #: Subscribed to ``P:cluster`` (pushed verdicts and changes reach this node).
+        self.listening = False
+        self._heard = False
         self._local: set[str] = set()
         self._removed: set[str] = set()
         self._supervisor = Supervisor("cluster-demand")
-        self.leaders: list[Source] = []
 
     def key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def attach(self, sources: Sequence[Source],
-                     parse: Callable[[str], Channel]) -> list[Source]:
-        """Start the heartbeat; wrap every source so it runs only where its lease is."""
-        from cryptowire.bus.lease import SourceLeader
-
+    async def start(self) -> None:
+        """Start the heartbeat and the listener of pushed verdicts and changes."""
         if not self._supervisor.running():
             self._supervisor.spawn("heartbeat", self._heartbeat)
-        self.leaders = [SourceLeader(s, self.broker, self, parse, ttl_s=self._lease_ttl_s)
-                        for s in sources]
-        return list(self.leaders)
+            self._supervisor.spawn("listen", self._listen)
 
     async def close(self) -> None:
         await super().close()
@@ -123,6 +113,7 @@ class ClusterDemand(Demand):
         self._removed.discard(name)
         try:
             await self._beat(extra=name)
+            await self._changed()
             verdict = await self._await_verdict(name)
         except REDIS_ERRORS:
             log.warning("Redis unavailable: demand for %s recorded locally only", name)
@@ -139,27 +130,92 @@ class ClusterDemand(Demand):
         self._local.discard(name)
         try:
             await self._redis.srem(self.key("demand", self.node_id), name)
+            await self._changed()
         except REDIS_ERRORS:
             self._removed.add(name)
 
+    async def _changed(self) -> None:
+        await self._redis.publish(self._channel, b"d")
+
     async def _await_verdict(self, name: str) -> str | None:
-        """``None`` when accepted (or no leader answered in time), else the refusal."""
+        """``None`` when accepted (or no leader answered in time), else the refusal.
+
+        Woken by the leader's ``v`` message; reads the key again at most every ``poll_s``
+        in case that message was lost."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._verdict_timeout_s
         key = self.key("verdict", name)
+        wake = asyncio.Event()
+        waiters = self._verdict_waiters.setdefault(name, [])
+        waiters.append(wake)
+        try:
+            while True:
+                wake.clear()
+                raw = await self._redis.get(key)
+                raise_if_cancelled()
+                value = None if raw is None else text(raw)
+                if value == "ok":
+                    return None
+                if value is not None and value.startswith("!"):
+                    return value[1:]
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.info("no source leader confirmed %s within %.1fs; accepted", name,
+                             self._verdict_timeout_s)
+                    return None
+                await _wait(wake, min(left, self.poll_s))
+        finally:
+            waiters.remove(wake)
+            if not waiters:
+                del self._verdict_waiters[name]
+
+    def changes(self) -> asyncio.Event:
+        """An event set whenever some node's demand changed (one per leader)."""
+        wake = asyncio.Event()
+        self._change_waiters.append(wake)
+        return wake
+
+    async def _listen(self) -> None:
+        """Hold a pub/sub subscription to ``P:cluster``, resubscribing after a Redis outage
+        (meanwhile the waiters fall back to their slow polls)."""
+        attempt = 0
         while True:
-            raw = await self._redis.get(key)
+            try:
+                await self._listen_once()
+            except REDIS_ERRORS as exc:
+                log.debug("cluster pub/sub lost: %s", exc)
             raise_if_cancelled()
-            value = None if raw is None else text(raw)
-            if value == "ok":
-                return None
-            if value is not None and value.startswith("!"):
-                return value[1:]
-            if loop.time() >= deadline:
-                log.info("no source leader confirmed %s within %.1fs; accepted", name,
-                         self._verdict_timeout_s)
-                return None
-            await asyncio.sleep(0.05)
+            attempt = 0 if self._heard else attempt + 1
+            self._heard = False
+            await asyncio.sleep(backoff_delay(attempt, base=0.1, cap=2.0))
+
+    async def _listen_once(self) -> None:
+        """One pub/sub connection: wake who waits for its messages until it fails."""
+        ps = self._redis.pubsub()
+        try:
+            await ps.subscribe(self._channel)
+            self.listening = self._heard = True
+            for wake in self._change_waiters:  # anything may have changed while it was down
+                wake.set()
+            while True:
+                msg = await ps.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                raise_if_cancelled()
+                if msg is not None and msg.get("type") == "message":
+                    self._notified(text(msg["data"]))
+        finally:
+            self.listening = False
+            try:
+                await ps.aclose()  # type: ignore[no-untyped-call]
+            except REDIS_ERRORS:
+                pass
+
+    def _notified(self, data: str) -> None:
+        if data == "d":
+            for wake in self._change_waiters:
+                wake.set()
+        elif data.startswith("v "):
+            for wake in self._verdict_waiters.get(data[2:], ()):
+                wake.set()
 
     async def _beat(self, extra: str | None = None) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -210,11 +266,15 @@ class ClusterDemand(Demand):
         return {text(m) for m in members}
 
     async def set_verdict(self, name: str, refusal: str | None) -> None:
-        if refusal is None:
-            await self._redis.set(self.key("verdict", name), b"ok", px=OK_TTL_MS)
-        else:
-            await self._redis.set(self.key("verdict", name), b"!" + refusal.encode(),
-                                  px=REFUSAL_TTL_MS)
+        """Write the verdict on ``name`` and wake the nodes waiting for it."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if refusal is None:
+                pipe.set(self.key("verdict", name), b"ok", px=OK_TTL_MS)
+            else:
+                pipe.set(self.key("verdict", name), b"!" + refusal.encode(),
+                         px=REFUSAL_TTL_MS)
+            pipe.publish(self._channel, b"v " + name.encode())
+            await pipe.execute()
 
     async def clear_verdict(self, name: str) -> None:
         await self._redis.delete(self.key("verdict", name))
@@ -223,10 +283,10 @@ class ClusterDemand(Demand):
         return {"node_id": self.node_id, "local_demand": sorted(self._local)}
 
 
-def create_demand(settings: Settings, router: Router, broker: object) -> Demand:
-    """Local :class:`Demand` on the memory bus; :class:`ClusterDemand` on Redis."""
-    if isinstance(broker, RedisBroker):
-        return ClusterDemand(router, broker, linger_s=settings.demand.linger_s,
-                             node_ttl_s=settings.bus.node_ttl_s,
-                             lease_ttl_s=settings.bus.lease_ttl_s)
-    return Demand(router, linger_s=settings.demand.linger_s)
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` passed."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass

@@ -1,9 +1,11 @@
-"""One hub process: wiring and supervised lifecycle of broker, hub, demand, sources, store.
+"""One hub process: owns and runs broker, cluster, hub, store, sources, notifier, the
+watchlist admin and the RFQ rates (built by :mod:`cryptowire.app.wiring`).
 
 The node knows sources only through the :class:`~cryptowire.sources.base.Source` seam and
 sessions only through :class:`~cryptowire.core.hub.Session`; it never opens a socket itself.
 ``start`` opens the store (migrations), the broker and the sources; ``stop`` closes every
-session with 1001, then stops sources, broker and store, in that order.
+session with 1001, then stops sources, notifier, admin, rates, broker and store, in that
+order.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cryptowire.app import wiring
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
-from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
+from cryptowire.cluster.factory import create_cluster
 from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
@@ -27,6 +30,9 @@ from cryptowire.sources.base import Source, SourceStatus
 from cryptowire.sources.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from cryptowire.notify.telegram import TelegramNotifier
+    from cryptowire.rfq.providers import LiquidityProvider
+    from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.store.sql import SqlStore
 
 log = logging.getLogger("cryptowire.node")
@@ -60,11 +66,18 @@ class Node:
             default_venue=settings.bybit.default_category,
         )
         self.broker = broker or create_broker(settings)
-        self.demand: Demand = create_demand(settings, self.route, self.broker)
+        self.cluster = create_cluster(settings, self.route, self.broker)
+        self.demand: Demand = self.cluster.demand
         self.hub = Hub(self.broker, self.demand,
                        outbound_limit=settings.server.outbound_buffer_bytes,
                        max_outbound=settings.server.max_outbound_bytes)
         self.hub.access = self.channel_refusal
+        #: The RFQ rates every ``/rfq`` session prices from (closed by :meth:`stop`).
+        self.rates = wiring.build_rates(settings, self.grammar.parse, self.demand, self.hub)
+        #: The watchlist admin and the alert notifier, built once the store is open.
+        self._tokens: TokenAdmin | None = None
+        self._liquidity: LiquidityProvider | None = None
+        self.notifier: TelegramNotifier | None = None
         self.sources: list[Source] = list(sources) if sources is not None else []
         self.store = store
         self._own_store = store is None
@@ -93,6 +106,18 @@ class Node:
                 self._routes.setdefault(kind, source)
 
     @property
+    def tokens(self) -> TokenAdmin:
+        """The node's one watchlist admin (REST, native admin ops, the seed 000 dialect)."""
+        assert self._tokens is not None, "the node is not started"
+        return self._tokens
+
+    @property
+    def liquidity(self) -> LiquidityProvider:
+        """Who fills the RFQ quotes every ``/rfq`` session accepts."""
+        assert self._liquidity is not None, "the node is not started"
+        return self._liquidity
+
+    @property
     def demo_active(self) -> bool:
         return any(s.status().demo for s in self.sources)
 
@@ -101,17 +126,20 @@ class Node:
     async def start(self) -> None:
         self.started_ms = now_ms()
         if self.store is None:
-            from cryptowire.store.sql import SqlStore
-
-            self.store = await SqlStore.open(self.settings.store.url)
+            self.store = await wiring.open_store(self.settings)
         self.store_ok = True
+        self._tokens = wiring.build_token_admin(self.settings, self.store)
+        self._liquidity = wiring.build_liquidity(self.store)
+        self.notifier = wiring.build_notifier(self.settings, self.store)
+        if self.notifier is not None:
+            await self.notifier.start()
         await self.broker.start(self.hub.deliver)
         if not self.sources:
-            from cryptowire.sources.registry import build_sources
-
-            self.sources = build_sources(self.settings, node=self)
-        if isinstance(self.demand, ClusterDemand):  # Redis bus: sources run on the lease holder
-            self.sources = await self.demand.attach(self.sources, self.grammar.parse)
+            self.sources = wiring.build_sources(self.settings, store=self.store,
+                                                tokens=self._tokens, notifier=self.notifier,
+                                                view=self)
+        # On Redis each source runs only on the node holding its lease.
+        self.sources = await self.cluster.attach(self.sources, self.grammar.parse)
         self._build_routes()
         for source in self.sources:
             await source.start(self.publish)
@@ -126,12 +154,17 @@ class Node:
         self.ready = False
         await self.drain(CLOSE_GOING_AWAY, "Server shutting down")
         await self.supervisor.stop()
-        await self.demand.close()
+        await self.cluster.close()
         for source in self.sources:
             try:
                 await source.stop()
             except Exception:
                 log.exception("source %s failed to stop", source.name)
+        if self.notifier is not None:
+            await self.notifier.stop()
+        if self._tokens is not None:
+            await self._tokens.close()
+        await self.rates.close()
         await self.broker.stop()
         if self.store is not None and self._own_store:
             await self.store.close()

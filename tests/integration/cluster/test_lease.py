@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from tests.waiting import eventually
 
-from cryptowire.bus.cluster_demand import ClusterDemand
-from cryptowire.bus.lease import RedisLease, SourceLeader
 from cryptowire.bus.redis import RedisBroker
+from cryptowire.cluster.demand import ClusterDemand
+from cryptowire.cluster.factory import RedisCluster
+from cryptowire.cluster.leader import SourceLeader
+from cryptowire.cluster.lease import RedisLease
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.errors import FencedError, SourceError
 from cryptowire.events import Event, Publication
@@ -133,12 +135,12 @@ class ClusterNode:
         self.source = FakeSource()
         self.grammar = ChannelGrammar({"eth": 1})
         self.demand = ClusterDemand(lambda ch: self.source if ch.kind in self.source.kinds
-                                    else None, broker, linger_s=0.1, node_ttl_s=1.0,
-                                    lease_ttl_s=1.0)
+                                    else None, broker, linger_s=0.1, node_ttl_s=1.0)
+        self.cluster = RedisCluster(self.demand, broker, lease_ttl_s=1.0)
         self.leader: SourceLeader | None = None
 
     async def start(self) -> None:
-        [leader] = await self.demand.attach([self.source], self.grammar.parse)
+        [leader] = await self.cluster.attach([self.source], self.grammar.parse)
         assert isinstance(leader, SourceLeader)
         self.leader = leader
         await leader.start(self.broker.publish)
@@ -146,7 +148,7 @@ class ClusterNode:
     async def stop(self) -> None:
         assert self.leader is not None
         await self.leader.stop()
-        await self.demand.close()
+        await self.cluster.close()
 
 
 async def stop_quietly(nodes: list[ClusterNode]) -> None:
@@ -201,6 +203,66 @@ async def test_one_leader_follows_the_union_of_every_nodes_demand(cluster: Any) 
     with pytest.raises(SourceError, match="BADUSDT"):
         await others[0].demand.acquire(grammar.parse("ticker:BADUSDT"))
     assert others[0].demand.count("ticker:BADUSDT") == 0
+
+
+async def start_without_fast_polls(nodes: list[ClusterNode]) -> None:
+    """Start ``nodes`` with fallback polls of a minute: only the pub/sub messages can wake
+    the leader and the waiting node in time."""
+    for node in nodes:
+        node.demand.poll_s = 60.0
+        node.demand._verdict_timeout_s = 60.0
+        [leader] = await node.cluster.attach([node.source], node.grammar.parse)
+        assert isinstance(leader, SourceLeader)
+        leader._sync_s = 60.0
+        node.leader = leader
+        await leader.start(node.broker.publish)
+
+
+async def test_verdicts_and_demand_changes_are_pushed_not_polled(brokers: Any) -> None:
+    nodes = [ClusterNode(await brokers()), ClusterNode(await brokers())]
+    try:
+        await start_without_fast_polls(nodes)
+        await wait_for(lambda: len(leaders(nodes)) == 1
+                       and all(n.demand.listening for n in nodes))
+        [lead] = leaders(nodes)
+        [other] = [n for n in nodes if n is not lead]
+        await wait_for(lambda: lead.leader is not None and lead.leader.passes > 0)
+        async with asyncio.timeout(10):
+            await other.demand.acquire(other.grammar.parse("ticker:BTCUSDT"))
+            assert lead.source.topics == {"ticker:BTCUSDT"}
+            with pytest.raises(SourceError, match="BADUSDT"):
+                await other.demand.acquire(other.grammar.parse("ticker:BADUSDT"))
+    finally:
+        await stop_quietly(nodes)
+
+
+async def test_pushed_verdicts_resume_after_a_redis_restart(private_redis: Any,
+                                                            prefix: str) -> None:
+    from cryptowire.settings import BusSettings, HistorySettings
+
+    url = private_redis.url
+    brokers = [RedisBroker(url, HistorySettings(), BusSettings(url=url, prefix=prefix))
+               for _ in range(2)]
+    for b in brokers:
+        await b.start(lambda _: None)
+    nodes = [ClusterNode(b) for b in brokers]
+    try:
+        await start_without_fast_polls(nodes)
+        await wait_for(lambda: len(leaders(nodes)) == 1
+                       and all(n.demand.listening for n in nodes))
+        private_redis.stop()
+        await wait_for(lambda: not any(n.demand.listening for n in nodes))
+        await private_redis.start()
+        await wait_for(lambda: all(n.demand.listening for n in nodes), timeout=10)
+        await wait_for(lambda: any(n.leader is not None and n.leader.leading
+                                   and n.source.running for n in nodes), timeout=10)
+        async with asyncio.timeout(10):
+            await nodes[0].demand.acquire(nodes[0].grammar.parse("ticker:ETHUSDT"))
+        assert any(n.source.topics == {"ticker:ETHUSDT"} for n in nodes)
+    finally:
+        await stop_quietly(nodes)
+        for b in brokers:
+            await b.stop()
 
 
 async def test_failover_resumes_the_demand_with_a_gap(cluster: Any) -> None:
@@ -289,8 +351,8 @@ class SlowNode(ClusterNode):
         self.source = SlowSource(running, delay)
         self.grammar = ChannelGrammar({"eth": 1})
         self.demand = ClusterDemand(lambda ch: self.source if ch.kind in self.source.kinds
-                                    else None, broker, linger_s=0.1, node_ttl_s=1.0,
-                                    lease_ttl_s=ttl_s)
+                                    else None, broker, linger_s=0.1, node_ttl_s=1.0)
+        self.cluster = RedisCluster(self.demand, broker, lease_ttl_s=ttl_s)
         self.leader = None
 
 
