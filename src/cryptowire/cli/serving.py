@@ -64,7 +64,8 @@ def run_hub(settings: Settings) -> None:
     from aiohttp import web
 
     from cryptowire.cli import console, fail
-    from cryptowire.core.node import CLOSE_GOING_AWAY, Node
+    from cryptowire.closecodes import CLOSE_GOING_AWAY
+    from cryptowire.core.node import Node
     from cryptowire.server.app import create_app, ssl_context
     from cryptowire.server.listener import HubSite
 

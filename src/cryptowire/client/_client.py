@@ -9,7 +9,7 @@ that ``async for`` drains. Replies are applied by the reader before it reads the
 so a subscribe reply always updates the subscription set before its first data frame.
 
 Close codes 4001 (unauthorized), 4004 (forbidden origin) and 4010 (key revoked) end the
-client with :class:`AuthRejected`/:class:`ConnectError` (``wire/closecodes.py``: "do not
+client with :class:`AuthRejected`/:class:`ConnectError` (``closecodes.py``: "do not
 retry"); every other close, including 1001 (shutdown) and 4008 (slow consumer), is retried.
 """
 
@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+import cryptowire.closecodes as closecodes
 from cryptowire.client._backoff import Backoff
 from cryptowire.client._errors import (
     AuthRejected,
@@ -55,7 +56,6 @@ from cryptowire.client._messages import (
 from cryptowire.client._tracker import ChannelTracker
 from cryptowire.errors import CryptowireError
 from cryptowire.jsonnum import decimal_str
-from cryptowire.wire import closecodes
 
 log = logging.getLogger("cryptowire.client")
 

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
 from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
+from cryptowire.closecodes import CLOSE_GOING_AWAY, CLOSE_KEY_REVOKED
 from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
-from cryptowire.core.hub import Hub, Principal, Session
+from cryptowire.core.hub import Hub
+from cryptowire.core.session import Principal, Session
 from cryptowire.events import Event, Publication, now_ms
 from cryptowire.settings import Settings
 from cryptowire.sources.base import Source, SourceStatus
@@ -31,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cryptowire.node")
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_KEY_REVOKED = 4010
 REVOCATION_POLL_S = 2.0
 
 

@@ -16,10 +16,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire import closecodes
 from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
-from cryptowire.core.hub import Encoder, Session, SubscribeResult
+from cryptowire.core.hub import SubscribeResult
 from cryptowire.core.node import Node
+from cryptowire.core.session import Encoder, Session
 from cryptowire.errors import AuthError
 from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_exception
@@ -34,7 +36,6 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.rest import json, problems
-from cryptowire.wire import closecodes
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
 

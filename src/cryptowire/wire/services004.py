@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from cryptowire.core.channels import SERVICES
-from cryptowire.core.hub import Encoder
+from cryptowire.core.session import Encoder
 from cryptowire.events import Publication
 from cryptowire.jsonnum import decimal_str
 from cryptowire.wire.frames import text_frame
