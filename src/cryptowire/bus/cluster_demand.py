@@ -31,7 +31,7 @@ from cryptowire.core.demand import Demand, Router
 from cryptowire.errors import SourceError
 from cryptowire.settings import Settings
 from cryptowire.sources.base import Source
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.bus.cluster_demand")
 

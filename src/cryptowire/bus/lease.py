@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
+from cryptowire.backoff import backoff_delay
 from cryptowire.bus.cluster_demand import REFUSAL_TTL_MS, raise_if_cancelled
 from cryptowire.bus.redis import REDIS_ERRORS, Fence, RedisBroker, text
 from cryptowire.core.channels import Channel
 from cryptowire.errors import BusError, CryptowireError, FencedError
 from cryptowire.events import Event, now_ms
 from cryptowire.sources.base import PublishFn, Source, SourceStatus
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     from cryptowire.bus.cluster_demand import ClusterDemand

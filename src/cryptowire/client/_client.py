@@ -29,7 +29,7 @@ import orjson
 from yarl import URL
 
 import cryptowire.closecodes as closecodes
-from cryptowire.client._backoff import Backoff
+from cryptowire.backoff import Backoff
 from cryptowire.client._errors import (
     AuthRejected,
     ClientError,

@@ -26,7 +26,7 @@ from cryptowire.core.session import Principal, Session
 from cryptowire.events import Event, Publication, now_ms
 from cryptowire.settings import Settings
 from cryptowire.sources.base import Source, SourceStatus
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     from cryptowire.store.sql import SqlStore

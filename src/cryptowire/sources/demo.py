@@ -20,7 +20,7 @@ from cryptowire.events import Event, now_ms
 from cryptowire.jsonnum import decimal_str
 from cryptowire.settings import DemoSettings
 from cryptowire.sources.base import PublishFn, SourceStatus
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.sources.demo")
 

@@ -28,14 +28,15 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from cryptowire.backoff import backoff_delay
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.errors import ConfigError
 from cryptowire.events import Event, now_ms
 from cryptowire.jsonnum import dumps_checked, loads_exact
 from cryptowire.settings import PgNotifySettings
 from cryptowire.sources.base import PublishFn, SourceStatus
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
 from cryptowire.store.tables import pg_mirror
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from cryptowire.backoff import backoff_delay
 from cryptowire.errors import SourceError
 from cryptowire.events import Event, now_ms
 from cryptowire.sources.base import PublishFn
@@ -226,8 +227,8 @@ class BybitConnection:
             await asyncio.sleep(delay)
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(self.backoff_max_s, BACKOFF_BASE_S * 2.0 ** min(failures, 16))
-        return ceiling * _rng.uniform(0.5, 1.0)
+        return backoff_delay(failures, base=BACKOFF_BASE_S, cap=self.backoff_max_s,
+                             rand=_rng.random)
 
     async def _run_socket(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Serve one socket until it fails; return why it ended."""

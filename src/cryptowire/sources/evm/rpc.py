@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import Web3RPCError
 
+from cryptowire.backoff import backoff_ceiling, backoff_delay
 from cryptowire.errors import SourceError
 
 log = logging.getLogger("cryptowire.sources.evm.rpc")
@@ -270,9 +270,10 @@ class RpcPool:
 
     def _bench(self, state: UrlState, reason: str) -> None:
         state.consecutive_failures += 1
-        span = min(self.backoff_cap_s,
-                   self.backoff_s * 2 ** min(state.consecutive_failures - 1, 20))
-        state.benched_until = self._clock() + random.uniform(span / 2, span)  # noqa: S311
+        attempt = state.consecutive_failures - 1
+        span = backoff_ceiling(attempt, base=self.backoff_s, cap=self.backoff_cap_s)
+        state.benched_until = self._clock() + backoff_delay(
+            attempt, base=self.backoff_s, cap=self.backoff_cap_s)
         state.last_error = state.scrub(reason)[:200]
         log.warning("rpc %s benched for ~%.1fs: %s", state.label, span, state.last_error)
 

@@ -23,8 +23,8 @@ from cryptowire.sources.evm.model import OnchainEvent
 from cryptowire.sources.evm.rpc import RpcPool
 from cryptowire.sources.evm.tokens import TokenAdmin
 from cryptowire.sources.evm.watcher import ChainWatcher
-from cryptowire.sources.supervisor import Supervisor
 from cryptowire.store.evm import EvmStore
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     from cryptowire.notify.telegram import TelegramNotifier
