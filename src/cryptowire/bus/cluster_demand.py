@@ -28,9 +28,9 @@ from collections.abc import Callable, Sequence
 from cryptowire.bus.redis import REDIS_ERRORS, RedisBroker, text
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand, Router
+from cryptowire.core.source import Source
 from cryptowire.errors import SourceError
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source
 from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.bus.cluster_demand")

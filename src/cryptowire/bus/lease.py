@@ -25,10 +25,11 @@ from redis.asyncio import Redis
 from cryptowire.backoff import backoff_delay
 from cryptowire.bus.cluster_demand import REFUSAL_TTL_MS, raise_if_cancelled
 from cryptowire.bus.redis import REDIS_ERRORS, Fence, RedisBroker, text
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
+from cryptowire.core.source import PublishFn, Source, SourceStatus
 from cryptowire.errors import BusError, CryptowireError, FencedError
-from cryptowire.events import Event, now_ms
-from cryptowire.sources.base import PublishFn, Source, SourceStatus
+from cryptowire.events import Event
 from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class RedisLease:
 
 
 class SourceLeader:
-    """A :class:`~cryptowire.sources.base.Source` that runs ``source`` only while this node
+    """A :class:`~cryptowire.core.source.Source` that runs ``source`` only while this node
     holds the lease ``source:<name>``, subscribed to the cluster-wide demand for its kinds.
 
     On taking over, it publishes a ``gap`` on every channel it resumes (events around the

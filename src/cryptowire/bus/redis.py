@@ -55,9 +55,10 @@ from cryptowire.bus.redis_protocol import (
     field_of,
     text,
 )
+from cryptowire.clock import now_ms
 from cryptowire.core.history import new_epoch
 from cryptowire.errors import BusError, FencedError
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 from cryptowire.settings import BusSettings, HistorySettings
 from cryptowire.tasks import Supervisor
 

@@ -1,6 +1,6 @@
 """One hub process: wiring and supervised lifecycle of broker, hub, demand, sources, store.
 
-The node knows sources only through the :class:`~cryptowire.sources.base.Source` seam and
+The node knows sources only through the :class:`~cryptowire.core.source.Source` seam and
 sessions only through :class:`~cryptowire.core.hub.Session`; it never opens a socket itself.
 ``start`` opens the store (migrations), the broker and the sources; ``stop`` closes every
 session with 1001, then stops sources, broker and store, in that order.
@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
 from cryptowire.bus.cluster_demand import ClusterDemand, create_demand
+from cryptowire.clock import now_ms
 from cryptowire.closecodes import CLOSE_GOING_AWAY, CLOSE_KEY_REVOKED
 from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
 from cryptowire.core.hub import Hub
 from cryptowire.core.session import Principal, Session
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.core.source import Source, SourceStatus
+from cryptowire.events import Event, Publication
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source, SourceStatus
 from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:

@@ -19,10 +19,10 @@ from typing import cast
 from aiohttp import WSMessage, WSMsgType, web
 
 from cryptowire import closecodes
+from cryptowire.clock import now_ms
 from cryptowire.closecodes import CLOSE_INTERNAL_ERROR
 from cryptowire.core.node import Node
 from cryptowire.core.session import Encoder, Principal, Session
-from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket

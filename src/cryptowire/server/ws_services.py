@@ -17,13 +17,13 @@ import orjson
 from aiohttp import web
 
 from cryptowire import closecodes
+from cryptowire.clock import now_ms
 from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.core.session import Encoder, Session
 from cryptowire.errors import AuthError
-from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_exception
 from cryptowire.server import browser, ws_native
 from cryptowire.server.auth import principal_for, request_key, rest_principal

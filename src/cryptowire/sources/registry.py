@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from cryptowire.core.source import Source
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source
 
 if TYPE_CHECKING:
     from cryptowire.core.node import Node

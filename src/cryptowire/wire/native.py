@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import KLINE_INTERVALS
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.errors import ProtocolError
-from cryptowire.events import Publication, now_ms
+from cryptowire.events import Publication
 from cryptowire.jsonnum import loads_exact
 from cryptowire.wire.frames import text_frame
 

@@ -13,9 +13,9 @@ from cryptowire.bus.cluster_demand import ClusterDemand
 from cryptowire.bus.lease import RedisLease, SourceLeader
 from cryptowire.bus.redis import RedisBroker
 from cryptowire.core.channels import Channel, ChannelGrammar
+from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import FencedError, SourceError
 from cryptowire.events import Event, Publication
-from cryptowire.sources.base import PublishFn, SourceStatus
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from aiohttp import web
 from sqlalchemy import select
 from tests.waiting import eventually
 
+from cryptowire.clock import now_ms
 from cryptowire.core.node import Node
-from cryptowire.events import now_ms
 from cryptowire.rfq.quote import fmt, fmt_rate
 from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings

@@ -7,9 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
+from cryptowire.clock import now_ms
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.errors import ProtocolError
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 from cryptowire.wire import native
 from cryptowire.wire.frames import text_frame
 from cryptowire.wire.native import (

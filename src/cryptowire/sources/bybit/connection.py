@@ -22,9 +22,10 @@ import aiohttp
 import orjson
 
 from cryptowire.backoff import backoff_delay
+from cryptowire.clock import now_ms
+from cryptowire.core.source import PublishFn
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, now_ms
-from cryptowire.sources.base import PublishFn
+from cryptowire.events import Event
 from cryptowire.sources.bybit.parser import (
     Ack,
     DataFrame,

@@ -1,7 +1,7 @@
 """On-chain swaps and burns from EVM chains (DESIGN.md "Sources: evm", PROTOCOLS.md 2.3).
 
 ``rpc`` (URL pool), ``decode`` (logs to events, sans I/O), ``watcher`` (one task per chain),
-``tokens`` (watchlist admin), ``source`` (the :class:`~cryptowire.sources.base.Source`).
+``tokens`` (watchlist admin), ``source`` (the :class:`~cryptowire.core.source.Source`).
 """
 
 from cryptowire.sources.evm.model import OnchainEvent, TrackedToken

@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
+from cryptowire.core.source import PublishFn, SourceState, SourceStatus
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, now_ms
+from cryptowire.events import Event
 from cryptowire.settings import Settings
-from cryptowire.sources.base import PublishFn, SourceState, SourceStatus
 from cryptowire.sources.evm.decode import Watchlist
 from cryptowire.sources.evm.model import OnchainEvent
 from cryptowire.sources.evm.rpc import RpcPool

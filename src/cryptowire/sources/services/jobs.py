@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptowire.events import now_ms
+from cryptowire.clock import now_ms
 from cryptowire.wire.services004 import iso
 
 log = logging.getLogger("cryptowire.sources.services")

@@ -15,8 +15,8 @@ from collections import deque
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cryptowire.clock import now_ms
 from cryptowire.errors import CryptowireError
-from cryptowire.events import now_ms
 from cryptowire.sources.services.context import ServiceContext, latest, not_configured, stamp
 from cryptowire.wire.services004 import iso, number
 
