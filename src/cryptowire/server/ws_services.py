@@ -261,7 +261,7 @@ class ServicesProtocol:
                                  next(e.path for e in s004.ENDPOINTS
                                       if name in e.services and not e.welcome and not e.auto)),
                 "channel": f"service:{name}",
-            } for name, (desc, _default) in services.items()}
+            } for name, desc in services.items()}
             for category, services in s004.CATALOG.items()
         }
         return json(s004.envelope("success", {
