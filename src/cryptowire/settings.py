@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from cryptowire.errors import ConfigError
+from cryptowire.redaction import hide_password, redact_url
 
 DEFAULT_CONFIG_FILE = "cryptowire.toml"
 
@@ -523,33 +524,14 @@ class Settings(BaseSettings):
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets shown as ``**********`` and RPC URLs
-        redacted (:func:`~cryptowire.sources.evm.rpc.redact_url`: a provider key is often in
+        redacted (:func:`~cryptowire.redaction.redact_url`: a provider key is often in
         their path or query)."""
-        from cryptowire.sources.evm.rpc import redact_url
-
         data = self.model_dump(mode="json")
         for chain in data["evm"]["chains"]:
             chain["rpc_urls"] = [redact_url(u) for u in chain["rpc_urls"]]
         for section in ("store", "bus", "pgnotify"):  # database and Redis passwords
             data[section]["url"] = hide_password(data[section]["url"])
         return data
-
-
-def hide_password(url: str) -> str:
-    """``url`` with the password of its user-info replaced by ``***``
-    (``postgresql://app:***@db/cw``); other URLs unchanged."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:

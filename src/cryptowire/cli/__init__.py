@@ -18,7 +18,8 @@ from cryptowire import __version__, redaction
 from cryptowire.cli.record import record
 from cryptowire.cli.tokens import tokens_app
 from cryptowire.errors import ConfigError, CryptowireError
-from cryptowire.settings import Settings, hide_password, load_settings
+from cryptowire.redaction import hide_password
+from cryptowire.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="cryptowire: a self-hosted real-time crypto hub.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")

@@ -14,7 +14,8 @@ import socket
 import ssl
 
 from cryptowire.errors import CryptowireError
-from cryptowire.settings import Settings, hide_password
+from cryptowire.redaction import hide_password
+from cryptowire.settings import Settings
 
 log = logging.getLogger("cryptowire.cli")
 

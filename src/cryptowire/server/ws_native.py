@@ -141,7 +141,7 @@ class NativeProtocol:
             rid = req.id
             await self.dispatch(session, req)
         except (ProtocolError, AuthError) as exc:
-            if isinstance(exc, native.RequestError):
+            if isinstance(exc, native.FrameError):
                 rid = exc.id  # parse failed after the id was read: echo it all the same
             self.node.counters.errors_sent += 1
             session.send(native.error(exc.code, exc.message, rid))
