@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from cryptowire.backoff import backoff_delay
+from cryptowire.onchain import OnchainEvent
 from cryptowire.settings import ChainSettings, TelegramSettings
 from cryptowire.sources.evm.decode import Watchlist
-from cryptowire.sources.evm.model import OnchainEvent
 from cryptowire.store.evm import EvmStore
 from cryptowire.tasks import Supervisor
 

@@ -9,6 +9,7 @@ from cryptowire.settings import Settings
 
 if TYPE_CHECKING:
     from cryptowire.core.node import Node
+    from cryptowire.sources.evm.source import NotifierFactory
 
 
 def build_sources(settings: Settings, node: Node | None = None) -> list[Source]:
@@ -23,7 +24,7 @@ def build_sources(settings: Settings, node: Node | None = None) -> list[Source]:
     if settings.evm.enabled:  # first: it wins the swap/burn kinds over the demo source
         from cryptowire.sources.evm import EvmSource
 
-        sources.append(EvmSource(settings))
+        sources.append(EvmSource(settings, notifier=_telegram(settings)))
     demo: DemoSource | None = None
     if settings.demo.mode != "off":
         chain_id = next((c.id for c in settings.evm.chains if c.name == settings.demo.chain), 1)
@@ -52,3 +53,14 @@ def build_sources(settings: Settings, node: Node | None = None) -> list[Source]:
 
         sources.append(ServicesSource(node))
     return sources
+
+
+def _telegram(settings: Settings) -> NotifierFactory | None:
+    """The Telegram notifier the on-chain source feeds, when one is configured."""
+    tg = settings.telegram
+    if not tg.enabled or tg.bot_token is None:
+        return None
+    from cryptowire.notify.telegram import TelegramNotifier
+
+    chains = settings.evm.chains
+    return lambda store: TelegramNotifier(tg, store, chains)

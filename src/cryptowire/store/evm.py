@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from cryptowire.clock import now_ms
 from cryptowire.errors import StoreError
 from cryptowire.logthrottle import log_throttled
-from cryptowire.sources.evm.model import OnchainEvent, TrackedToken
+from cryptowire.onchain import OnchainEvent, TrackedToken
 from cryptowire.store.tables import chain_cursors, onchain_events, telegram_bindings, tokens
 
 log = logging.getLogger("cryptowire.store.evm")

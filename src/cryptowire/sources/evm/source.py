@@ -4,23 +4,24 @@ swaps and burns on ``swap:<chain>`` / ``swap:<chain>:<token>`` and ``burn:...``.
 Watching does not depend on demand: the event log, REST history and Telegram alerts need
 every event whether or not a socket listens, so :meth:`EvmSource.subscribe` only checks that
 the chain is watched. The source opens its own connection pool on the store URL (or uses the
-store it is given); the tables are migration ``0002``'s.
+store it is given); the tables are migration ``0002``'s. Alerts (Telegram) are a
+:class:`Notifier` the composition root hands in; the source knows only this protocol.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
 from cryptowire.core.source import PublishFn, SourceState, SourceStatus
 from cryptowire.errors import SourceError
 from cryptowire.events import Event
+from cryptowire.onchain import OnchainEvent
 from cryptowire.settings import Settings
 from cryptowire.sources.evm.decode import Watchlist
-from cryptowire.sources.evm.model import OnchainEvent
 from cryptowire.sources.evm.rpc import RpcPool
 from cryptowire.sources.evm.tokens import TokenAdmin
 from cryptowire.sources.evm.watcher import ChainWatcher
@@ -28,13 +29,28 @@ from cryptowire.store.evm import EvmStore
 from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
-    from cryptowire.notify.telegram import TelegramNotifier
     from cryptowire.store.sql import SqlStore
 
 log = logging.getLogger("cryptowire.sources.evm")
 
 #: Called with each batch of new events and the watchlist they were decoded with (Telegram).
 EventsListener = Callable[[list[OnchainEvent], Watchlist], None]
+
+
+class Notifier(Protocol):
+    """An alert sink fed with every batch of new events (the Telegram notifier)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def offer(self, events: list[OnchainEvent], watchlist: Watchlist) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+#: Builds the notifier once the source's event store is open.
+NotifierFactory = Callable[[EvmStore], Notifier]
 
 
 def channels_of(event: OnchainEvent, chain_name: str) -> tuple[str, str]:
@@ -47,7 +63,8 @@ class EvmSource:
     name = "evm"
     kinds = frozenset({"swap", "burn"})
 
-    def __init__(self, settings: Settings, *, store: SqlStore | None = None) -> None:
+    def __init__(self, settings: Settings, *, store: SqlStore | None = None,
+                 notifier: NotifierFactory | None = None) -> None:
         self.settings = settings
         self._sql = store
         self._own_sql = store is None
@@ -56,7 +73,8 @@ class EvmSource:
         self.pools: dict[int, RpcPool] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.listeners: list[EventsListener] = []
-        self.notifier: TelegramNotifier | None = None
+        self._notifier_factory = notifier
+        self.notifier: Notifier | None = None
         self.supervisor = Supervisor("evm")
         self._publish: PublishFn | None = None
         self.messages = 0
@@ -83,11 +101,8 @@ class EvmSource:
             self.watchers[chain.name] = watcher
             self.supervisor.spawn(f"chain:{chain.name}", watcher.run)
         self.admin = TokenAdmin(evm, self.store, self.pools)
-        tg = self.settings.telegram
-        if tg.enabled and tg.bot_token is not None:
-            from cryptowire.notify.telegram import TelegramNotifier
-
-            self.notifier = TelegramNotifier(tg, self.store, evm.chains)
+        if self._notifier_factory is not None:
+            self.notifier = self._notifier_factory(self.store)
             await self.notifier.start()
             self.listeners.append(self.notifier.offer)
         self.started = True
