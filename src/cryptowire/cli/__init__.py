@@ -54,7 +54,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 def store_url(settings: Settings) -> str:
     """The store URL after saying on stderr which store this is (password masked); creates
     the per-user data directory when the store lives there."""
-    from cryptowire.settings_check import data_dir
+    from cryptowire.settings.check import data_dir
 
     url = settings.store.url
     print(f"store: {hide_password(url)}", file=sys.stderr, flush=True)
@@ -208,7 +208,7 @@ def config_check(config: ConfigOpt = None) -> None:
 @config_app.command("example")
 def config_example() -> None:
     """Print an annotated settings file with every default (cryptowire.example.toml)."""
-    from cryptowire.settings_example import render_example
+    from cryptowire.settings.example import render_example
 
     print(render_example(), end="")
 
