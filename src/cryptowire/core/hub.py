@@ -61,6 +61,7 @@ class Hub:
         self.fanout = fanout = Fanout(outbound_limit=outbound_limit, max_outbound=max_outbound)
         self.stats = fanout.stats
         self.sessions = fanout.sessions
+        self._publish = fanout.publish  # bound once: deliver() is the hot path
         self.broker = broker
         self.demand = demand
         #: Who may read what: ``access(principal, channel)`` returns a refusal reason or None.
@@ -119,7 +120,7 @@ class Hub:
         ahead = self._ahead.get(channel)
         if ahead:
             self._catch_up(channel, pub, ahead)
-        self.fanout.publish(pub)
+        self._publish(pub)
 
     def _catch_up(self, channel: str, pub: Publication,
                   ahead: dict[Session, tuple[str, int]]) -> None:
