@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))  # run as a script: make tests.peers importable
 
 from tests.peers.anvil import DEAD, AnvilNode, Dex, rpc  # noqa: E402
 
+from cryptowire.onchain import TrackedToken  # noqa: E402
 from cryptowire.settings import ChainSettings, EvmSettings  # noqa: E402
-from cryptowire.sources.evm.model import TrackedToken  # noqa: E402
 from cryptowire.sources.evm.rpc import RpcPool  # noqa: E402
 from cryptowire.sources.evm.tokens import TokenAdmin  # noqa: E402
 from cryptowire.sources.evm.watcher import ChainWatcher  # noqa: E402

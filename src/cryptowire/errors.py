@@ -8,7 +8,6 @@
      ├── ProtocolError (ValueError)        a client frame that cannot be understood; ``code`` is
      │                                     the wire error code (``INVALID_JSON``, ``UNKNOWN_OP``...)
      ├── AuthError (PermissionError)       no/wrong key (``UNAUTHORIZED``), scope (``FORBIDDEN``)
-     ├── LimitError                        a limit was hit (``LIMIT_EXCEEDED``, ``RATE_LIMIT_...``)
      ├── SourceError                       an upstream refused or failed (reason for the client)
      ├── StoreError                        the store failed or refused (duplicate, not found)
      └── BusError                          the bus (Redis) is unreachable or refused
@@ -60,14 +59,6 @@ class AuthError(CryptowireError, PermissionError):
     def __init__(self, message: str, *, forbidden: bool = False) -> None:
         super().__init__(message)
         self.code = "FORBIDDEN" if forbidden else "UNAUTHORIZED"
-
-
-class LimitError(CryptowireError):
-    """A per-session or per-server limit was reached."""
-
-    def __init__(self, message: str, *, rate: bool = False) -> None:
-        super().__init__(message)
-        self.code = "RATE_LIMIT_EXCEEDED" if rate else "LIMIT_EXCEEDED"
 
 
 class SourceError(CryptowireError):

@@ -11,16 +11,12 @@ seed's normalized shapes.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import orjson
 
-
-def now_ms() -> int:
-    """Wall-clock time in integer epoch milliseconds (the native protocol's timestamp)."""
-    return time.time_ns() // 1_000_000
+from cryptowire.clock import now_ms
 
 
 class BookLevel(TypedDict):

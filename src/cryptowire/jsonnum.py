@@ -17,12 +17,16 @@ and never contains the data.
 string. ``str(Decimal)`` switches to exponent notation for small and large values
 (``"5.6385E-9"``, ``"1E+3"``); a client must be able to read money with any decimal parser and
 show it as it is, so the hub never writes that.
+
+:func:`number` writes a decimal as a JSON *number* token, digit for digit (the seed dialects
+that sent numbers where the native channels carry strings).
 """
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -99,3 +103,44 @@ def decimal_str(value: Decimal | int, *, normalize: bool = False) -> str:
     if normalize and "." in text:  # by text: Decimal.normalize() rounds to the context
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+#: A JSON number token (RFC 8259): what :func:`number` may emit, nothing else.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+#: The plain form (no exponent) :func:`number` prefers.
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+#: Longest plain rendering of a decimal given in exponent form (beyond it, exponent form).
+_PLAIN_MAX_CHARS = 64
+
+
+def number(value: object) -> orjson.Fragment | None:
+    """A decimal string (or ``Decimal``/``int``) as a JSON *number*, digit for digit.
+
+    The seed sent JSON numbers where the native channels carry decimal strings; this emits
+    the same digits as a number token (``orjson.Fragment``: serialized verbatim by the one
+    ``orjson.dumps`` the broker does), so no value ever goes through float. Plain decimals
+    pass as they are (``"66000.180"`` stays ``66000.180``); other finite decimal spellings
+    (``"1E+3"``, ``".5"``, ``"+2"``) are normalized through ``Decimal``; anything else
+    (``None``, ``NaN``, ``Infinity``, garbage) is ``None``, i.e. JSON ``null``. Only text
+    matching the JSON number grammar is ever put into a fragment.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str | Decimal):
+        text = value.strip() if isinstance(value, str) else str(value)
+        if not _PLAIN_NUMBER.fullmatch(text):
+            try:
+                exact = Decimal(text)
+            except InvalidOperation:
+                return None
+            if not exact.is_finite():
+                return None
+            plain = decimal_str(exact)
+            text = plain if len(plain) <= _PLAIN_MAX_CHARS else str(exact)
+    else:
+        return None
+    if not _JSON_NUMBER.fullmatch(text):
+        return None
+    return orjson.Fragment(text.encode())

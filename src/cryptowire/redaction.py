@@ -8,12 +8,18 @@ bytes of a request line or header over 8,190 bytes with the traceback of its ``L
 (``cw_ab12cd34_***``, as ``keys list`` shows it) and tokens and header values read ``***``.
 The CLI installs it on its handlers (:func:`install`): a filter on a handler sees the
 records of every logger, aiohttp's included, which a filter on a logger would not.
+
+:func:`redact_url` is the one way a configured URL (an RPC endpoint with a provider key in
+its path) is shown: in ``config show``, ``/metrics``, ``/stats`` and log lines;
+:func:`hide_password` the one way a database or Redis URL is (its password as ``***``).
+A low-level module: it imports nothing from cryptowire.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 #: A cryptowire API key (``cw_<8 prefix chars>_<secret>``), possibly cut short.
 _KEY = re.compile(r"\bcw_([a-z0-9]{8})_[A-Za-z0-9_-]+")
@@ -76,3 +82,48 @@ def install(logger: logging.Logger | None = None) -> None:
     for handler in (logger or logging.getLogger()).handlers:
         if not any(isinstance(f, SecretRedactor) for f in handler.filters):
             handler.addFilter(SecretRedactor())
+
+
+REDACTED = "***"
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown to anyone: ``scheme://host[:port]``, followed by ``/***``
+    when the URL has anything else (user-info, a path other than ``/``, a query or a
+    fragment), which is where providers put keys.
+
+    ``https://eth-mainnet.g.alchemy.com/v2/KEY`` -> ``https://eth-mainnet.g.alchemy.com/***``,
+    ``https://rpc.example/?apikey=KEY`` -> ``https://rpc.example/***``,
+    ``https://user:pass@rpc.example:8545`` -> ``https://rpc.example:8545/***``,
+    ``https://eth.llamarpc.com/`` -> ``https://eth.llamarpc.com``. Something that does not
+    parse as ``scheme://host[:port]`` shows as ``***`` only. Idempotent: a redacted URL
+    redacts to itself. The host name itself is kept (a key in a subdomain would show).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, a malformed IPv6 literal...
+        return REDACTED
+    if not parts.scheme or not host:
+        return REDACTED
+    if ":" in host:
+        host = f"[{host}]"
+    shown = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+    hidden = ("@" in parts.netloc or parts.path not in ("", "/") or parts.query
+              or parts.fragment)
+    return shown + ("/" + REDACTED if hidden else "")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with the password of its user-info replaced by ``***``
+    (``postgresql://app:***@db/cw``); other URLs unchanged."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -28,26 +28,6 @@ _SERVER_NODE = ("server handlers type against the application's Node; a protocol
 
 #: ``importer -> imported`` running up the layers, and why (issue 11, "Import cycles").
 KNOWN_UPWARD: dict[str, str] = {
-    "settings -> sources.evm.rpc":
-        "redact_url lives in the EVM RPC pool; a low-level redaction module is to hold it",
-    "core.hub -> bus.base":
-        "the hub takes a Broker; core is to declare the small protocol it needs",
-    "bus.memory -> sources.supervisor":
-        "a broker takes the supervisor's TaskSet from sources/: it belongs below",
-    "bus.redis -> sources.supervisor":
-        "a broker takes the supervisor's TaskSet from sources/: it belongs below",
-    "store.evm -> sources.evm.model":
-        "the on-chain records belong to the vocabulary (onchain), not to the EVM source",
-    "sources.services.context -> wire.services004":
-        "the services' payload shapes live in the 004 dialect; sources never know dialects",
-    "sources.services.jobs -> wire.services004":
-        "the services' payload shapes live in the 004 dialect; sources never know dialects",
-    "sources.services.market -> wire.services004":
-        "the services' payload shapes live in the 004 dialect; sources never know dialects",
-    "sources.services.news -> wire.services004":
-        "the services' payload shapes live in the 004 dialect; sources never know dialects",
-    "sources.services.system -> wire.services004":
-        "the services' payload shapes live in the 004 dialect; sources never know dialects",
     "server.app -> app.node":
         _SERVER_NODE,
     "server.auth -> app.node":
@@ -78,26 +58,13 @@ KNOWN_UPWARD: dict[str, str] = {
         _SERVER_NODE,
     "server.ws_swaps -> app.node":
         _SERVER_NODE,
-    "cluster.demand -> sources.supervisor":
-        "cluster takes the supervisor's TaskSet from sources/: it belongs below",
-    "cluster.factory -> sources.base": "the cluster leads Sources: their protocol belongs below",
-    "cluster.leader -> sources.base": "the cluster leads Sources: their protocol belongs below",
-    "cluster.leader -> sources.supervisor":
-        "cluster takes the supervisor's TaskSet from sources/: it belongs below",
 }
 
 #: ``importer -> imported``: the import that closes a known cycle (leaving these out leaves
 #: no cycle), and why it is there.
 KNOWN_CYCLES: dict[str, str] = {
-    "core.session -> core.hub":
-        "fanout -> session -> hub -> fanout: Session links back to its hub (type only)",
-    "core.history_budget -> core.history": "the budget names ChannelHistory (type only)",
     "sources.services.context -> sources.services.news":
         "the context names a job's NewsFeeds (type only)",
-    "settings -> sources.evm.rpc":
-        "settings -> sources/evm (its __init__ loads the source) -> settings",
-    "store.evm -> sources.evm.model":
-        "store/evm -> sources/evm (its __init__ loads the source) -> store/evm",
     "server.rest_tokens -> server.rest":
         "rest -> ws_native -> rest_tokens -> rest: shared JSON helpers live in rest.py",
     "server.rest_limits -> server.rest": "rest <-> rest_limits (function-level import)",

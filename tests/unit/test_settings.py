@@ -9,7 +9,7 @@ import pytest
 
 from cryptowire.errors import ConfigError
 from cryptowire.settings import Settings, load_settings
-from cryptowire.settings_example import render_example
+from cryptowire.settings.example import render_example
 
 ROOT = Path(__file__).resolve().parents[2]
 

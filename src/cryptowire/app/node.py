@@ -1,7 +1,7 @@
 """One hub process: owns and runs broker, cluster, hub, store, sources, notifier, the
 watchlist admin and the RFQ rates (built by :mod:`cryptowire.app.wiring`).
 
-The node knows sources only through the :class:`~cryptowire.sources.base.Source` seam and
+The node knows sources only through the :class:`~cryptowire.core.source.Source` seam and
 sessions only through :class:`~cryptowire.core.hub.Session`; it never opens a socket itself.
 ``start`` opens the store (migrations), the broker and the sources; ``stop`` closes every
 session with 1001, then stops sources, notifier, admin, rates, broker and store, in that
@@ -19,15 +19,18 @@ from typing import TYPE_CHECKING, Any
 from cryptowire.app import wiring
 from cryptowire.bus import create_broker
 from cryptowire.bus.base import Broker
+from cryptowire.clock import now_ms
+from cryptowire.closecodes import CLOSE_GOING_AWAY, CLOSE_KEY_REVOKED
 from cryptowire.cluster.factory import create_cluster
 from cryptowire.core.access import Policy, authorize
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
-from cryptowire.core.hub import Hub, Principal, Session
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.core.hub import Hub
+from cryptowire.core.session import Principal, Session
+from cryptowire.core.source import Source, SourceStatus
+from cryptowire.events import Event, Publication
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source, SourceStatus
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     from cryptowire.notify.telegram import TelegramNotifier
@@ -37,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cryptowire.node")
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_KEY_REVOKED = 4010
 REVOCATION_POLL_S = 2.0
 
 

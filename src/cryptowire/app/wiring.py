@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand
+from cryptowire.core.source import Source
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source
 
 if TYPE_CHECKING:
     from cryptowire.core.hub import Hub

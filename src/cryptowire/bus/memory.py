@@ -8,7 +8,7 @@ from cryptowire.bus.base import DeliverFn
 from cryptowire.core.history import HistoryStore
 from cryptowire.events import Event, Publication
 from cryptowire.settings import HistorySettings
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.tasks import Supervisor
 
 
 class MemoryBroker:

@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from redis.asyncio.client import PubSub
 
+from cryptowire.backoff import backoff_delay
 from cryptowire.bus.base import DeliverFn
 from cryptowire.bus.redis_protocol import (
     HISTORY_LUA,
@@ -54,11 +55,12 @@ from cryptowire.bus.redis_protocol import (
     field_of,
     text,
 )
+from cryptowire.clock import now_ms
 from cryptowire.core.history import new_epoch
 from cryptowire.errors import BusError, FencedError
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 from cryptowire.settings import BusSettings, HistorySettings
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.bus.redis")
 

@@ -18,7 +18,8 @@ from cryptowire import __version__, redaction
 from cryptowire.cli.record import record
 from cryptowire.cli.tokens import tokens_app
 from cryptowire.errors import ConfigError, CryptowireError
-from cryptowire.settings import Settings, hide_password, load_settings
+from cryptowire.redaction import hide_password
+from cryptowire.settings import Settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="cryptowire: a self-hosted real-time crypto hub.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
@@ -53,7 +54,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 def store_url(settings: Settings) -> str:
     """The store URL after saying on stderr which store this is (password masked); creates
     the per-user data directory when the store lives there."""
-    from cryptowire.settings_check import data_dir
+    from cryptowire.settings.check import data_dir
 
     url = settings.store.url
     print(f"store: {hide_password(url)}", file=sys.stderr, flush=True)
@@ -207,7 +208,7 @@ def config_check(config: ConfigOpt = None) -> None:
 @config_app.command("example")
 def config_example() -> None:
     """Print an annotated settings file with every default (cryptowire.example.toml)."""
-    from cryptowire.settings_example import render_example
+    from cryptowire.settings.example import render_example
 
     print(render_example(), end="")
 

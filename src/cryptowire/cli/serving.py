@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptowire.errors import CryptowireError
-from cryptowire.settings import Settings, hide_password
+from cryptowire.redaction import hide_password
+from cryptowire.settings import Settings
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -113,8 +114,9 @@ async def _serve(app: web.Application, sock: socket.socket, tls: ssl.SSLContext 
 
 def run_hub(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; exit 2 with one line when the hub cannot start."""
-    from cryptowire.app.node import CLOSE_GOING_AWAY, Node
+    from cryptowire.app.node import Node
     from cryptowire.cli import console, fail
+    from cryptowire.closecodes import CLOSE_GOING_AWAY
     from cryptowire.server.app import create_app, ssl_context
 
     if settings.bus.url.startswith(("redis://", "rediss://", "unix://")):

@@ -20,7 +20,7 @@ beside it. Errors (:class:`ClientError` and :class:`AuthRejected`) sit in crypto
 under :class:`~cryptowire.errors.CryptowireError`.
 """
 
-from cryptowire.client._backoff import Backoff
+from cryptowire.backoff import Backoff
 from cryptowire.client._client import Client, connect
 from cryptowire.client._errors import (
     AuthRejected,

@@ -10,7 +10,7 @@ are applied by the reader before it reads the next frame, so a subscribe reply a
 the subscription set before its first data frame.
 
 Close codes 4001 (unauthorized), 4004 (forbidden origin) and 4010 (key revoked) end the
-client with :class:`AuthRejected`/:class:`ConnectError` (``wire/closecodes.py``: "do not
+client with :class:`AuthRejected`/:class:`ConnectError` (``closecodes.py``: "do not
 retry"); every other close, including 1001 (shutdown) and 4008 (slow consumer), is retried.
 """
 
@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from cryptowire.client._backoff import Backoff
+import cryptowire.closecodes as closecodes
+from cryptowire.backoff import Backoff
 from cryptowire.client._errors import (
     ClientError,
     ConnectError,
@@ -49,7 +50,6 @@ from cryptowire.client._requests import Dropped, Requests
 from cryptowire.client._requests import WebSocket as _WS
 from cryptowire.client._subscriptions import Subscriptions
 from cryptowire.errors import CryptowireError
-from cryptowire.wire import closecodes
 
 log = logging.getLogger("cryptowire.client")
 

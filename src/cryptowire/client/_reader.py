@@ -12,12 +12,12 @@ import logging
 
 import aiohttp
 
+import cryptowire.closecodes as closecodes
 from cryptowire.client._errors import AuthRejected, ConnectError
 from cryptowire.client._inbox import Inbox
 from cryptowire.client._messages import ClientEvent, FrameError, Message, parse_frame
 from cryptowire.client._requests import Dropped, Requests, WebSocket
 from cryptowire.client._subscriptions import Subscriptions
-from cryptowire.wire import closecodes
 
 log = logging.getLogger("cryptowire.client")
 

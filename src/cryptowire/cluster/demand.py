@@ -30,12 +30,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from cryptowire.backoff import backoff_delay
 from cryptowire.bus.redis import REDIS_ERRORS, RedisBroker, text
 from cryptowire.cluster.lease import raise_if_cancelled
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand, Router
 from cryptowire.errors import SourceError
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.cluster.demand")
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, cast
 from cryptowire.bus.base import Broker
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand, Router
+from cryptowire.core.source import Source
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source
 
 if TYPE_CHECKING:
     from cryptowire.bus.redis import RedisBroker

@@ -13,20 +13,22 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
+from cryptowire.backoff import backoff_delay
 from cryptowire.bus.redis import REDIS_ERRORS, Fence, RedisBroker
+from cryptowire.clock import now_ms
 from cryptowire.cluster.demand import REFUSAL_TTL_MS, ClusterDemand
 from cryptowire.cluster.lease import RedisLease, raise_if_cancelled
 from cryptowire.core.channels import Channel
+from cryptowire.core.source import PublishFn, Source, SourceStatus
 from cryptowire.errors import BusError, CryptowireError, FencedError
-from cryptowire.events import Event, now_ms
-from cryptowire.sources.base import PublishFn, Source, SourceStatus
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
+from cryptowire.events import Event
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.cluster.leader")
 
 
 class SourceLeader:
-    """A :class:`~cryptowire.sources.base.Source` that runs ``source`` only while this node
+    """A :class:`~cryptowire.core.source.Source` that runs ``source`` only while this node
     holds the lease ``source:<name>``, subscribed to the cluster-wide demand for its kinds.
 
     On taking over, it publishes a ``gap`` on every channel it resumes (events around the

@@ -1,8 +1,9 @@
 """The hot path: encode once per dialect, group fan-out, one write per session per tick.
 
 :class:`Fanout` holds the live index (channel -> dialect -> :class:`Group`) and writes
-publications to sessions; :class:`~cryptowire.core.hub.Hub` adds subscribing (buffering,
-recovery, demand, the broker) on top of it.
+publications to sessions; :class:`~cryptowire.core.hub.Hub` holds one and adds subscribing
+(buffering, recovery, demand, the broker) around it. A :class:`Session` is the fan-out's
+record of a connection; its ``send``/``flush``/``close`` are this module's.
 
 A publication is framed once per dialect present among its subscribers, and at the end of the
 event-loop tick each session gets its frames of that tick in one ``transport.write``. No
@@ -39,16 +40,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cryptowire.closecodes import CLOSE_INTERNAL_ERROR, CLOSE_SLOW_CONSUMER
 from cryptowire.core.session import Encoder, Group, Session
 from cryptowire.events import Publication
 
 log = logging.getLogger("cryptowire.core.hub")
-
-CLOSE_SLOW_CONSUMER = 4008
-CLOSE_INTERNAL_ERROR = 1011
 
 
 @dataclass(slots=True)
@@ -82,43 +80,15 @@ class Fanout:
         self._index: dict[str, dict[Encoder, Group]] = {}
         # groups holding frames for solo sessions, to be written at the end of this tick
         self._tick: list[Group] = []
-        # channel -> the last publication delivered here (where the live feed stands)
-        self._last: dict[str, Publication] = {}
-        # channel -> session -> (epoch, offset) it was sent up to, for sessions whose
-        # subscribe replay ran ahead of the live feed: they join their group once it passes
-        self._ahead: dict[str, dict[Session, tuple[str, int]]] = {}
-        # channel -> session -> publications held while it subscribes
-        self._buffering: dict[str, dict[Session, list[Publication]]] = {}
-        # channel -> in-process consumers (RFQ rates, services) called on each publication
-        self._watchers: dict[str, list[Callable[[Publication], None]]] = {}
-        # channels this node asked the broker for (subscribe on first need, drop on last)
-        self._on_broker: set[str] = set()
         self._dirty: list[Session] = []
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- fan-out ------------------------------------------------------------------------
 
-    def deliver(self, pub: Publication) -> None:
-        """Send ``pub`` to every local subscriber of its channel (the hot path)."""
-        self.stats.publications += 1
+    def publish(self, pub: Publication) -> None:
+        """Write ``pub`` to the live subscribers of its channel (the hot path)."""
         channel = pub.channel
-        watchers = self._watchers.get(channel)
-        if watchers:
-            for watcher in watchers:
-                try:
-                    watcher(pub)
-                except Exception:  # an in-process consumer must not stop the fan-out
-                    log.exception("watcher of %s failed", channel)
-        held = self._buffering.get(channel)
-        if held:
-            for pubs in held.values():
-                pubs.append(pub)
-        if channel in self._on_broker:
-            self._last[channel] = pub
-        ahead = self._ahead.get(channel)
-        if ahead:
-            self._catch_up(channel, pub, ahead)
         by_encoder = self._index.get(channel)
         if not by_encoder:
             return
@@ -163,6 +133,52 @@ class Fanout:
                     self._slow(session)
             if dirty and not was_dirty and not self._flush_scheduled:
                 self._schedule_flush()
+
+    # -- one session's writes (Session.send/flush/close) --------------------------------
+
+    def send(self, session: Session, frame: bytes) -> None:
+        """Queue a whole wire frame to ``session``; written at the end of this loop tick."""
+        if session.closed:
+            return
+        if not session.pending:
+            self._mark_dirty(session)
+        session.pending.append(frame)
+        session.pending_bytes += len(frame)
+        if session.pending_bytes > self.outbound_limit:
+            self._slow(session)
+
+    def flush(self, session: Session) -> None:
+        """Write ``session``'s pending frames now, in one write."""
+        pending = session.pending
+        if not pending or session.closed:
+            return
+        data = b"".join(pending) if len(pending) > 1 else pending[0]
+        pending.clear()
+        session.pending_bytes = 0
+        transport = session.transport
+        if transport.is_closing():
+            return
+        held = transport.get_write_buffer_size()
+        queued = held + len(data)
+        if queued > self.outbound_limit:
+            self._slow(session)
+            return
+        if held:  # a backlog: noted node-wide (see the module docstring)
+            self.outbound_bytes += queued - session.buffered
+            session.buffered = queued
+        transport.write(data)
+
+    def close(self, session: Session, code: int, reason: str) -> None:
+        """Close ``session`` with ``code`` (pending frames are flushed first)."""
+        if session.closed:
+            return
+        if session.solo_in is not None:  # this tick's publications go out before the close
+            self._take(session, session.solo_in)
+        self.flush(session)
+        session.closed = True
+        session.pending.clear()
+        session.pending_bytes = 0
+        session.on_close(session, code, reason)
 
     def _schedule_flush(self) -> None:
         self._flush_scheduled = True
@@ -253,7 +269,7 @@ class Fanout:
                 continue
             stats.writes += 1
             try:
-                session.flush()
+                self.flush(session)
             except Exception:  # a broken transport closes its own session, never the tick
                 self._broken(session)
         if self.max_outbound is not None and self.outbound_bytes > self.max_outbound:
@@ -289,7 +305,7 @@ class Fanout:
                         total + size)
             self._slow(session)
 
-    def _release(self, session: Session) -> None:
+    def release(self, session: Session) -> None:
         """Take a closing session's noted buffer out of the node's total."""
         self.outbound_bytes -= session.buffered
         session.buffered = 0
@@ -298,28 +314,30 @@ class Fanout:
         log.exception("writing to session %s failed: closing it", session.id)
         session.pending.clear()
         session.pending_bytes = 0
-        self._release(session)
+        self.release(session)
         if not session.closed:
             session.closed = True
             try:
-                session._close(session, CLOSE_INTERNAL_ERROR, "Internal error")
+                session.on_close(session, CLOSE_INTERNAL_ERROR, "Internal error")
             except Exception:
                 log.exception("closing session %s failed", session.id)
 
-    def _catch_up(self, channel: str, pub: Publication,
-                  ahead: dict[Session, tuple[str, int]]) -> None:
-        """Sessions whose replay ran ahead skip ``pub`` if they already have it; the first
-        publication past what they were sent (or of a new epoch) makes them live."""
-        for session, (epoch, sent) in list(ahead.items()):
-            if session.closed or channel not in session.channels:
-                del ahead[session]
-            elif pub.epoch != epoch or pub.offset > sent:
-                del ahead[session]
-                self._join(session, channel)
-        if not ahead:
-            del self._ahead[channel]
+    # -- the live index ------------------------------------------------------------------
 
-    def _join(self, session: Session, channel: str) -> None:
+    def live(self, channel: str) -> int:
+        """How many sessions receive ``channel`` live."""
+        by_encoder = self._index.get(channel)
+        return sum(len(g) for g in by_encoder.values()) if by_encoder else 0
+
+    def live_channels(self) -> set[str]:
+        return set(self._index)
+
+    def group(self, channel: str, encoder: Encoder) -> Group | None:
+        """The group of ``channel``'s live subscribers in ``encoder``'s dialect."""
+        by_encoder = self._index.get(channel)
+        return by_encoder.get(encoder) if by_encoder is not None else None
+
+    def join(self, session: Session, channel: str) -> None:
         """Make ``session`` a live member of its dialect's group of ``channel``."""
         group = self._index.setdefault(channel, {}).get(session.encoder)
         if group is None:
@@ -340,7 +358,7 @@ class Fanout:
             group.shared.add(session)
         session.groups += 1
 
-    def _leave(self, session: Session, channel: str) -> None:
+    def leave(self, session: Session, channel: str) -> None:
         """Remove ``session`` from its group of ``channel`` (if it is live there)."""
         by_encoder = self._index.get(channel)
         group = by_encoder.get(session.encoder) if by_encoder is not None else None
@@ -375,7 +393,7 @@ class Fanout:
         self.stats.dropped += len(session.pending)
         session.pending.clear()
         session.pending_bytes = 0
-        self._release(session)
+        self.release(session)
         log.warning("session %s is a slow consumer: closing with 4008", session.id)
         session.closed = True
-        session._close(session, CLOSE_SLOW_CONSUMER, "Slow consumer: outbound buffer full")
+        session.on_close(session, CLOSE_SLOW_CONSUMER, "Slow consumer: outbound buffer full")

@@ -12,8 +12,9 @@ import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 
+from cryptowire.clock import now_ms
 from cryptowire.core.history_budget import HistoryBudget, Reservations
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 
 
 def new_epoch() -> str:

@@ -29,13 +29,25 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from cryptowire.events import Publication
 
-if TYPE_CHECKING:
-    from cryptowire.core.history import ChannelHistory
+
+class ChannelHistory(Protocol):
+    """What the budget needs of one channel's history
+    (:class:`cryptowire.core.history.ChannelHistory` provides it)."""
+
+    def oldest(self) -> Publication | None: ...
+
+    def drop_oldest(self) -> Publication: ...
+
+    def entries(self) -> Iterator[Publication]: ...
+
+    def clear(self) -> None: ...
+
+    def __len__(self) -> int: ...
 
 #: Bytes counted per kept publication beyond its data and channel name (measured, see above).
 ENTRY_OVERHEAD = 200

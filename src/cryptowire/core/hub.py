@@ -5,7 +5,9 @@ publications are held while the broker is asked for the position (or the history
 recover); then the reply, the recovered publications and the held ones are sent in offset
 order, exactly once, and the session switches to live delivery. If that replay ran ahead of
 this node's live feed (a bus delivers with some lag), the session skips what it already has
-until the feed passes it. The writes themselves are :mod:`cryptowire.core.fanout`.
+until the feed passes it. The hub holds a :class:`~cryptowire.core.fanout.Fanout` for the
+live index and the writes; the broker it pulls channels from is the :class:`Broker` protocol
+below (``bus/`` implements it; core imports nothing from there).
 """
 
 from __future__ import annotations
@@ -15,26 +17,30 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from cryptowire.bus.base import Broker
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand
-from cryptowire.core.fanout import (
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_SLOW_CONSUMER,
-    Fanout,
-    HubStats,
-)
-from cryptowire.core.session import Encoder, Principal, Session, Transport
+from cryptowire.core.fanout import Fanout
+from cryptowire.core.session import Principal, Session
 from cryptowire.errors import CryptowireError
 from cryptowire.events import Publication
 
 log = logging.getLogger("cryptowire.core.hub")
 
-#: Session and its seams live in core/session.py, the writes in core/fanout.py; importing
-#: them from here keeps working.
-__all__ = ["CLOSE_INTERNAL_ERROR", "CLOSE_SLOW_CONSUMER", "Encoder", "Hub", "HubStats",
-           "Principal", "Session", "SubscribeResult", "Transport"]
+
+class Broker(Protocol):
+    """What the hub needs of a broker (:class:`cryptowire.bus.base.Broker` provides it)."""
+
+    async def subscribe(self, channel: str) -> None: ...
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    async def position(self, channel: str) -> tuple[str, int]: ...
+
+    async def history_since(
+        self, channel: str, epoch: str, offset: int
+    ) -> list[Publication] | None: ...
 
 
 @dataclass(slots=True)
@@ -47,16 +53,87 @@ class SubscribeResult:
     recovered: dict[str, bool] = field(default_factory=dict)
 
 
-class Hub(Fanout):
-    """The local index of who is subscribed to what, and the fan-out."""
+class Hub:
+    """The local index of who is subscribed to what; its :class:`Fanout` does the writes."""
 
     def __init__(self, broker: Broker, demand: Demand, *, outbound_limit: int,
                  max_outbound: int | None = None) -> None:
-        super().__init__(outbound_limit=outbound_limit, max_outbound=max_outbound)
+        self.fanout = fanout = Fanout(outbound_limit=outbound_limit, max_outbound=max_outbound)
+        self.stats = fanout.stats
+        self.sessions = fanout.sessions
+        self._publish = fanout.publish  # bound once: deliver() is the hot path
         self.broker = broker
         self.demand = demand
         #: Who may read what: ``access(principal, channel)`` returns a refusal reason or None.
         self.access: Callable[[Principal, Channel], str | None] | None = None
+        # channel -> the last publication delivered here (where the live feed stands)
+        self._last: dict[str, Publication] = {}
+        # channel -> session -> (epoch, offset) it was sent up to, for sessions whose
+        # subscribe replay ran ahead of the live feed: they join their group once it passes
+        self._ahead: dict[str, dict[Session, tuple[str, int]]] = {}
+        # channel -> session -> publications held while it subscribes
+        self._buffering: dict[str, dict[Session, list[Publication]]] = {}
+        # channel -> in-process consumers (RFQ rates, services) called on each publication
+        self._watchers: dict[str, list[Callable[[Publication], None]]] = {}
+        # channels this node asked the broker for (subscribe on first need, drop on last)
+        self._on_broker: set[str] = set()
+
+    @property
+    def outbound_limit(self) -> int:
+        return self.fanout.outbound_limit
+
+    @outbound_limit.setter
+    def outbound_limit(self, value: int) -> None:
+        self.fanout.outbound_limit = value
+
+    @property
+    def max_outbound(self) -> int | None:
+        return self.fanout.max_outbound
+
+    @max_outbound.setter
+    def max_outbound(self, value: int | None) -> None:
+        self.fanout.max_outbound = value
+
+    @property
+    def outbound_bytes(self) -> int:
+        return self.fanout.outbound_bytes
+
+    # -- fan-out ------------------------------------------------------------------------
+
+    def deliver(self, pub: Publication) -> None:
+        """Send ``pub`` to every local subscriber of its channel (the hot path)."""
+        self.stats.publications += 1
+        channel = pub.channel
+        watchers = self._watchers.get(channel)
+        if watchers:
+            for watcher in watchers:
+                try:
+                    watcher(pub)
+                except Exception:  # an in-process consumer must not stop the fan-out
+                    log.exception("watcher of %s failed", channel)
+        held = self._buffering.get(channel)
+        if held:
+            for pubs in held.values():
+                pubs.append(pub)
+        if channel in self._on_broker:
+            self._last[channel] = pub
+        ahead = self._ahead.get(channel)
+        if ahead:
+            self._catch_up(channel, pub, ahead)
+        self._publish(pub)
+
+    def _catch_up(self, channel: str, pub: Publication,
+                  ahead: dict[Session, tuple[str, int]]) -> None:
+        """Sessions whose replay ran ahead skip ``pub`` if they already have it; the first
+        publication past what they were sent (or of a new epoch) makes them live."""
+        for session, (epoch, sent) in list(ahead.items()):
+            if session.closed or channel not in session.channels:
+                del ahead[session]
+            elif pub.epoch != epoch or pub.offset > sent:
+                del ahead[session]
+                self.fanout.join(session, channel)
+        if not ahead:
+            del self._ahead[channel]
 
     # -- in-process consumers -----------------------------------------------------------
 
@@ -99,17 +176,20 @@ class Hub(Fanout):
         """Forget ``session`` and release everything it was subscribed to."""
         self.sessions.pop(session.id, None)
         session.closed = True
-        self._release(session)
+        self.fanout.release(session)
         await self.unsubscribe(session, list(session.channels))
 
     def subscribers(self, channel: str) -> int:
-        by_encoder = self._index.get(channel)
-        live = sum(len(s) for s in by_encoder.values()) if by_encoder else 0
-        return (live + len(self._buffering.get(channel, ()))
+        return (self.fanout.live(channel) + len(self._buffering.get(channel, ()))
                 + len(self._ahead.get(channel, ())))
 
+    def catching_up(self, session: Session, channel: str) -> bool:
+        """Whether ``session``'s subscribe replay of ``channel`` is ahead of the live feed."""
+        return session in self._ahead.get(channel, ())
+
     def channel_counts(self) -> dict[str, int]:
-        return {ch: self.subscribers(ch) for ch in self._index.keys() | self._ahead.keys()}
+        return {ch: self.subscribers(ch)
+                for ch in self.fanout.live_channels() | self._ahead.keys()}
 
     # -- subscribe / unsubscribe --------------------------------------------------------
 
@@ -236,7 +316,7 @@ class Hub(Fanout):
                     session.send(frame)
         seen = self._last.get(channel)
         if seen is not None and seen.epoch == epoch and seen.offset >= last:
-            self._join(session, channel)
+            self.fanout.join(session, channel)
         else:
             # The history read may be ahead of this node's live feed (a bus delivers with
             # some lag after the stream has the entry): until the feed passes ``last`` the
@@ -262,7 +342,7 @@ class Hub(Fanout):
         for name in names:
             if name not in session.channels:
                 continue
-            self._leave(session, name)
+            self.fanout.leave(session, name)
             ahead = self._ahead.get(name)
             if ahead is not None:
                 ahead.pop(session, None)

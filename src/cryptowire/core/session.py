@@ -1,6 +1,8 @@
 """A client connection as the core sees it (:class:`Session`), who is on it
 (:class:`Principal`), and the two seams to the outside: the ``Transport`` it writes to and the
-dialect's ``Encoder``. The fan-out that feeds sessions is :mod:`cryptowire.core.hub`."""
+dialect's ``Encoder``. A session is a record: what it sends and when it closes are decided by
+its :class:`Outbox` (the fan-out, :mod:`cryptowire.core.fanout`), which it names only by this
+protocol."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from cryptowire.core.hub import Hub
     from cryptowire.events import Publication
 
 
@@ -30,6 +31,16 @@ class Encoder(Protocol):
     name: str
 
     def frame_publication(self, pub: Publication) -> bytes | None: ...
+
+
+class Outbox(Protocol):
+    """Where a session's frames go: queued for the end of the tick, written, or closed."""
+
+    def send(self, session: Session, frame: bytes) -> None: ...
+
+    def flush(self, session: Session) -> None: ...
+
+    def close(self, session: Session, code: int, reason: str) -> None: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -76,17 +87,20 @@ class Group:
 
 
 class Session:
-    """One client connection as the core sees it: a transport, a dialect, subscriptions."""
+    """One client connection as the core sees it: a transport, a dialect, subscriptions.
+
+    ``send``/``flush``/``close`` hand the session to its outbox; ``on_close`` is the
+    socket's own close (called once, by the outbox)."""
 
     __slots__ = (
         "id", "transport", "encoder", "principal", "channels", "pending", "pending_bytes",
-        "closed", "_close", "_hub", "remote", "connected_ms", "groups", "solo_in", "inbound",
-        "seen", "buffered",
+        "closed", "on_close", "outbox", "remote", "connected_ms", "groups", "solo_in",
+        "inbound", "seen", "buffered",
         "__weakref__",
     )
 
     def __init__(
-        self, hub: Hub, transport: Transport, encoder: Encoder,
+        self, outbox: Outbox, transport: Transport, encoder: Encoder,
         close: Callable[[Session, int, str], None], *, principal: Principal | None = None,
         remote: str = "", connected_ms: int = 0,
     ) -> None:
@@ -98,8 +112,8 @@ class Session:
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.closed = False
-        self._close = close
-        self._hub = hub
+        self.on_close = close
+        self.outbox = outbox
         self.remote = remote
         self.connected_ms = connected_ms
         #: How many groups this session is live in, and the group when that is exactly one.
@@ -114,44 +128,12 @@ class Session:
 
     def send(self, frame: bytes) -> None:
         """Queue a whole wire frame; it is written at the end of this loop tick."""
-        if self.closed:
-            return
-        if not self.pending:
-            self._hub._mark_dirty(self)
-        self.pending.append(frame)
-        self.pending_bytes += len(frame)
-        if self.pending_bytes > self._hub.outbound_limit:
-            self._hub._slow(self)
+        self.outbox.send(self, frame)
 
     def flush(self) -> None:
         """Write the pending frames now, in one write."""
-        if not self.pending or self.closed:
-            return
-        data = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
-        self.pending.clear()
-        self.pending_bytes = 0
-        transport = self.transport
-        if transport.is_closing():
-            return
-        hub = self._hub
-        held = transport.get_write_buffer_size()
-        queued = held + len(data)
-        if queued > hub.outbound_limit:
-            hub._slow(self)
-            return
-        if held:  # a backlog: noted node-wide (see core/fanout.py)
-            hub.outbound_bytes += queued - self.buffered
-            self.buffered = queued
-        transport.write(data)
+        self.outbox.flush(self)
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with ``code`` (pending frames are flushed first)."""
-        if self.closed:
-            return
-        if self.solo_in is not None:  # this tick's publications go out before the close frame
-            self._hub._take(self, self.solo_in)
-        self.flush()
-        self.closed = True
-        self.pending.clear()
-        self.pending_bytes = 0
-        self._close(self, code, reason)
+        self.outbox.close(self, code, reason)

@@ -17,11 +17,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from cryptowire.backoff import backoff_delay
+from cryptowire.onchain import OnchainEvent
 from cryptowire.settings import ChainSettings, TelegramSettings
 from cryptowire.sources.evm.decode import Watchlist
-from cryptowire.sources.evm.model import OnchainEvent
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
 from cryptowire.store.evm import EvmStore
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.notify.telegram")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptowire.events import now_ms
+from cryptowire.clock import now_ms
 from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.providers import LiquidityProvider, ProviderError
 from cryptowire.rfq.quote import Quote, QuoteError, make_quote, parse_amount, parse_currency

@@ -18,22 +18,21 @@ from typing import cast
 
 from aiohttp import WSMessage, WSMsgType, web
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
-from cryptowire.core.hub import Encoder, Principal, Session
-from cryptowire.events import now_ms
+from cryptowire.clock import now_ms
+from cryptowire.closecodes import CLOSE_INTERNAL_ERROR
+from cryptowire.core.session import Encoder, Principal, Session
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.proxied import client_address
-from cryptowire.wire import closecodes
 from cryptowire.wire.frames import close_frame
 
 log = logging.getLogger("cryptowire.server.connection")
 
 ABORT_AFTER_S = 2.0
 _CLOSING = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
-#: RFC 6455 "internal error": a handler failed unexpectedly (see :func:`guarded`).
-CLOSE_INTERNAL_ERROR = 1011
 
 
 def remote_of(transport: asyncio.BaseTransport) -> str:
@@ -62,7 +61,7 @@ async def open_session(
     ws.headers.clear()
     transport = request.transport
     assert transport is not None
-    session = Session(node.hub, transport, encoder, close_transport, principal=principal,
+    session = Session(node.hub.fanout, transport, encoder, close_transport, principal=principal,
                       remote=client_address(node, request), connected_ms=now_ms())
     session.seen = asyncio.get_running_loop().time()
     node.track(session)

@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.server.connection import socket_transport
-from cryptowire.wire import closecodes
 
 log = logging.getLogger("cryptowire.server.heartbeat")
 

@@ -85,7 +85,7 @@ def _rpc_families(node: Node) -> Iterator[GaugeMetricFamily | CounterMetricFamil
     """Per-URL RPC pool health of the chain watchers (``extra["chains"][name]["rpc"]``).
 
     The ``url`` label is the URL's redacted label (``#2 https://host/***``, see
-    :func:`~cryptowire.sources.evm.rpc.redact_url`), never the configured URL: /metrics is
+    :func:`~cryptowire.redaction.redact_url`), never the configured URL: /metrics is
     unauthenticated and provider keys live in the path or query."""
     labels = ["chain", "url"]
     healthy = GaugeMetricFamily("cryptowire_rpc_url_healthy",

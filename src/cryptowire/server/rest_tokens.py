@@ -22,7 +22,7 @@ from aiohttp import web
 
 from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, KEYS, WATCHLIST, check
-from cryptowire.core.hub import Session
+from cryptowire.core.session import Session
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE

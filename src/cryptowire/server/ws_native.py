@@ -15,10 +15,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
-from cryptowire.core.hub import Encoder, Session, SubscribeResult
+from cryptowire.core.hub import SubscribeResult
+from cryptowire.core.session import Encoder, Session
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked
@@ -34,7 +36,7 @@ from cryptowire.server.connection import (
     refuse,
 )
 from cryptowire.server.limits import TokenBucket
-from cryptowire.wire import closecodes, native
+from cryptowire.wire import native
 from cryptowire.wire.native import Request
 
 log = logging.getLogger("cryptowire.server.ws")
@@ -139,7 +141,7 @@ class NativeProtocol:
             rid = req.id
             await self.dispatch(session, req)
         except (ProtocolError, AuthError) as exc:
-            if isinstance(exc, native.RequestError):
+            if isinstance(exc, native.FrameError):
                 rid = exc.id  # parse failed after the id was read: echo it all the same
             self.node.counters.errors_sent += 1
             session.send(native.error(exc.code, exc.message, rid))

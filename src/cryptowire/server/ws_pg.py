@@ -22,10 +22,12 @@ import jwt
 import orjson
 from aiohttp import web
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
+from cryptowire.closecodes import CLOSE_JWT_EXPIRED
 from cryptowire.core.access import authorize
 from cryptowire.core.channels import Channel
-from cryptowire.core.hub import Principal, Session
+from cryptowire.core.session import Principal, Session
 from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
 from cryptowire.events import Publication
 from cryptowire.server import browser
@@ -40,13 +42,10 @@ from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.rest import problem
 from cryptowire.server.rest_limits import rate_limited
-from cryptowire.wire import closecodes
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.server.pg")
 
-#: postgres-websockets closes a socket whose JWT expired with 3001.
-CLOSE_JWT_EXPIRED = 3001
 #: Mirror queries running at once on this node (``pgnotify.rest_max_concurrent``).
 _MIRROR_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("pg_mirror_slots")
 

@@ -15,9 +15,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.core.access import RFQ, authorize
-from cryptowire.core.hub import Principal, Session, SubscribeResult
+from cryptowire.core.hub import SubscribeResult
+from cryptowire.core.session import Principal, Session
 from cryptowire.errors import AuthError, ChannelError
 from cryptowire.events import Publication
 from cryptowire.logthrottle import log_exception
@@ -35,7 +37,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.limits import TokenBucket
 from cryptowire.sources.prices import RateProvider
-from cryptowire.wire import closecodes, rfq001
+from cryptowire.wire import rfq001
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.server.rfq")

@@ -16,12 +16,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
+from cryptowire.clock import now_ms
 from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
-from cryptowire.core.hub import Encoder, Session, SubscribeResult
+from cryptowire.core.hub import SubscribeResult
+from cryptowire.core.session import Encoder, Session
 from cryptowire.errors import AuthError
-from cryptowire.events import now_ms
 from cryptowire.logthrottle import log_exception
 from cryptowire.server import browser, ws_native
 from cryptowire.server.auth import principal_for, request_key, rest_principal
@@ -34,7 +36,6 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.rest import json, problems
-from cryptowire.wire import closecodes
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
 
@@ -260,7 +261,7 @@ class ServicesProtocol:
                                  next(e.path for e in s004.ENDPOINTS
                                       if name in e.services and not e.welcome and not e.auto)),
                 "channel": f"service:{name}",
-            } for name, (desc, _default) in services.items()}
+            } for name, desc in services.items()}
             for category, services in s004.CATALOG.items()
         }
         return json(s004.envelope("success", {

@@ -24,9 +24,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.core.access import WATCHLIST, authorize
-from cryptowire.core.hub import Session
+from cryptowire.core.session import Session
 from cryptowire.errors import AuthError, CryptowireError
 from cryptowire.logthrottle import log_exception
 from cryptowire.server import browser
@@ -39,7 +40,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
-from cryptowire.wire import closecodes, swaps000
+from cryptowire.wire import swaps000
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.server.swaps")

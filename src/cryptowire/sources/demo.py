@@ -14,13 +14,14 @@ import random
 import secrets
 from decimal import Decimal, localcontext
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import KLINE_INTERVALS, Channel
+from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, now_ms
+from cryptowire.events import Event
 from cryptowire.jsonnum import decimal_str
 from cryptowire.settings import DemoSettings
-from cryptowire.sources.base import PublishFn, SourceStatus
-from cryptowire.sources.supervisor import Supervisor
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.sources.demo")
 
@@ -149,7 +150,7 @@ def _price(paired: Decimal, token_amount: Decimal) -> str:
 
 
 class DemoSource:
-    """Implements :class:`~cryptowire.sources.base.Source` with synthetic data."""
+    """Implements :class:`~cryptowire.core.source.Source` with synthetic data."""
 
     name = "demo"
     kinds = frozenset({"ticker", "trade", "kline", "swap", "burn"})

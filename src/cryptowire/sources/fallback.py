@@ -14,10 +14,11 @@ import logging
 
 import aiohttp
 
+from cryptowire.backoff import backoff_delay
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
-from cryptowire.events import now_ms
-from cryptowire.sources.base import PublishFn, Source, SourceStatus
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
+from cryptowire.core.source import PublishFn, Source, SourceStatus
+from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.sources.fallback")
 

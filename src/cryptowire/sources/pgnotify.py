@@ -28,14 +28,16 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from cryptowire.backoff import backoff_delay
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel, ChannelGrammar
+from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import ConfigError
-from cryptowire.events import Event, now_ms
+from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked, loads_exact
 from cryptowire.settings import PgNotifySettings
-from cryptowire.sources.base import PublishFn, SourceStatus
-from cryptowire.sources.supervisor import Supervisor, backoff_delay
 from cryptowire.store.tables import pg_mirror
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     import asyncpg  # type: ignore[import-untyped]
@@ -162,7 +164,7 @@ def listen_dsn(cfg: PgNotifySettings, store_url: str) -> str:
 
 
 class PgNotifySource:
-    """Implements :class:`~cryptowire.sources.base.Source` for ``pg:<channel>``."""
+    """Implements :class:`~cryptowire.core.source.Source` for ``pg:<channel>``."""
 
     name = "pgnotify"
     kinds = frozenset({"pg"})

@@ -26,9 +26,10 @@ from typing import Protocol
 
 import aiohttp
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
 from cryptowire.errors import CryptowireError
-from cryptowire.events import Publication, now_ms
+from cryptowire.events import Publication
 
 log = logging.getLogger("cryptowire.sources.prices")
 

@@ -28,10 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from cryptowire.clock import now_ms
 from cryptowire.errors import StoreError
 from cryptowire.logthrottle import log_throttled
-from cryptowire.sources.evm.model import OnchainEvent, TrackedToken
-from cryptowire.store.sql import now_ms
+from cryptowire.onchain import OnchainEvent, TrackedToken
 from cryptowire.store.tables import chain_cursors, onchain_events, telegram_bindings, tokens
 
 log = logging.getLogger("cryptowire.store.evm")

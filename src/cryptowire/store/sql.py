@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -38,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from cryptowire.clock import now_ms
 from cryptowire.errors import StoreError
 from cryptowire.logthrottle import log_throttled
 from cryptowire.store.keys import (
@@ -77,11 +77,6 @@ _ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
 }
-
-
-def now_ms() -> int:
-    """Current UTC time as epoch milliseconds (the store's timestamp unit)."""
-    return time.time_ns() // 1_000_000
 
 
 def async_url(url: str) -> URL:

@@ -13,10 +13,11 @@ from typing import Any
 
 import orjson
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import KLINE_INTERVALS
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.errors import ProtocolError
-from cryptowire.events import Publication, now_ms
+from cryptowire.events import Publication
 from cryptowire.jsonnum import loads_exact
 from cryptowire.wire.frames import text_frame
 
@@ -45,7 +46,7 @@ class Request:
     recover: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
-class RequestError(ProtocolError):
+class FrameError(ProtocolError):
     """A :class:`ProtocolError` about a frame whose ``id`` could be read, so that the error
     reply echoes it like every other reply (a client matches replies to requests by id)."""
 
@@ -57,7 +58,7 @@ class RequestError(ProtocolError):
 def parse_request(text: str | bytes) -> Request:
     """Parse and validate one client frame.
 
-    Raises :class:`ProtocolError`; :class:`RequestError` (carrying the frame's ``id``) once
+    Raises :class:`ProtocolError`; :class:`FrameError` (carrying the frame's ``id``) once
     the frame is an object with a valid ``id``.
     """
     try:
@@ -79,7 +80,7 @@ def parse_request(text: str | bytes) -> Request:
             obj = _exact(text)
         return _parse_object(obj, rid)
     except ProtocolError as exc:
-        raise RequestError(exc.code, exc.message, rid) from exc
+        raise FrameError(exc.code, exc.message, rid) from exc
 
 
 def _exact(text: str | bytes) -> dict[str, Any]:

@@ -6,46 +6,44 @@ client frames into :class:`Action`, builds every reply as bytes, and frames ``se
 publications once for every 004 session (:class:`Services004Encoder`). Timestamps are ISO 8601
 UTC with an explicit ``Z`` (*seed bug*: the seed sent naive times).
 
-The catalogue (services, categories, intervals, paths) is data here so the socket layer, the
+The catalogue (services, categories, paths) is data here so the socket layer, the
 REST endpoints and the docs all read one table.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
+from cryptowire.clock import iso
 from cryptowire.core.channels import SERVICES
-from cryptowire.core.hub import Encoder
+from cryptowire.core.session import Encoder
 from cryptowire.events import Publication
-from cryptowire.jsonnum import decimal_str
 from cryptowire.wire.frames import text_frame
 
-#: The seed's service catalogue: category -> service -> (description, default interval s).
-CATALOG: dict[str, dict[str, tuple[str, float]]] = {
+#: The seed's service catalogue: category -> service -> description. Update intervals are
+#: settings (``services.<name>_interval_s``), defined there only.
+CATALOG: dict[str, dict[str, str]] = {
     "data_collection": {
-        "market_data": ("Real-time cryptocurrency prices, volumes and 24h changes", 5.0),
-        "explorers": ("Blockchain explorer data and network statistics", 10.0),
-        "news": ("Cryptocurrency news aggregation from configured RSS/Atom feeds", 60.0),
-        "sentiment": ("Lexicon-based sentiment of the news headlines", 30.0),
-        "whale_tracking": ("Large on-chain swaps and burns above a threshold", 15.0),
-        "rpc_nodes": ("RPC node status and chain heads", 20.0),
-        "onchain": ("On-chain analytics: chain heads, block lag, watched events", 30.0),
+        "market_data": "Real-time cryptocurrency prices, volumes and 24h changes",
+        "explorers": "Blockchain explorer data and network statistics",
+        "news": "Cryptocurrency news aggregation from configured RSS/Atom feeds",
+        "sentiment": "Lexicon-based sentiment of the news headlines",
+        "whale_tracking": "Large on-chain swaps and burns above a threshold",
+        "rpc_nodes": "RPC node status and chain heads",
+        "onchain": "On-chain analytics: chain heads, block lag, watched events",
     },
     "monitoring": {
-        "health_checker": ("Source health: state, latency, last message age", 30.0),
-        "pool_manager": ("RPC pools: active URL, benched URLs, failovers", 20.0),
-        "scheduler": ("The periodic service jobs: next run, last duration, status", 15.0),
+        "health_checker": "Source health: state, latency, last message age",
+        "pool_manager": "RPC pools: active URL, benched URLs, failovers",
+        "scheduler": "The periodic service jobs: next run, last duration, status",
     },
     "integration": {
-        "huggingface": ("HuggingFace model registry (when configured)", 60.0),
-        "persistence": ("The store: location, size, rows, last write", 30.0),
+        "huggingface": "HuggingFace model registry (when configured)",
+        "persistence": "The store: location, size, rows, last write",
     },
 }
 assert sorted(s for c in CATALOG.values() for s in c) == sorted(SERVICES)
@@ -100,55 +98,8 @@ NATIVE_ENDPOINT = Endpoint("/ws", "Native socket; also understands the action fo
 def description(service: str) -> str:
     for services in CATALOG.values():
         if service in services:
-            return services[service][0]
+            return services[service]
     raise KeyError(service)
-
-
-def iso(ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC with milliseconds and ``Z``."""
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-#: A JSON number token (RFC 8259): what :func:`number` may emit, nothing else.
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
-#: The plain form (no exponent) :func:`number` prefers.
-_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
-#: Longest plain rendering of a decimal given in exponent form (beyond it, exponent form).
-_PLAIN_MAX_CHARS = 64
-
-
-def number(value: object) -> orjson.Fragment | None:
-    """A decimal string (or ``Decimal``/``int``) as a JSON *number*, digit for digit.
-
-    The seed sent JSON numbers where the native channels carry decimal strings; this emits
-    the same digits as a number token (``orjson.Fragment``: serialized verbatim by the one
-    ``orjson.dumps`` the broker does), so no value ever goes through float. Plain decimals
-    pass as they are (``"66000.180"`` stays ``66000.180``); other finite decimal spellings
-    (``"1E+3"``, ``".5"``, ``"+2"``) are normalized through ``Decimal``; anything else
-    (``None``, ``NaN``, ``Infinity``, garbage) is ``None``, i.e. JSON ``null``. Only text
-    matching the JSON number grammar is ever put into a fragment.
-    """
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, str | Decimal):
-        text = value.strip() if isinstance(value, str) else str(value)
-        if not _PLAIN_NUMBER.fullmatch(text):
-            try:
-                exact = Decimal(text)
-            except InvalidOperation:
-                return None
-            if not exact.is_finite():
-                return None
-            plain = decimal_str(exact)
-            text = plain if len(plain) <= _PLAIN_MAX_CHARS else str(exact)
-    else:
-        return None
-    if not _JSON_NUMBER.fullmatch(text):
-        return None
-    return orjson.Fragment(text.encode())
 
 
 _client_numbers = itertools.count(1)

@@ -12,7 +12,7 @@ per chain::
 (burns: ``txs`` items ``{"txHash", "amount", "from", "to"}``). This dialect keeps the JSON
 numbers its seed sent and only buys, as its clients expect. The numbers carry the exact
 digits of the native channels' decimal strings: each is a number token written from the
-string (:func:`cryptowire.wire.services004.number`), never a float, so
+string (:func:`cryptowire.jsonnum.number`), never a float, so
 ``123456789012345678.123456789012345678`` goes out digit for digit.
 
 Fan-out: :class:`Swaps000Encoder` turns one publication into one *line* (encoded once for
@@ -34,9 +34,9 @@ from typing import Any
 import orjson
 
 from cryptowire.events import Publication
+from cryptowire.jsonnum import number
 from cryptowire.logthrottle import log_throttled
 from cryptowire.wire.frames import text_frame
-from cryptowire.wire.services004 import number
 
 log = logging.getLogger("cryptowire.wire.swaps000")
 

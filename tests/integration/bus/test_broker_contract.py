@@ -17,8 +17,9 @@ from tests.waiting import eventually
 from cryptowire.bus.base import Broker
 from cryptowire.bus.memory import MemoryBroker
 from cryptowire.bus.redis import RedisBroker
+from cryptowire.clock import now_ms
 from cryptowire.errors import BusError
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 from cryptowire.jsonnum import loads_exact
 from cryptowire.settings import BusSettings, HistorySettings
 

@@ -12,7 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from cryptowire.bus.redis import RedisBroker
-from cryptowire.events import Event, now_ms
+from cryptowire.clock import now_ms
+from cryptowire.events import Event
 from cryptowire.settings import BusSettings, HistorySettings
 
 pytestmark = pytest.mark.integration

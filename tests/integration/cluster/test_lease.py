@@ -15,9 +15,9 @@ from cryptowire.cluster.factory import RedisCluster
 from cryptowire.cluster.leader import SourceLeader
 from cryptowire.cluster.lease import RedisLease
 from cryptowire.core.channels import Channel, ChannelGrammar
+from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import FencedError, SourceError
 from cryptowire.events import Event, Publication
-from cryptowire.sources.base import PublishFn, SourceStatus
 
 pytestmark = pytest.mark.integration
 

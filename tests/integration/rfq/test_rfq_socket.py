@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.waiting import eventually
 
 from cryptowire.app.node import Node
-from cryptowire.events import now_ms
+from cryptowire.clock import now_ms
 from cryptowire.rfq.quote import fmt, fmt_rate
 from cryptowire.server.app import create_app
 from cryptowire.settings import load_settings

@@ -22,7 +22,7 @@ from tests.integration.server.conftest import (
 )
 from websockets.asyncio.client import ClientConnection
 
-from cryptowire.wire import closecodes
+from cryptowire import closecodes
 
 pytestmark = pytest.mark.integration
 

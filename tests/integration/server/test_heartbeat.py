@@ -17,8 +17,8 @@ from tests.integration.server.conftest import (
 )
 from tests.waiting import eventually
 
+from cryptowire import closecodes
 from cryptowire.server.heartbeat import Heartbeat
-from cryptowire.wire import closecodes
 
 # Half a second to answer: generous for a loaded CI box (the client shares the hub's loop).
 FAST = pytest.mark.hub_settings(server={"ping_interval_s": 1.0})

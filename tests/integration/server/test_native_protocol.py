@@ -21,8 +21,8 @@ from tests.integration.server.conftest import (
 )
 from websockets.asyncio.client import ClientConnection
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import KINDS
-from cryptowire.events import now_ms
 
 pytestmark = pytest.mark.integration
 

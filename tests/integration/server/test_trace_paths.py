@@ -15,4 +15,4 @@ async def test_the_tracer_follows_a_subscribe_and_a_tick_to_the_transport(tmp_pa
         assert "(asyncio) transport.write" in path
         assert "cryptowire calls" in path and "layer hops" in path
     assert "core.hub.Hub.subscribe" in subscribe
-    assert "core.fanout.Fanout.deliver" in tick
+    assert "core.fanout.Fanout.publish" in tick

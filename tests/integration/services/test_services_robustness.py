@@ -14,7 +14,7 @@ from tests.integration.services.services_hub import RunningHub
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from cryptowire.core.hub import Session
+from cryptowire.core.session import Session
 from cryptowire.server.ws_services import ServicesProtocol
 from cryptowire.wire import services004 as s004
 

@@ -15,9 +15,9 @@ from tests.peers.bybit_peer import BybitPeer, load_fixture
 from tests.waiting import eventually
 
 from cryptowire.core.channels import KLINE_INTERVALS, Channel, ChannelGrammar
+from cryptowire.core.source import Source
 from cryptowire.errors import ConfigError, SourceError
 from cryptowire.events import Event
-from cryptowire.sources.base import Source
 from cryptowire.sources.bybit import BybitSource
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.integration.store.clock import T0, Clock
 
 from cryptowire.errors import StoreError
-from cryptowire.sources.evm.model import EventKind, OnchainEvent, TrackedToken
+from cryptowire.onchain import EventKind, OnchainEvent, TrackedToken
 from cryptowire.store import SqlStore
 from cryptowire.store import evm as evm_module
 from cryptowire.store.evm import EvmStore, onchain_events

@@ -14,7 +14,8 @@ from tests.waiting import eventually
 from cryptowire.bus.memory import MemoryBroker
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
-from cryptowire.core.hub import Hub, Principal, Session, SubscribeResult
+from cryptowire.core.hub import Hub, SubscribeResult
+from cryptowire.core.session import Principal, Session
 from cryptowire.events import Event, Publication
 from cryptowire.settings import HistorySettings
 
@@ -87,7 +88,7 @@ class Env:
             self.closes[session.id] = (code, reason)
             transport.closing = True
 
-        sess = Session(self.hub, transport, encoder, close, principal=Principal())
+        sess = Session(self.hub.fanout, transport, encoder, close, principal=Principal())
         self.hub.register(sess)
         return sess
 
@@ -521,7 +522,7 @@ async def test_a_failed_subscribe_leaves_nothing_behind(env: Env) -> None:
     with pytest.raises(RuntimeError):
         await env.hub.subscribe(session, [GRAMMAR.parse("ticker:BTCUSDT")])
     assert session.channels == set()
-    assert env.hub._buffering == {}
+    assert env.hub.subscribers("ticker:BTCUSDT") == 0  # not held as buffering either
     assert env.hub.demand.count("ticker:BTCUSDT") == 0
     env.publish("ticker:BTCUSDT", 1)  # nothing holds or sends it
     await asyncio.sleep(0)

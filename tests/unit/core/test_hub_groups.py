@@ -16,7 +16,7 @@ from tests.unit.core.test_hub import (
     transport,
 )
 
-from cryptowire.core.hub import Session
+from cryptowire.core.session import Session
 
 __all__ = ["env"]  # the fixture, re-exported for pytest
 
@@ -26,9 +26,10 @@ def data(session: Session) -> list[object]:
 
 
 def group_of(env: Env, session: Session, channel: str) -> str:
-    if session in env.hub._ahead.get(channel, {}):
+    if env.hub.catching_up(session, channel):
         return "ahead"
-    group = env.hub._index[channel][session.encoder]
+    group = env.hub.fanout.group(channel, session.encoder)
+    assert group is not None
     return "solo" if session in group.solo else "shared" if session in group.shared else "-"
 
 
@@ -135,7 +136,7 @@ async def test_unregister_empties_the_index(env: Env) -> None:
     env.publish("app:x", 1)
     await env.hub.unregister(s)
     await tick()
-    assert env.hub._index == {}
+    assert env.hub.fanout.live_channels() == set()
     assert s.groups == 0 and s.solo_in is None
     assert transport(s).writes == []  # closed before the tick ended: nothing written
 
@@ -164,7 +165,7 @@ async def test_a_session_waiting_for_the_feed_counts_and_leaves_cleanly(env: Env
     await sub(env, s, "app:x")
     assert group_of(env, s, "app:x") == "ahead" and env.hub.subscribers("app:x") == 1
     await env.hub.unsubscribe(s, ["app:x"])
-    assert env.hub._ahead == {} and env.hub.subscribers("app:x") == 0
+    assert env.hub.channel_counts() == {} and env.hub.subscribers("app:x") == 0
     env.publish("app:x", "after")
     await tick()
     assert transport(s).writes == []

@@ -7,7 +7,7 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
-from cryptowire.events import now_ms
+from cryptowire.clock import now_ms
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers import Fill
 from cryptowire.rfq.quote import Quote

@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 from cryptowire.sources.prices import RateError, Refusals, TickerRates
 
 Watcher = Callable[[Publication], None]

@@ -7,17 +7,18 @@ from typing import Any
 import orjson
 import pytest
 
+from cryptowire.clock import now_ms
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.errors import ProtocolError
-from cryptowire.events import Event, Publication, now_ms
+from cryptowire.events import Event, Publication
 from cryptowire.wire import native
 from cryptowire.wire.frames import text_frame
 from cryptowire.wire.native import (
     ERROR_CODES,
+    FrameError,
     MudrexEncoder,
     NativeEncoder,
     Request,
-    RequestError,
     parse_request,
 )
 
@@ -104,7 +105,7 @@ def test_parse_invalid(text: str | bytes, code: str, message: str, rid: Any) -> 
     assert info.value.message.startswith(message), info.value.message
     # Once the frame's id could be read, the error carries it, so the reply can echo it.
     if rid is not None:
-        assert isinstance(info.value, RequestError) and info.value.id == rid
+        assert isinstance(info.value, FrameError) and info.value.id == rid
     else:
         assert getattr(info.value, "id", None) is None
 

@@ -8,8 +8,10 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from cryptowire.clock import iso
 from cryptowire.core.channels import SERVICES
 from cryptowire.events import Event, Publication
+from cryptowire.jsonnum import number
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.frames import text_frame
 from cryptowire.wire.native import NativeEncoder
@@ -26,8 +28,8 @@ def body(frame: bytes) -> dict:
 
 
 def test_iso_has_z_and_millis() -> None:
-    assert s004.iso(TS) == "2024-11-11T10:00:00.000Z"
-    assert s004.iso(TS + 7) == "2024-11-11T10:00:00.007Z"
+    assert iso(TS) == "2024-11-11T10:00:00.000Z"
+    assert iso(TS + 7) == "2024-11-11T10:00:00.007Z"
 
 
 def test_client_ids_are_numbered_with_unix_seconds() -> None:
@@ -167,7 +169,7 @@ def test_hybrid_encoder_keeps_native_frames_for_other_channels() -> None:
     ("1E+999", b"1E+999"),  # plain would be 1,000 digits: the exponent form is JSON too
 ])
 def test_number_emits_the_exact_digits_as_a_json_number(value: object, token: bytes) -> None:
-    assert orjson.dumps({"v": s004.number(value)}) == b'{"v":' + token + b"}"
+    assert orjson.dumps({"v": number(value)}) == b'{"v":' + token + b"}"
 
 
 @pytest.mark.parametrize("value", [
@@ -175,13 +177,13 @@ def test_number_emits_the_exact_digits_as_a_json_number(value: object, token: by
     Decimal("NaN"), [1],
 ])
 def test_number_is_null_for_anything_but_a_finite_decimal(value: object) -> None:
-    assert s004.number(value) is None
-    assert orjson.dumps({"v": s004.number(value)}) == b'{"v":null}'
+    assert number(value) is None
+    assert orjson.dumps({"v": number(value)}) == b'{"v":null}'
 
 
 def test_numbers_reach_the_004_frame_verbatim() -> None:
-    pub = _pub("service:market_data", {"prices": {"bitcoin": s004.number("45000.00")},
-                                       "volumes": {"bitcoin": s004.number("25000000000")}})
+    pub = _pub("service:market_data", {"prices": {"bitcoin": number("45000.00")},
+                                       "volumes": {"bitcoin": number("25000000000")}})
     frame = s004.Services004Encoder().frame_publication(pub)
     assert frame is not None
     assert b'"data":{"prices":{"bitcoin":45000.00},"volumes":{"bitcoin":25000000000}}' in frame

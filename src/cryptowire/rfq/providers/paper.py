@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from cryptowire.events import now_ms
+from cryptowire.clock import now_ms
 from cryptowire.jsonnum import decimal_str
 from cryptowire.rfq.providers import Fill, ProviderError
 from cryptowire.rfq.quote import Quote

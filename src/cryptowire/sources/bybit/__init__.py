@@ -3,7 +3,7 @@
 - :mod:`.topics` and :mod:`.parser` are sans-I/O: channel <-> topic, requests, frames ->
   normalized payloads (tested with literal frames);
 - :mod:`.connection` supervises one socket per category; :mod:`.instruments` knows which
-  symbols Bybit lists; :mod:`.source` is the :class:`~cryptowire.sources.base.Source`.
+  symbols Bybit lists; :mod:`.source` is the :class:`~cryptowire.core.source.Source`.
 """
 
 from cryptowire.sources.bybit.instruments import InstrumentCatalog

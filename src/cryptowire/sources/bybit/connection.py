@@ -22,9 +22,11 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
+from cryptowire.backoff import backoff_delay
+from cryptowire.clock import now_ms
+from cryptowire.core.source import PublishFn
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, now_ms
-from cryptowire.sources.base import PublishFn
+from cryptowire.events import Event
 from cryptowire.sources.bybit.events import events_of
 from cryptowire.sources.bybit.parser import Ack, DataFrame, Pong, TickerBook, parse_frame
 from cryptowire.sources.bybit.subscriptions import (
@@ -220,8 +222,8 @@ class BybitConnection:
             await asyncio.sleep(delay)
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(self.backoff_max_s, BACKOFF_BASE_S * 2.0 ** min(failures, 16))
-        return ceiling * _rng.uniform(0.5, 1.0)
+        return backoff_delay(failures, base=BACKOFF_BASE_S, cap=self.backoff_max_s,
+                             rand=_rng.random)
 
     async def _run_socket(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Serve one socket until it fails; return why it ended."""

@@ -21,9 +21,9 @@ import logging
 import aiohttp
 
 from cryptowire.core.channels import Channel
+from cryptowire.core.source import PublishFn, SourceState, SourceStatus
 from cryptowire.errors import ConfigError, SourceError
 from cryptowire.settings import BybitSettings
-from cryptowire.sources.base import PublishFn, SourceState, SourceStatus
 from cryptowire.sources.bybit.connection import BybitConnection
 from cryptowire.sources.bybit.instruments import InstrumentCatalog
 from cryptowire.sources.bybit.topics import Category, category_of, topic_for

@@ -24,13 +24,13 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 
 from cryptowire.jsonnum import decimal_str
+from cryptowire.onchain import OnchainEvent, TrackedToken
 from cryptowire.sources.evm.abi import (
     SWAP_DATA_TYPES,
     SWAP_TOPIC,
     TRANSFER_DATA_TYPES,
     TRANSFER_TOPIC,
 )
-from cryptowire.sources.evm.model import OnchainEvent, TrackedToken
 
 PRICE_DIGITS = 30
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,9 @@ import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import Web3RPCError
 
+from cryptowire.backoff import backoff_ceiling, backoff_delay
 from cryptowire.errors import SourceError
+from cryptowire.redaction import REDACTED, redact_url
 
 log = logging.getLogger("cryptowire.sources.evm.rpc")
 
@@ -47,36 +48,6 @@ _RANGE_PHRASES = (
 )
 _RATE_PHRASES = ("rate limit", "too many requests", "request limit", "capacity")
 _RATE_CODES = (-32005, -32029, -32090, 429)
-
-
-REDACTED = "***"
-
-
-def redact_url(url: str) -> str:
-    """``url`` as it may be shown to anyone: ``scheme://host[:port]``, followed by ``/***``
-    when the URL has anything else (user-info, a path other than ``/``, a query or a
-    fragment), which is where providers put keys.
-
-    ``https://eth-mainnet.g.alchemy.com/v2/KEY`` -> ``https://eth-mainnet.g.alchemy.com/***``,
-    ``https://rpc.example/?apikey=KEY`` -> ``https://rpc.example/***``,
-    ``https://user:pass@rpc.example:8545`` -> ``https://rpc.example:8545/***``,
-    ``https://eth.llamarpc.com/`` -> ``https://eth.llamarpc.com``. Something that does not
-    parse as ``scheme://host[:port]`` shows as ``***`` only. Idempotent: a redacted URL
-    redacts to itself. The host name itself is kept (a key in a subdomain would show).
-    """
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a port that is not a number, a malformed IPv6 literal...
-        return REDACTED
-    if not parts.scheme or not host:
-        return REDACTED
-    if ":" in host:
-        host = f"[{host}]"
-    shown = f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
-    hidden = ("@" in parts.netloc or parts.path not in ("", "/") or parts.query
-              or parts.fragment)
-    return shown + ("/" + REDACTED if hidden else "")
 
 
 def rpc_label(index: int, url: str) -> str:
@@ -270,9 +241,10 @@ class RpcPool:
 
     def _bench(self, state: UrlState, reason: str) -> None:
         state.consecutive_failures += 1
-        span = min(self.backoff_cap_s,
-                   self.backoff_s * 2 ** min(state.consecutive_failures - 1, 20))
-        state.benched_until = self._clock() + random.uniform(span / 2, span)  # noqa: S311
+        attempt = state.consecutive_failures - 1
+        span = backoff_ceiling(attempt, base=self.backoff_s, cap=self.backoff_cap_s)
+        state.benched_until = self._clock() + backoff_delay(
+            attempt, base=self.backoff_s, cap=self.backoff_cap_s)
         state.last_error = state.scrub(reason)[:200]
         log.warning("rpc %s benched for ~%.1fs: %s", state.label, span, state.last_error)
 

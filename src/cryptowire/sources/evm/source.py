@@ -13,18 +13,19 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
+from cryptowire.core.source import PublishFn, SourceState, SourceStatus
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, now_ms
+from cryptowire.events import Event
+from cryptowire.onchain import OnchainEvent
 from cryptowire.settings import Settings
-from cryptowire.sources.base import PublishFn, SourceState, SourceStatus
 from cryptowire.sources.evm.decode import Watchlist
-from cryptowire.sources.evm.model import OnchainEvent
 from cryptowire.sources.evm.rpc import RpcPool
 from cryptowire.sources.evm.tokens import TokenAdmin
 from cryptowire.sources.evm.watcher import ChainWatcher
-from cryptowire.sources.supervisor import Supervisor
 from cryptowire.store.evm import EvmStore
+from cryptowire.tasks import Supervisor
 
 if TYPE_CHECKING:
     from cryptowire.store.sql import SqlStore

@@ -23,9 +23,9 @@ from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 
 from cryptowire.errors import CryptowireError, ProtocolError, SourceError
+from cryptowire.onchain import TrackedToken
 from cryptowire.settings import ChainSettings, EvmSettings
 from cryptowire.sources.evm.abi import ERC20_ABI, FACTORY_ABI
-from cryptowire.sources.evm.model import TrackedToken
 from cryptowire.sources.evm.rpc import RpcPool
 from cryptowire.store.evm import EvmStore
 

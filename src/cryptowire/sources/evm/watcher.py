@@ -27,12 +27,12 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from cryptowire.clock import now_ms
 from cryptowire.errors import CryptowireError
-from cryptowire.events import now_ms
+from cryptowire.onchain import OnchainEvent
 from cryptowire.settings import ChainSettings
 from cryptowire.sources.evm.abi import SWAP_TOPIC, TRANSFER_TOPIC
 from cryptowire.sources.evm.decode import Watchlist, as_int, burn_topic, decode_logs, hexstr
-from cryptowire.sources.evm.model import OnchainEvent
 from cryptowire.sources.evm.rpc import RangeTooLarge, RpcPool
 from cryptowire.store.evm import EvmStore
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptowire.bus.base import Broker
+from cryptowire.clock import iso, now_ms
 from cryptowire.core.channels import ChannelGrammar
 from cryptowire.core.demand import Demand
-from cryptowire.events import Publication, now_ms
+from cryptowire.core.source import Source, SourceStatus
+from cryptowire.events import Publication
 from cryptowire.settings import Settings
-from cryptowire.sources.base import Source, SourceStatus
-from cryptowire.wire.services004 import iso
 
 if TYPE_CHECKING:
     from cryptowire.sources.services.jobs import JobRunner

@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptowire.events import now_ms
-from cryptowire.wire.services004 import iso
+from cryptowire.clock import iso, now_ms
 
 log = logging.getLogger("cryptowire.sources.services")
 

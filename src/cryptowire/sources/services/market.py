@@ -4,7 +4,7 @@ Both hold demand on the channels they read (``ticker:<SYMBOL>``, ``swap:<chain>`
 ``burn:<chain>``) while they run, exactly as a client subscription would, so the exchange or
 chain source delivers them; then they read the broker's history, never a private copy.
 Numbers go out as the seed's JSON numbers with the exact digits the sources gave (decimal
-strings turned into number tokens by :func:`~cryptowire.wire.services004.number`, never
+strings turned into number tokens by :func:`~cryptowire.jsonnum.number`, never
 through float).
 """
 
@@ -15,10 +15,10 @@ from collections import deque
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from cryptowire.clock import iso, now_ms
 from cryptowire.errors import CryptowireError
-from cryptowire.events import now_ms
+from cryptowire.jsonnum import number
 from cryptowire.sources.services.context import ServiceContext, latest, not_configured, stamp
-from cryptowire.wire.services004 import iso, number
 
 log = logging.getLogger("cryptowire.sources.services")
 

@@ -19,10 +19,9 @@ from urllib.parse import urlparse
 
 import aiohttp
 
-from cryptowire.events import now_ms
+from cryptowire.clock import iso, now_ms
 from cryptowire.settings import ServicesSettings
 from cryptowire.sources.services.context import ServiceContext, not_configured, stamp
-from cryptowire.wire.services004 import iso
 
 log = logging.getLogger("cryptowire.sources.services.news")
 

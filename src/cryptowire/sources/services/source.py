@@ -1,4 +1,4 @@
-"""ServicesSource: the :class:`~cryptowire.sources.base.Source` serving ``service:<name>``.
+"""ServicesSource: the :class:`~cryptowire.core.source.Source` serving ``service:<name>``.
 
 The first subscriber of ``service:X`` (through demand, like any upstream channel) starts X's
 job; the last one leaving stops it. Each run publishes one ``update`` whose data is what the
@@ -11,10 +11,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import SERVICES, Channel
+from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import SourceError
-from cryptowire.events import Event, now_ms
-from cryptowire.sources.base import PublishFn, SourceStatus
+from cryptowire.events import Event
 from cryptowire.sources.services.context import NodeView, Service, ServiceContext, stamp
 from cryptowire.sources.services.jobs import JobRunner
 from cryptowire.sources.services.market import MarketData, WhaleTracking

@@ -8,11 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cryptowire.events import now_ms
-from cryptowire.sources.base import SourceStatus
+from cryptowire.clock import iso, now_ms
+from cryptowire.core.source import SourceStatus
 from cryptowire.sources.evm.rpc import public_rpc_entry
 from cryptowire.sources.services.context import ServiceContext, not_configured, stamp
-from cryptowire.wire.services004 import iso
 
 
 class _Stateless:

@@ -7,6 +7,7 @@ from decimal import Decimal, localcontext
 import pytest
 from eth_abi.abi import encode
 
+from cryptowire.onchain import TrackedToken
 from cryptowire.sources.evm.abi import SWAP_TOPIC, TRANSFER_TOPIC
 from cryptowire.sources.evm.decode import (
     Watchlist,
@@ -15,7 +16,6 @@ from cryptowire.sources.evm.decode import (
     price,
     scaled,
 )
-from cryptowire.sources.evm.model import TrackedToken
 
 PAIR = "0x" + "11" * 20
 TOKEN = "0x" + "22" * 20

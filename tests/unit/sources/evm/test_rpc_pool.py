@@ -9,12 +9,12 @@ import aiohttp
 import pytest
 from web3.exceptions import Web3RPCError
 
+from cryptowire.redaction import redact_url
 from cryptowire.sources.evm.rpc import (
     RangeTooLarge,
     RpcError,
     RpcPool,
     RpcUnavailable,
-    redact_url,
     rpc_label,
     scrub_url,
 )

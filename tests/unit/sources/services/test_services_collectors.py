@@ -113,7 +113,7 @@ def test_whale_classification_uses_thresholds_and_keeps_decimal_strings() -> Non
 
 
 def test_chain_services_read_the_evm_sources_status() -> None:
-    from cryptowire.sources.base import SourceStatus
+    from cryptowire.core.source import SourceStatus
     from cryptowire.sources.services.system import ChainStatus
 
     rpc = [{"url": "http://a", "healthy": True, "failovers": 2, "latency_ms": 12.5},

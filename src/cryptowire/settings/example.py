@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from cryptowire.settings import Settings
+from cryptowire.settings.tree import Settings
 
 HEADER = """\
 # cryptowire settings: copy to cryptowire.toml (or pass --config FILE) and edit.

@@ -1,6 +1,8 @@
 """Close codes cryptowire sends, in one place, with the advice a client should follow.
 
 4000-4999 are cryptowire's own (RFC 6455 section 7.4.2 leaves them to applications).
+A low-level module: it imports nothing from cryptowire. The ``CLOSE_*`` integers are the
+same codes for callers that only need the number.
 """
 
 from __future__ import annotations
@@ -46,7 +48,21 @@ PING_TIMEOUT = CloseCode(4011, "ping_timeout",
                          "No pong to the server's ping within half of server.ping_interval_s.",
                          "Reconnect and recover; let your WebSocket library answer pings.")
 
+INTERNAL_ERROR = CloseCode(1011, "internal_error",
+                           "The server failed while serving this connection.",
+                           "Reconnect with backoff; recover from your last epoch/offset.")
+#: postgres-websockets (seed 002) closes a socket whose JWT expired with 3001.
+JWT_EXPIRED = CloseCode(3001, "jwt_expired", "The session's JWT expired (seed 002 sockets).",
+                        "Reconnect with a fresh token.")
+
+#: The codes the native protocol documents (a client maps these to advice).
 ALL: tuple[CloseCode, ...] = (
     GOING_AWAY, MESSAGE_TOO_BIG, UNAUTHORIZED, SERVER_FULL, FORBIDDEN_ORIGIN,
     SLOW_CONSUMER, RATE_LIMITED, KEY_REVOKED, PING_TIMEOUT,
 )
+
+CLOSE_GOING_AWAY = GOING_AWAY.code
+CLOSE_INTERNAL_ERROR = INTERNAL_ERROR.code
+CLOSE_JWT_EXPIRED = JWT_EXPIRED.code
+CLOSE_KEY_REVOKED = KEY_REVOKED.code
+CLOSE_SLOW_CONSUMER = SLOW_CONSUMER.code

@@ -2,21 +2,19 @@
 
 No task it starts dies silently: a task that raises is logged with its name and started
 again after a jittered, capped delay; :meth:`Supervisor.stop` cancels and awaits them all.
+A low-level module (it imports only :mod:`cryptowire.backoff`): sources, brokers, the
+cluster and notifiers all own their tasks through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
+from cryptowire.backoff import backoff_delay
+
 log = logging.getLogger("cryptowire.supervisor")
-
-
-def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))  # noqa: S311
 
 
 class Supervisor:
