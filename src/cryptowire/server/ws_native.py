@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from cryptowire.core.access import CHANNELS, authorize, check
@@ -20,8 +19,6 @@ from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Encoder, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
-from cryptowire.events import Event
-from cryptowire.jsonnum import dumps_checked
 from cryptowire.logthrottle import log_exception
 from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
@@ -34,6 +31,8 @@ from cryptowire.server.connection import (
     refuse,
 )
 from cryptowire.server.limits import TokenBucket
+from cryptowire.server.publishing import publish_items
+from cryptowire.server.rest_tokens import native_token_op
 from cryptowire.wire import closecodes, native
 from cryptowire.wire.native import Request
 
@@ -166,8 +165,6 @@ class NativeProtocol:
         elif op == "publish":
             await self.publish(session, req)
         elif op in native.TOKEN_OPS:
-            from cryptowire.server.rest_tokens import native_token_op
-
             await native_token_op(self.node, session, req)
 
     async def auth(self, session: Session, req: Request) -> None:
@@ -247,38 +244,6 @@ class NativeProtocol:
         positions = await publish_items(self.node, req.args)
         session.send(native.reply(req.id, {"op": "publish", "success": True,
                                            "positions": positions}))
-
-
-async def publish_items(node: Node, items: list[Any]) -> list[dict[str, Any]]:
-    """Validate and encode every item first (all or nothing), then publish them, in order.
-
-    Data that cannot be encoded (nested deeper than 254 levels, a lone surrogate) is refused
-    here with its item's index, before any item takes an offset."""
-    limit = node.settings.server.publish_max_batch
-    if len(items) > limit:
-        raise ProtocolError("LIMIT_EXCEEDED", f"At most {limit} events per publish.")
-    events: list[Event] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or "channel" not in item or "data" not in item:
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: expected "
-                                                '{"channel": "app:<name>", "data": ...}.')
-        try:
-            channel = node.grammar.parse(item["channel"])
-        except ChannelError as exc:
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: {exc.reason}") from exc
-        if channel.kind != "app":
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: only app:<name> channels accept "
-                                                f"published events, not '{channel.name}'.")
-        try:
-            data_json = dumps_checked(item["data"])
-        except ValueError as exc:
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: 'data' {exc}.") from exc
-        # Encoded once, here: the broker writes these bytes as they are.
-        events.append(Event(channel=channel.name, data=orjson.Fragment(data_json),
-                            source="app"))
-    # Concurrently, in order: on the Redis bus the batch is one pipeline (one round trip).
-    pubs = await asyncio.gather(*(node.publish(event) for event in events))
-    return [{"channel": p.channel, "epoch": p.epoch, "offset": p.offset} for p in pubs]
 
 
 def native_encoder(node: Node) -> Encoder:

@@ -38,7 +38,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
-from cryptowire.server.rest import problem
+from cryptowire.server.replies import problem
 from cryptowire.server.rest_limits import rate_limited
 from cryptowire.wire import closecodes
 from cryptowire.wire.frames import text_frame

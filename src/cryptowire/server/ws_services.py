@@ -33,7 +33,8 @@ from cryptowire.server.connection import (
     refuse,
 )
 from cryptowire.server.limits import TokenBucket
-from cryptowire.server.rest import json, problems
+from cryptowire.server.replies import json
+from cryptowire.server.rest import problems
 from cryptowire.wire import closecodes
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.services004 import ActionError, ClientState, Endpoint

@@ -39,6 +39,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
+from cryptowire.server.rest_tokens import admin_for
 from cryptowire.wire import closecodes, swaps000
 from cryptowire.wire.frames import text_frame
 
@@ -234,8 +235,6 @@ class SwapsDialect:
             self._send(session, swaps000.unknown_command(command))
 
     async def _payload(self, session: Session, command: str, text: str) -> None:
-        from cryptowire.server.rest_tokens import admin_for
-
         admin = admin_for(self.node)
         try:
             payload = orjson.loads(text)
