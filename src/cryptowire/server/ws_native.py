@@ -16,7 +16,7 @@ from aiohttp import web
 
 from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
-from cryptowire.core.hub import Encoder, Session, SubscribeResult
+from cryptowire.core.hub import Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.logthrottle import log_exception
@@ -24,6 +24,9 @@ from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
+    ignore_binary,
+    ignore_text,
+    inbound_ok,
     on_frame,
     open_session,
     over_connection_limits,
@@ -33,8 +36,8 @@ from cryptowire.server.connection import (
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.publishing import publish_items
 from cryptowire.server.rest_tokens import native_token_op
-from cryptowire.wire import closecodes, native
-from cryptowire.wire.native import Request
+from cryptowire.wire import closecodes, mudrex003, native
+from cryptowire.wire.native import NativeDialect, Request
 
 log = logging.getLogger("cryptowire.server.ws")
 
@@ -42,9 +45,10 @@ log = logging.getLogger("cryptowire.server.ws")
 class NativeProtocol:
     """Handles the ops of one node's native sessions."""
 
-    def __init__(self, node: Node, encoder: Encoder) -> None:
+    def __init__(self, node: Node, dialect: NativeDialect) -> None:
         self.node = node
-        self.encoder = encoder
+        self.dialect = dialect
+        self.encoder = dialect.encoder()
         #: Seed 004 clients send ``{"action": ...}`` here; set by ``ws_services.setup``, it
         #: returns True when it handled the frame.
         self.action_handler: Callable[[Session, str], Awaitable[bool]] | None = None
@@ -64,7 +68,7 @@ class NativeProtocol:
             ws, session = await open_session(request, self.encoder)
             async with guarded(node, session):
                 refuse(session, native.error(exc.code, exc.message), closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, self._ignore, self._ignore_binary)
+                await read_loop(node, ws, session, ignore_text, ignore_binary)
             return ws
         ws, session = await open_session(request, self.encoder, principal)
         async with guarded(node, session):
@@ -98,36 +102,12 @@ class NativeProtocol:
             '{"op":"auth","args":["<key>"]} first, or connect with a key.'),
             closecodes.UNAUTHORIZED)
 
-    @staticmethod
-    async def _ignore(session: Session, text: str) -> None:
-        return None
-
-    @staticmethod
-    def _ignore_binary(session: Session) -> None:
-        return None
-
     def on_binary(self, session: Session) -> None:
-        if self._rate_ok(session):
-            session.send(native.error(
-                "INVALID_JSON", "Binary frames are not supported; send JSON as text frames."))
-
-    def _rate_ok(self, session: Session) -> bool:
-        bucket = session.inbound
-        if not isinstance(bucket, TokenBucket) or bucket.take():
-            return True
-        self.node.counters.rate_limited += 1
-        if bucket.flooding:
-            self.node.counters.rate_limit_closes += 1
-            refuse(session, native.error("RATE_LIMIT_EXCEEDED", "Flooding: closing."),
-                   closecodes.RATE_LIMITED)
-        else:
-            session.send(native.error(
-                "RATE_LIMIT_EXCEEDED",
-                f"More than {int(bucket.rate)} messages per second; this one was dropped."))
-        return False
+        if inbound_ok(self.node, session, self.dialect):
+            session.send(self.dialect.binary())
 
     async def on_text(self, session: Session, text: str) -> None:
-        if not self._rate_ok(session):
+        if not inbound_ok(self.node, session, self.dialect):
             return
         rid: Any = None
         try:
@@ -246,15 +226,16 @@ class NativeProtocol:
                                            "positions": positions}))
 
 
-def native_encoder(node: Node) -> Encoder:
-    return native.MudrexEncoder() if node.settings.server.envelope == "mudrex" \
-        else native.NativeEncoder()
+def native_dialect(node: Node) -> NativeDialect:
+    """The native ops with the native envelope, or the 003 one (``server.envelope``)."""
+    return mudrex003.MudrexDialect() if node.settings.server.envelope == "mudrex" \
+        else NativeDialect()
 
 
 NATIVE = web.AppKey("native_protocol", NativeProtocol)
 
 
 def setup(app: web.Application, node: Node) -> None:
-    protocol = NativeProtocol(node, native_encoder(node))
+    protocol = NativeProtocol(node, native_dialect(node))
     app[NATIVE] = protocol
     app.router.add_get("/ws", protocol.handle)

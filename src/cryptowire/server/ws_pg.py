@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import orjson
 from aiohttp import web
 
 from cryptowire.core.access import authorize
@@ -27,11 +26,12 @@ from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
-from cryptowire.events import Publication
 from cryptowire.server import browser
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.connection import (
     guarded,
+    ignore_binary,
+    ignore_text,
     open_session,
     over_connection_limits,
     read_loop,
@@ -41,7 +41,7 @@ from cryptowire.server.limits import TokenBucket
 from cryptowire.server.replies import problem
 from cryptowire.server.rest_limits import rate_limited
 from cryptowire.wire import closecodes
-from cryptowire.wire.frames import text_frame
+from cryptowire.wire.pg002 import PgDialect
 
 log = logging.getLogger("cryptowire.server.pg")
 
@@ -84,24 +84,11 @@ def verify_token(token: str, secret: str) -> Grant:
                  str(claims.get("sub", "jwt"))[:100])
 
 
-class PgEncoder:
-    """``{"channel": C, "payload": <data>}`` for ``pg:C`` updates; gap markers and other
-    channels are not part of this dialect."""
-
-    name = "pg002"
-
-    def frame_publication(self, pub: Publication) -> bytes | None:
-        kind, _, channel = pub.channel.partition(":")
-        if kind != "pg" or pub.type == "gap":
-            return None
-        return text_frame(b'{"channel":' + orjson.dumps(channel) + b',"payload":'
-                          + pub.data_json + b"}")
-
-
 class PgSockets:
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.encoder = PgEncoder()
+        self.dialect = PgDialect()
+        self.encoder = self.dialect.encoder()
 
     def _grant(self, request: web.Request) -> tuple[list[Channel], Grant, Principal]:
         secret = self.node.settings.auth.jwt_secret
@@ -148,7 +135,7 @@ class PgSockets:
                     result = await node.hub.subscribe(session, channels)
                     for name, why in result.rejected:
                         log.warning("pg socket %s: %s refused: %s", session.id, name, why)
-                await read_loop(node, ws, session, self._ignore, self._ignore_binary)
+                await read_loop(node, ws, session, ignore_text, ignore_binary)
             finally:
                 if timer is not None:
                     timer.cancel()
@@ -161,14 +148,6 @@ class PgSockets:
         delay = max(0.0, exp - time.time())
         return asyncio.get_running_loop().call_later(
             delay, session.close, CLOSE_JWT_EXPIRED, "JWT expired")
-
-    @staticmethod
-    async def _ignore(session: Session, text: str) -> None:
-        return None
-
-    @staticmethod
-    def _ignore_binary(session: Session) -> None:
-        return None
 
 
 def _mirror_handler(channel: str) -> Any:

@@ -27,6 +27,7 @@ from cryptowire.server import browser, ws_native
 from cryptowire.server.auth import principal_for, request_key, rest_principal
 from cryptowire.server.connection import (
     guarded,
+    inbound_ok,
     open_session,
     over_connection_limits,
     read_loop,
@@ -47,7 +48,8 @@ class ServicesProtocol:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.encoder = s004.Services004Encoder()
+        self.dialect = s004.Services004Dialect()
+        self.encoder = self.dialect.encoder()
         self.clients: weakref.WeakKeyDictionary[Session, ClientState] = \
             weakref.WeakKeyDictionary()
         self._hybrids: dict[Encoder, Encoder] = {}
@@ -99,26 +101,11 @@ class ServicesProtocol:
         return ws
 
     def on_binary(self, session: Session) -> None:
-        if self._rate_ok(session):
-            session.send(s004.error({"message": "Binary frames are not supported; send "
-                                                "JSON text frames."}, now_ms()))
-
-    def _rate_ok(self, session: Session) -> bool:
-        bucket = session.inbound
-        if not isinstance(bucket, TokenBucket) or bucket.take():
-            return True
-        self.node.counters.rate_limited += 1
-        if bucket.flooding:
-            self.node.counters.rate_limit_closes += 1
-            refuse(session, s004.error({"message": "Flooding: closing."}, now_ms()),
-                   closecodes.RATE_LIMITED)
-        else:
-            session.send(s004.error({"message": f"More than {int(bucket.rate)} messages per "
-                                                "second; this one was dropped."}, now_ms()))
-        return False
+        if inbound_ok(self.node, session, self.dialect):
+            session.send(self.dialect.binary())
 
     async def on_text(self, session: Session, text: str) -> None:
-        if not self._rate_ok(session):
+        if not inbound_ok(self.node, session, self.dialect):
             return
         try:
             action = s004.parse_text(text)

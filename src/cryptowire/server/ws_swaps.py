@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -33,9 +32,12 @@ from cryptowire.server import browser
 from cryptowire.server.auth import principal_for
 from cryptowire.server.connection import (
     guarded,
+    inbound_ok,
     open_session,
     over_connection_limits,
     read_loop,
+    socket_transport,
+    wrap_transport,
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
@@ -51,7 +53,7 @@ _SWAPS_RUNNER = web.AppKey("swaps000_runner", web.AppRunner)
 class BatchingTransport:
     """Stands in for a 000 session's transport: turns a tick's lines into batch frames."""
 
-    def __init__(self, inner: Any, encoder: swaps000.Swaps000Encoder) -> None:
+    def __init__(self, inner: asyncio.Transport, encoder: swaps000.Swaps000Encoder) -> None:
         self.inner = inner
         self.encoder = encoder
 
@@ -72,7 +74,8 @@ class SwapsDialect:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.encoder = swaps000.Swaps000Encoder()
+        self.dialect = swaps000.Swaps000Dialect()
+        self.encoder = self.dialect.encoder()
         # session id -> "key" | "command" | <command waiting for its JSON> | "streaming"
         self.state: dict[int, str] = {}
         self.buckets: dict[int, TokenBucket] = {}
@@ -117,26 +120,12 @@ class SwapsDialect:
                 closecodes.UNAUTHORIZED)
 
     def on_binary(self, session: Session) -> None:
-        if not self._rate_ok(session):
+        if not inbound_ok(self.node, session, self.dialect, self._send_frame):
             return
         if self.state.get(session.id) == "streaming":
             self._ignored(session)
         else:
-            self._send(session, swaps000.error(400, "Send text frames."))
-
-    def _rate_ok(self, session: Session) -> bool:
-        bucket = self.buckets.get(session.id)
-        if bucket is None or bucket.take():
-            return True
-        self.node.counters.rate_limited += 1
-        if bucket.flooding:
-            self.node.counters.rate_limit_closes += 1
-            self._refuse(session, swaps000.error(429, "Flooding: closing."),
-                         closecodes.RATE_LIMITED)
-        else:
-            self._send(session, swaps000.error(
-                429, f"More than {int(bucket.rate)} messages per second; this one was dropped."))
-        return False
+            self._send_frame(session, self.dialect.binary())
 
     def _ignored(self, session: Session) -> None:
         """A client frame on a streaming session: said once, then dropped."""
@@ -145,17 +134,21 @@ class SwapsDialect:
             self._send(session, swaps000.error(
                 400, "This connection streams; client frames are ignored."))
 
+    @classmethod
+    def _send(cls, session: Session, body: bytes) -> None:
+        cls._send_frame(session, text_frame(body))
+
     @staticmethod
-    def _send(session: Session, body: bytes) -> None:
+    def _send_frame(session: Session, frame: bytes) -> None:
         transport = session.transport
         if isinstance(transport, BatchingTransport):
             # Streaming: what the hub queues are event lines for batch(); a reply is a whole
             # frame, so it goes to the socket itself, after the lines queued so far.
             session.flush()
             if not session.closed and not transport.is_closing():
-                transport.inner.write(text_frame(body))
+                transport.inner.write(frame)
             return
-        session.send(text_frame(body))
+        session.send(frame)
 
     def _refuse(self, session: Session, body: bytes, code: closecodes.CloseCode) -> None:
         self._send(session, body)
@@ -167,7 +160,7 @@ class SwapsDialect:
         session.close(1000, "Done")
 
     async def on_text(self, session: Session, text: str) -> None:
-        if not self._rate_ok(session):
+        if not inbound_ok(self.node, session, self.dialect, self._send_frame):
             return
         state = self.state.get(session.id)
         try:
@@ -216,7 +209,7 @@ class SwapsDialect:
                 return
             self.state[session.id] = "streaming"
             session.flush()  # replies so far go out as they are; data goes through batching
-            session.transport = BatchingTransport(session.transport, self.encoder)
+            wrap_transport(session, BatchingTransport(socket_transport(session), self.encoder))
             result = await self.node.hub.subscribe(session, channels)
             if not result.accepted:
                 log.info("000 session %s: no chain could be watched: %s", session.id,

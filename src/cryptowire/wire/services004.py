@@ -17,15 +17,17 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from cryptowire.core.channels import SERVICES
-from cryptowire.core.hub import Encoder
-from cryptowire.events import Publication
+from cryptowire.events import Publication, now_ms
 from cryptowire.jsonnum import decimal_str
 from cryptowire.wire.frames import text_frame
+
+if TYPE_CHECKING:  # the hub is not loaded by a sans-I/O module
+    from cryptowire.core.session import Encoder
 
 #: The seed's service catalogue: category -> service -> (description, default interval s).
 CATALOG: dict[str, dict[str, tuple[str, float]]] = {
@@ -326,3 +328,23 @@ class Services004Encoder:
         head = orjson.dumps({"service": service, "type": pub.type})
         tail = orjson.dumps({"timestamp": iso(pub.ts)})
         return text_frame(head[:-1] + b',"data":' + pub.data_json + b"," + tail[1:])
+
+
+class Services004Dialect:
+    """The 004 sockets' frames (:class:`~cryptowire.wire.dialect.Dialect`)."""
+
+    name = "services004"
+
+    def encoder(self) -> Encoder:
+        return Services004Encoder()
+
+    def dropped(self, rate: int) -> bytes:
+        return error({"message": f"More than {rate} messages per second; this one was "
+                                 "dropped."}, now_ms())
+
+    def flooding(self) -> bytes:
+        return error({"message": "Flooding: closing."}, now_ms())
+
+    def binary(self) -> bytes:
+        return error({"message": "Binary frames are not supported; send JSON text frames."},
+                     now_ms())

@@ -256,3 +256,23 @@ def error(status: int, message: str) -> bytes:
 def unknown_command(text: str) -> bytes:
     return error(400, f"Unknown event {text[:40]!r}. Send one of: {', '.join(COMMANDS)} "
                       f"({', '.join(ALIASES)} are accepted for {', '.join(ALIASES.values())}).")
+
+
+class Swaps000Dialect:
+    """The 000 socket's frames (:class:`~cryptowire.wire.dialect.Dialect`); whole frames,
+    which the server writes past the batching of a streaming session."""
+
+    name = "swaps000"
+
+    def encoder(self) -> Swaps000Encoder:
+        return Swaps000Encoder()
+
+    def dropped(self, rate: int) -> bytes:
+        return text_frame(error(
+            429, f"More than {rate} messages per second; this one was dropped."))
+
+    def flooding(self) -> bytes:
+        return text_frame(error(429, "Flooding: closing."))
+
+    def binary(self) -> bytes:
+        return text_frame(error(400, "Send text frames."))

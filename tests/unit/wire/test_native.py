@@ -12,9 +12,9 @@ from cryptowire.errors import ProtocolError
 from cryptowire.events import Event, Publication, now_ms
 from cryptowire.wire import native
 from cryptowire.wire.frames import text_frame
+from cryptowire.wire.mudrex003 import MudrexEncoder
 from cryptowire.wire.native import (
     ERROR_CODES,
-    MudrexEncoder,
     NativeEncoder,
     Request,
     RequestError,
