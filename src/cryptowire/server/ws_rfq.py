@@ -19,7 +19,6 @@ from cryptowire.core.access import RFQ, authorize
 from cryptowire.core.hub import Principal, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError
-from cryptowire.events import Publication
 from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
@@ -28,6 +27,9 @@ from cryptowire.server import browser
 from cryptowire.server.auth import principal_for, request_key
 from cryptowire.server.connection import (
     guarded,
+    ignore_binary,
+    ignore_text,
+    inbound_ok,
     open_session,
     over_connection_limits,
     read_loop,
@@ -42,17 +44,6 @@ from cryptowire.wire.frames import text_frame
 log = logging.getLogger("cryptowire.server.rfq")
 
 
-class RfqEncoder:
-    """Hub publications on the channel form: ``{"channel", "data"}`` as the seed's channels
-    sent them (the decimal strings unchanged)."""
-
-    name = "rfq001"
-
-    def frame_publication(self, pub: Publication) -> bytes | None:
-        head = orjson.dumps({"channel": pub.channel, "type": pub.type, "ts": pub.ts})
-        return text_frame(head[:-1] + b',"data":' + pub.data_json + b"}")
-
-
 class RfqEndpoint:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -60,7 +51,8 @@ class RfqEndpoint:
         self.config = RfqConfig(interval_s=cfg.interval_s, commission=cfg.commission,
                                 quote_ttl_s=cfg.quote_ttl_s, max_offers=cfg.max_offers,
                                 display_decimals=cfg.display_decimals)
-        self.encoder = RfqEncoder()
+        self.dialect = rfq001.RfqDialect()
+        self.encoder = self.dialect.encoder()
         self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
         self.rates: RateProvider | None = None
         self.provider: PaperProvider | None = None
@@ -97,7 +89,7 @@ class RfqEndpoint:
             ws, session = await open_session(request, self.encoder)
             async with guarded(node, session):
                 refuse(session, rfq001.error(exc.message), closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, _ignore, _ignore_binary)
+                await read_loop(node, ws, session, ignore_text, ignore_binary)
             return ws
         uuid = request.headers.get("Sec-WebSocket-Key", "")
         ws, session = await open_session(request, self.encoder, principal)
@@ -112,12 +104,12 @@ class RfqEndpoint:
         if reason is not None:
             node.counters.rejected_connections += 1
             refuse(session, rfq001.error(reason), closecodes.SERVER_FULL)
-            await read_loop(node, ws, session, _ignore, _ignore_binary)
+            await read_loop(node, ws, session, ignore_text, ignore_binary)
             return
         denied = authorize(principal, RFQ, "read", node.policy)
         if denied is not None:
             refuse(session, rfq001.error(denied.reason), closecodes.UNAUTHORIZED)
-            await read_loop(node, ws, session, _ignore, _ignore_binary)
+            await read_loop(node, ws, session, ignore_text, ignore_binary)
             return
         session.send(rfq001.handshake(uuid))
 
@@ -130,15 +122,11 @@ class RfqEndpoint:
                              may_trade=authorize(principal, RFQ, "trade", node.policy) is None,
                              key_id=principal.key_id,
                              admit=lambda: starts.admit(allowance, key, who))
-        bucket = session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
+        session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
+        dialect = self.dialect
 
         async def on_text(sess: Session, text: str) -> None:
-            if not bucket.take():
-                node.counters.rate_limited += 1
-                if bucket.flooding:
-                    refuse(sess, rfq001.error("Flooding: closing."), closecodes.RATE_LIMITED)
-                else:
-                    sess.send(rfq001.error("Rate limit exceeded; message dropped."))
+            if not inbound_ok(node, sess, dialect):
                 return
             try:
                 msg = rfq001.parse(text)
@@ -155,9 +143,12 @@ class RfqEndpoint:
                 sess.send(rfq001.error("Internal error; try again."))
 
         try:
-            await read_loop(node, ws, session, on_text, _binary)
+            await read_loop(node, ws, session, on_text, self.on_binary)
         finally:
             await conn.close()
+
+    def on_binary(self, session: Session) -> None:
+        session.send(self.dialect.binary())
 
     async def channel_op(self, session: Session, msg: rfq001.ChannelOp) -> None:
         for name in msg.channels:
@@ -208,18 +199,6 @@ def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult],
             session.send(rfq001.error(reason, channel=name))
 
     return reply
-
-
-async def _ignore(session: Session, text: str) -> None:
-    return None
-
-
-def _ignore_binary(session: Session) -> None:
-    return None
-
-
-def _binary(session: Session) -> None:
-    session.send(rfq001.error("Binary frames are not supported; send JSON text."))
 
 
 def setup(app: web.Application, node: Node) -> None:
