@@ -16,26 +16,15 @@ import orjson
 from aiohttp import web
 
 from cryptowire.core.access import RFQ, authorize
-from cryptowire.core.hub import Principal, Session, SubscribeResult
+from cryptowire.core.hub import Session, SubscribeResult
 from cryptowire.core.node import Node
-from cryptowire.errors import AuthError, ChannelError
+from cryptowire.errors import ChannelError
 from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
 from cryptowire.rfq.starts import StartLimits
-from cryptowire.server import browser
-from cryptowire.server.auth import principal_for, request_key
-from cryptowire.server.connection import (
-    guarded,
-    ignore_binary,
-    ignore_text,
-    inbound_ok,
-    open_session,
-    over_connection_limits,
-    read_loop,
-    refuse,
-)
-from cryptowire.server.limits import TokenBucket
+from cryptowire.server import sockets
+from cryptowire.server.sockets import refuse
 from cryptowire.sources.prices import CryptoCompareRates, RateProvider, TickerRates
 from cryptowire.store.rfq import RfqTrades
 from cryptowire.wire import closecodes, rfq001
@@ -78,39 +67,15 @@ class RfqEndpoint:
             self.provider = PaperProvider(RfqTrades(self.node.store.engine))
         return self.provider
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
-        try:
-            principal = await principal_for(node, request_key(request))
-        except AuthError as exc:
-            ws, session = await open_session(request, self.encoder)
-            async with guarded(node, session):
-                refuse(session, rfq001.error(exc.message), closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, ignore_text, ignore_binary)
-            return ws
-        uuid = request.headers.get("Sec-WebSocket-Key", "")
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            await self._serve(ws, session, principal, uuid)
-        return ws
-
-    async def _serve(self, ws: web.WebSocketResponse, session: Session, principal: Principal,
-                     uuid: str) -> None:
-        node = self.node
-        reason = over_connection_limits(node, session)
-        if reason is not None:
-            node.counters.rejected_connections += 1
-            refuse(session, rfq001.error(reason), closecodes.SERVER_FULL)
-            await read_loop(node, ws, session, ignore_text, ignore_binary)
-            return
+    async def accept(self, session: Session, request: web.Request) -> RfqConnection | None:
+        """The quoting state of an admitted session, or ``None`` (refused: no ``read``)."""
+        node, principal = self.node, session.principal
         denied = authorize(principal, RFQ, "read", node.policy)
         if denied is not None:
-            refuse(session, rfq001.error(denied.reason), closecodes.UNAUTHORIZED)
-            await read_loop(node, ws, session, ignore_text, ignore_binary)
-            return
+            refuse(session, self.dialect, "UNAUTHORIZED", denied.reason,
+                   closecodes.UNAUTHORIZED)
+            return None
+        uuid = request.headers.get("Sec-WebSocket-Key", "")
         session.send(rfq001.handshake(uuid))
 
         def send(obj: dict[str, Any]) -> None:
@@ -118,37 +83,31 @@ class RfqEndpoint:
 
         starts, allowance, key = self.starts, self.starts.connection(), node.key_of(session)
         who = "this API key" if principal.key_id else "this address"
-        conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
+        return RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
                              may_trade=authorize(principal, RFQ, "trade", node.policy) is None,
                              key_id=principal.key_id,
                              admit=lambda: starts.admit(allowance, key, who))
-        session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
-        dialect = self.dialect
 
-        async def on_text(sess: Session, text: str) -> None:
-            if not inbound_ok(node, sess, dialect):
-                return
-            try:
-                msg = rfq001.parse(text)
-            except rfq001.RfqFrameError as exc:
-                sess.send(rfq001.error(str(exc)))
-                return
-            try:
-                if isinstance(msg, rfq001.ChannelOp):
-                    await self.channel_op(sess, msg)
-                else:
-                    await conn.handle(msg.action, msg.body)
-            except Exception:
-                log_exception(log, "rfq frame failed")
-                sess.send(rfq001.error("Internal error; try again."))
-
+    async def on_text(self, session: Session, conn: RfqConnection | None, text: str) -> None:
+        if conn is None:
+            return
         try:
-            await read_loop(node, ws, session, on_text, self.on_binary)
-        finally:
-            await conn.close()
+            msg = rfq001.parse(text)
+        except rfq001.RfqFrameError as exc:
+            session.send(rfq001.error(str(exc)))
+            return
+        try:
+            if isinstance(msg, rfq001.ChannelOp):
+                await self.channel_op(session, msg)
+            else:
+                await conn.handle(msg.action, msg.body)
+        except Exception:
+            log_exception(log, "rfq frame failed")
+            session.send(rfq001.error("Internal error; try again."))
 
-    def on_binary(self, session: Session) -> None:
-        session.send(self.dialect.binary())
+    async def end(self, session: Session, conn: RfqConnection | None) -> None:
+        if conn is not None:
+            await conn.close()
 
     async def channel_op(self, session: Session, msg: rfq001.ChannelOp) -> None:
         for name in msg.channels:
@@ -202,4 +161,4 @@ def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult],
 
 
 def setup(app: web.Application, node: Node) -> None:
-    app.router.add_get("/rfq", RfqEndpoint(node).handle)
+    sockets.register(app, node, "/rfq", RfqEndpoint(node))

@@ -25,6 +25,11 @@ class Dialect(Protocol):
         """The publication framer for this dialect's sessions (one per handler)."""
         ...
 
+    def refused(self, code: str, message: str) -> bytes | None:
+        """The last frame before the server refuses a session (``code``: the wire error code,
+        ``UNAUTHORIZED`` or ``LIMIT_EXCEEDED``; the close code follows), or ``None``."""
+        ...
+
     def dropped(self, rate: int) -> bytes | None:
         """The reply to a client message over the inbound rate (dropped), or ``None``."""
         ...

@@ -220,6 +220,9 @@ class NativeDialect:
     def encoder(self) -> Encoder:
         return NativeEncoder()
 
+    def refused(self, code: str, message: str) -> bytes:
+        return error(code, message)
+
     def dropped(self, rate: int) -> bytes:
         return error("RATE_LIMIT_EXCEEDED",
                      f"More than {rate} messages per second; this one was dropped.")

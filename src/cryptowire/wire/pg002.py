@@ -32,6 +32,9 @@ class PgDialect:
     def encoder(self) -> PgEncoder:
         return PgEncoder()
 
+    def refused(self, code: str, message: str) -> None:
+        return None
+
     def dropped(self, rate: int) -> None:
         return None
 

@@ -89,6 +89,9 @@ class RfqDialect:
     def encoder(self) -> RfqEncoder:
         return RfqEncoder()
 
+    def refused(self, code: str, message: str) -> bytes:
+        return error(message)
+
     def dropped(self, rate: int) -> bytes:
         return error("Rate limit exceeded; message dropped.")
 

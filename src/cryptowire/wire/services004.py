@@ -338,6 +338,9 @@ class Services004Dialect:
     def encoder(self) -> Encoder:
         return Services004Encoder()
 
+    def refused(self, code: str, message: str) -> bytes:
+        return error({"message": message}, now_ms())
+
     def dropped(self, rate: int) -> bytes:
         return error({"message": f"More than {rate} messages per second; this one was "
                                  "dropped."}, now_ms())

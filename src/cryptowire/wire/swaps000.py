@@ -267,6 +267,9 @@ class Swaps000Dialect:
     def encoder(self) -> Swaps000Encoder:
         return Swaps000Encoder()
 
+    def refused(self, code: str, message: str) -> bytes:
+        return text_frame(error(401 if code == "UNAUTHORIZED" else 503, message))
+
     def dropped(self, rate: int) -> bytes:
         return text_frame(error(
             429, f"More than {rate} messages per second; this one was dropped."))

@@ -1,0 +1,132 @@
+"""The one socket handler: every WebSocket kind is a :class:`SocketKind` registered with
+:func:`register`, and :func:`serve` does for all of them what a socket needs whatever its
+dialect: the Origin/Host refusal (server/browser.py), the key and its refusal (close 4001),
+the connection limits (4003), the inbound rate (:func:`~cryptowire.server.connection.inbound_ok`,
+4009 on a flood), binary frames, and closing (server/connection.py: limits on frame size,
+liveness through the node's heartbeat, 1011 on a handler failure).
+
+A kind brings its :class:`~cryptowire.wire.dialect.Dialect` (the frames, sans-I/O) and what
+its accepted sessions do: :meth:`SocketKind.accept` (greeting, auto-subscribe, access
+refusal through :func:`cryptowire.core.access.authorize`) returns the session's dialect state,
+a plain object handed back to :meth:`SocketKind.on_text` and :meth:`SocketKind.end`. A new
+dialect is a ``wire/`` module plus one ``register(app, node, "/path", Kind(node))`` line
+(tests/integration/server/test_socket_kinds.py registers an echo dialect that way).
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Protocol, TypeVar
+
+from aiohttp import web
+
+from cryptowire.core.hub import Encoder, Principal, Session
+from cryptowire.core.node import Node
+from cryptowire.errors import AuthError
+from cryptowire.server import browser
+from cryptowire.server.auth import principal_for, request_key
+from cryptowire.server.connection import (
+    guarded,
+    ignore_binary,
+    ignore_text,
+    inbound_ok,
+    open_session,
+    over_connection_limits,
+    read_loop,
+)
+from cryptowire.server.limits import TokenBucket
+from cryptowire.wire import closecodes
+from cryptowire.wire.dialect import Dialect
+
+S = TypeVar("S")
+
+
+class SocketKind(Protocol[S]):
+    """The server side of one socket kind."""
+
+    @property
+    def dialect(self) -> Dialect:
+        """The kind's frames (sans-I/O)."""
+        ...
+
+    @property
+    def encoder(self) -> Encoder:
+        """The publication framer of its sessions (one for all of them)."""
+        ...
+
+    async def accept(self, session: Session, request: web.Request) -> S:
+        """Start an admitted session (within its limits, the inbound rate set); close it
+        to refuse. Returns the session's dialect state."""
+        ...
+
+    async def on_text(self, session: Session, state: S, text: str) -> None:
+        """One client text frame, within the inbound rate."""
+        ...
+
+    async def end(self, session: Session, state: S) -> None:
+        """The session is over (however it ended)."""
+        ...
+
+
+def refuse(session: Session, dialect: Dialect, code: str, message: str,
+           close: closecodes.CloseCode) -> None:
+    frame = dialect.refused(code, message)
+    if frame is not None:
+        session.send(frame)
+    session.close(close.code, close.meaning)
+
+
+class Served(Generic[S]):
+    """One registered kind: :meth:`handle` is its route; the read callbacks are bound once
+    here, not per connection."""
+
+    def __init__(self, node: Node, kind: SocketKind[S]) -> None:
+        self.node = node
+        self.kind = kind
+        self.states: dict[Session, S] = {}
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        node, kind = self.node, self.kind
+        refused = browser.refusal(node, request)
+        if refused is not None:
+            return refused
+        principal: Principal | None = None
+        try:
+            principal = await principal_for(node, request_key(request))
+        except AuthError as exc:
+            ws, session = await open_session(request, kind.encoder)
+            async with guarded(node, session):
+                refuse(session, kind.dialect, exc.code, exc.message, closecodes.UNAUTHORIZED)
+                await read_loop(node, ws, session, ignore_text, ignore_binary)
+            return ws
+        ws, session = await open_session(request, kind.encoder, principal)
+        async with guarded(node, session):
+            reason = over_connection_limits(node, session)
+            if reason is not None:
+                node.counters.rejected_connections += 1
+                refuse(session, kind.dialect, "LIMIT_EXCEEDED", reason,
+                       closecodes.SERVER_FULL)
+                await read_loop(node, ws, session, ignore_text, ignore_binary)
+                return ws
+            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
+            state = self.states[session] = await kind.accept(session, request)
+            try:
+                await read_loop(node, ws, session, self.on_text, self.on_binary)
+            finally:
+                del self.states[session]
+                await kind.end(session, state)
+        return ws
+
+    async def on_text(self, session: Session, text: str) -> None:
+        if inbound_ok(self.node, session, self.kind.dialect):
+            await self.kind.on_text(session, self.states[session], text)
+
+    def on_binary(self, session: Session) -> None:
+        if inbound_ok(self.node, session, self.kind.dialect):
+            frame = self.kind.dialect.binary()
+            if frame is not None:
+                session.send(frame)
+
+
+def register(app: web.Application, node: Node, path: str, kind: SocketKind[S]) -> None:
+    """Serve ``kind`` on ``GET path``."""
+    app.router.add_get(path, Served(node, kind).handle)
