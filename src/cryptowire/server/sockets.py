@@ -53,6 +53,12 @@ class SocketKind(Protocol[S]):
         """The publication framer of its sessions (one for all of them)."""
         ...
 
+    def denied(self, principal: Principal) -> str | None:
+        """Why ``principal`` may not use this socket at all (from
+        :func:`cryptowire.core.access.authorize`), or ``None``: refused with 4001 before
+        the limits, like a wrong key."""
+        ...
+
     async def accept(self, session: Session, request: web.Request) -> S:
         """Start an admitted session (within its limits, the inbound rate set); close it
         to refuse. Returns the session's dialect state."""
@@ -92,14 +98,15 @@ class Served(Generic[S]):
         principal: Principal | None = None
         try:
             principal = await principal_for(node, request_key(request))
+            code, why = "UNAUTHORIZED", kind.denied(principal)
         except AuthError as exc:
-            ws, session = await open_session(request, kind.encoder)
-            async with guarded(node, session):
-                refuse(session, kind.dialect, exc.code, exc.message, closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, ignore_text, ignore_binary)
-            return ws
+            code, why = exc.code, exc.message
         ws, session = await open_session(request, kind.encoder, principal)
         async with guarded(node, session):
+            if why is not None:
+                refuse(session, kind.dialect, code, why, closecodes.UNAUTHORIZED)
+                await read_loop(node, ws, session, ignore_text, ignore_binary)
+                return ws
             reason = over_connection_limits(node, session)
             if reason is not None:
                 node.counters.rejected_connections += 1

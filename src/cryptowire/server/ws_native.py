@@ -36,6 +36,7 @@ from cryptowire.server.connection import (
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.publishing import publish_items
 from cryptowire.server.rest_tokens import native_token_op
+from cryptowire.server.ws_services import ServicesProtocol
 from cryptowire.wire import closecodes, mudrex003, native
 from cryptowire.wire.native import NativeDialect, Request
 
@@ -49,10 +50,10 @@ class NativeProtocol:
         self.node = node
         self.dialect = dialect
         self.encoder = dialect.encoder()
-        #: Seed 004 clients send ``{"action": ...}`` here; set by ``ws_services.setup``, it
+        #: Seed 004 clients send ``{"action": ...}`` here; set by :func:`setup`, it
         #: returns True when it handled the frame.
         self.action_handler: Callable[[Session, str], Awaitable[bool]] | None = None
-        #: Sends a first frame to every accepted session; set by ``ws_services.setup`` only
+        #: Sends a first frame to every accepted session; set by :func:`setup` only
         #: when ``server.greet_004`` is on (the seed 004 ``connection_established``).
         self.greeter: Callable[[Session], None] | None = None
 
@@ -232,10 +233,11 @@ def native_dialect(node: Node) -> NativeDialect:
         else NativeDialect()
 
 
-NATIVE = web.AppKey("native_protocol", NativeProtocol)
-
-
-def setup(app: web.Application, node: Node) -> None:
+def setup(app: web.Application, node: Node, services: ServicesProtocol) -> None:
+    """``/ws``; its ``{"action": ...}`` frames (and the 004 greeting when
+    ``server.greet_004`` is on) go to the 004 ``services`` protocol."""
     protocol = NativeProtocol(node, native_dialect(node))
-    app[NATIVE] = protocol
+    protocol.action_handler = services.native_action
+    if node.settings.server.greet_004:
+        protocol.greeter = services.greet_native
     app.router.add_get("/ws", protocol.handle)

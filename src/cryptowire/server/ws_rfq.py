@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 from cryptowire.core.access import RFQ, authorize
-from cryptowire.core.hub import Session, SubscribeResult
+from cryptowire.core.hub import Principal, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import ChannelError
 from cryptowire.logthrottle import log_exception
@@ -24,10 +24,9 @@ from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers.paper import PaperProvider
 from cryptowire.rfq.starts import StartLimits
 from cryptowire.server import sockets
-from cryptowire.server.sockets import refuse
 from cryptowire.sources.prices import CryptoCompareRates, RateProvider, TickerRates
 from cryptowire.store.rfq import RfqTrades
-from cryptowire.wire import closecodes, rfq001
+from cryptowire.wire import rfq001
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.server.rfq")
@@ -67,14 +66,13 @@ class RfqEndpoint:
             self.provider = PaperProvider(RfqTrades(self.node.store.engine))
         return self.provider
 
-    async def accept(self, session: Session, request: web.Request) -> RfqConnection | None:
-        """The quoting state of an admitted session, or ``None`` (refused: no ``read``)."""
+    def denied(self, principal: Principal) -> str | None:
+        denied = authorize(principal, RFQ, "read", self.node.policy)
+        return None if denied is None else denied.reason
+
+    async def accept(self, session: Session, request: web.Request) -> RfqConnection:
+        """The quoting state of an admitted session."""
         node, principal = self.node, session.principal
-        denied = authorize(principal, RFQ, "read", node.policy)
-        if denied is not None:
-            refuse(session, self.dialect, "UNAUTHORIZED", denied.reason,
-                   closecodes.UNAUTHORIZED)
-            return None
         uuid = request.headers.get("Sec-WebSocket-Key", "")
         session.send(rfq001.handshake(uuid))
 
@@ -88,9 +86,7 @@ class RfqEndpoint:
                              key_id=principal.key_id,
                              admit=lambda: starts.admit(allowance, key, who))
 
-    async def on_text(self, session: Session, conn: RfqConnection | None, text: str) -> None:
-        if conn is None:
-            return
+    async def on_text(self, session: Session, conn: RfqConnection, text: str) -> None:
         try:
             msg = rfq001.parse(text)
         except rfq001.RfqFrameError as exc:
@@ -105,9 +101,8 @@ class RfqEndpoint:
             log_exception(log, "rfq frame failed")
             session.send(rfq001.error("Internal error; try again."))
 
-    async def end(self, session: Session, conn: RfqConnection | None) -> None:
-        if conn is not None:
-            await conn.close()
+    async def end(self, session: Session, conn: RfqConnection) -> None:
+        await conn.close()
 
     async def channel_op(self, session: Session, msg: rfq001.ChannelOp) -> None:
         for name in msg.channels:

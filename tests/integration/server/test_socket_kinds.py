@@ -49,6 +49,9 @@ class Echo:
         self.dialect = EchoDialect()
         self.encoder = self.dialect.encoder()
 
+    def denied(self, principal: object) -> None:
+        return None
+
     async def accept(self, session: Session, request: object) -> None:
         return None
 
