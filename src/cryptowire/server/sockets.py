@@ -33,6 +33,7 @@ from cryptowire.server.connection import (
     over_connection_limits,
     read_loop,
 )
+from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
 from cryptowire.wire import closecodes
 from cryptowire.wire.dialect import Dialect
@@ -51,6 +52,12 @@ class SocketKind(Protocol[S]):
     @property
     def encoder(self) -> Encoder:
         """The publication framer of its sessions (one for all of them)."""
+        ...
+
+    async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
+        """Who is upgrading (raise :class:`~cryptowire.errors.AuthError` to refuse after the
+        upgrade with 4001), or the HTTP answer that refuses the upgrade itself
+        (:class:`KeyedSocket` reads the API key of the request)."""
         ...
 
     def denied(self, principal: Principal) -> str | None:
@@ -73,11 +80,23 @@ class SocketKind(Protocol[S]):
         ...
 
 
+class KeyedSocket:
+    """:meth:`SocketKind.authenticate` for kinds whose key comes with the upgrade request
+    (``X-API-Key``, ``api_key``, bearer; none: anonymous)."""
+
+    async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
+        return await principal_for(request.app[NODE], request_key(request))
+
+
 def refuse(session: Session, dialect: Dialect, code: str, message: str,
            close: closecodes.CloseCode) -> None:
+    """The dialect's refusal frame, then ``close``; a dialect without one says why in the
+    close frame's reason instead."""
     frame = dialect.refused(code, message)
-    if frame is not None:
-        session.send(frame)
+    if frame is None:
+        session.close(close.code, message)
+        return
+    session.send(frame)
     session.close(close.code, close.meaning)
 
 
@@ -97,7 +116,10 @@ class Served(Generic[S]):
             return refused
         principal: Principal | None = None
         try:
-            principal = await principal_for(node, request_key(request))
+            who = await kind.authenticate(request)
+            if isinstance(who, web.StreamResponse):
+                return who
+            principal = who
             code, why = "UNAUTHORIZED", kind.denied(principal)
         except AuthError as exc:
             code, why = exc.code, exc.message

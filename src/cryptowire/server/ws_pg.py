@@ -26,21 +26,11 @@ from cryptowire.core.channels import Channel
 from cryptowire.core.hub import Principal, Session
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
-from cryptowire.server import browser
+from cryptowire.server import sockets
 from cryptowire.server.auth import rest_principal
-from cryptowire.server.connection import (
-    guarded,
-    ignore_binary,
-    ignore_text,
-    open_session,
-    over_connection_limits,
-    read_loop,
-)
 from cryptowire.server.context import NODE
-from cryptowire.server.limits import TokenBucket
 from cryptowire.server.replies import problem
 from cryptowire.server.rest_limits import rate_limited
-from cryptowire.wire import closecodes
 from cryptowire.wire.pg002 import PgDialect
 
 log = logging.getLogger("cryptowire.server.pg")
@@ -84,6 +74,10 @@ def verify_token(token: str, secret: str) -> Grant:
                  str(claims.get("sub", "jwt"))[:100])
 
 
+#: What :meth:`PgSockets.authenticate` read from the token, for :meth:`PgSockets.accept`.
+_GRANT: web.RequestKey[tuple[list[Channel], Grant]] = web.RequestKey("pg002_grant")
+
+
 class PgSockets:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -110,36 +104,39 @@ class PgSockets:
             raise TokenRefused(f"JWT does not allow channel '{wanted}'")
         return channels, grant, principal
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
+    async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
+        """The token's principal; a token that does not verify or allow the path's channel
+        is HTTP 400, and the upgrade 503 while pg channels are off."""
         try:
             channels, grant, principal = self._grant(request)
         except TokenRefused as exc:
             return web.Response(status=400, text=str(exc))
-        if node.route(Channel(name="pg:_", kind="pg", key="_")) is None:
+        if self.node.route(Channel(name="pg:_", kind="pg", key="_")) is None:
             return web.Response(status=503, text="Postgres channels are not enabled "
                                                  "(pgnotify.enabled)")
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            reason = over_connection_limits(node, session)
-            if reason is not None:
-                node.counters.rejected_connections += 1
-                session.close(closecodes.SERVER_FULL.code, reason)
-            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)  # its pings
-            timer = self._expire_at(session, grant.exp)
-            try:
-                if not session.closed:
-                    result = await node.hub.subscribe(session, channels)
-                    for name, why in result.rejected:
-                        log.warning("pg socket %s: %s refused: %s", session.id, name, why)
-                await read_loop(node, ws, session, ignore_text, ignore_binary)
-            finally:
-                if timer is not None:
-                    timer.cancel()
-        return ws
+        request[_GRANT] = channels, grant
+        return principal
+
+    def denied(self, principal: Principal) -> None:
+        return None  # the token's channels were checked with the upgrade
+
+    async def accept(self, session: Session,
+                     request: web.Request) -> asyncio.TimerHandle | None:
+        """Subscribed to the token's channels until it expires (close 3001)."""
+        channels, grant = request[_GRANT]
+        timer = self._expire_at(session, grant.exp)
+        result = await self.node.hub.subscribe(session, channels)
+        for name, why in result.rejected:
+            log.warning("pg socket %s: %s refused: %s", session.id, name, why)
+        return timer
+
+    async def on_text(self, session: Session, timer: asyncio.TimerHandle | None,
+                      text: str) -> None:
+        return None  # write mode is not supported: client messages are ignored
+
+    async def end(self, session: Session, timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
 
     @staticmethod
     def _expire_at(session: Session, exp: float | None) -> asyncio.TimerHandle | None:
@@ -189,9 +186,9 @@ def _mirror_handler(channel: str) -> Any:
 
 
 def setup(app: web.Application, node: Node) -> None:
-    sockets = PgSockets(node)
-    app.router.add_get("/pg/{token}", sockets.handle)
-    app.router.add_get("/pg/{channel}/{token}", sockets.handle)
+    kind = PgSockets(node)
+    sockets.register(app, node, "/pg/{token}", kind)
+    sockets.register(app, node, "/pg/{channel}/{token}", kind)
     cfg = node.settings.pgnotify
     app[_MIRROR_SLOTS] = asyncio.Semaphore(cfg.rest_max_concurrent)
     if cfg.enabled and cfg.mirror:

@@ -42,7 +42,7 @@ class EchoDialect:
         return None
 
 
-class Echo:
+class Echo(sockets.KeyedSocket):
     """The server side: no state, no greeting."""
 
     def __init__(self) -> None:
