@@ -15,7 +15,8 @@ dialect is a ``wire/`` module plus one ``register(app, node, "/path", Kind(node)
 
 from __future__ import annotations
 
-from typing import Generic, Protocol, TypeVar
+import asyncio
+from typing import Generic, Protocol, TypeVar, cast
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from cryptowire.server.connection import (
     ignore_binary,
     ignore_text,
     inbound_ok,
+    on_frame,
     open_session,
     over_connection_limits,
     read_loop,
@@ -66,6 +68,11 @@ class SocketKind(Protocol[S]):
         the limits, like a wrong key."""
         ...
 
+    def awaits_key(self, principal: Principal) -> bool:
+        """Whether ``principal`` must present a key in-band within ``server.auth_timeout_s``
+        (closed with 4001 otherwise)."""
+        ...
+
     async def accept(self, session: Session, request: web.Request) -> S:
         """Start an admitted session (within its limits, the inbound rate set); close it
         to refuse. Returns the session's dialect state."""
@@ -86,6 +93,9 @@ class KeyedSocket:
 
     async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
         return await principal_for(request.app[NODE], request_key(request))
+
+    def awaits_key(self, principal: Principal) -> bool:
+        return False
 
 
 def refuse(session: Session, dialect: Dialect, code: str, message: str,
@@ -137,17 +147,38 @@ class Served(Generic[S]):
                 await read_loop(node, ws, session, ignore_text, ignore_binary)
                 return ws
             session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
-            state = self.states[session] = await kind.accept(session, request)
-            try:
-                await read_loop(node, ws, session, self.on_text, self.on_binary)
+            deadline = None if not kind.awaits_key(session.principal) \
+                else asyncio.get_running_loop().call_later(
+                    node.settings.server.auth_timeout_s, self.key_expired, session)
+            state = await kind.accept(session, request)
+            if state is not None:  # stateless kinds keep no entry per connection
+                self.states[session] = state
+            try:  # read_loop, in this frame (see its docstring)
+                on_text, on_binary = self.on_text, self.on_binary
+                while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
+                    pass
             finally:
-                del self.states[session]
+                if deadline is not None:
+                    deadline.cancel()
+                self.states.pop(session, None)
+                await node.untrack(session)
                 await kind.end(session, state)
         return ws
 
+    def key_expired(self, session: Session) -> None:
+        if session.closed or session.principal.key_id is not None:  # authenticated since
+            return
+        timeout = self.node.settings.server.auth_timeout_s
+        frame = self.kind.dialect.no_key(timeout)
+        if frame is None:
+            session.close(closecodes.UNAUTHORIZED.code, f"No API key within {timeout:g} s")
+            return
+        session.send(frame)
+        session.close(closecodes.UNAUTHORIZED.code, closecodes.UNAUTHORIZED.meaning)
+
     async def on_text(self, session: Session, text: str) -> None:
         if inbound_ok(self.node, session, self.kind.dialect):
-            await self.kind.on_text(session, self.states[session], text)
+            await self.kind.on_text(session, cast(S, self.states.get(session)), text)
 
     def on_binary(self, session: Session) -> None:
         if inbound_ok(self.node, session, self.kind.dialect):

@@ -7,7 +7,6 @@ open, except a wrong key (4001), a flood (4009) and the connection limits (4003)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,24 +15,13 @@ from aiohttp import web
 
 from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
-from cryptowire.core.hub import Session, SubscribeResult
+from cryptowire.core.hub import Principal, Session, SubscribeResult
 from cryptowire.core.node import Node
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
 from cryptowire.logthrottle import log_exception
-from cryptowire.server import browser
-from cryptowire.server.auth import principal_for, request_key
-from cryptowire.server.connection import (
-    guarded,
-    ignore_binary,
-    ignore_text,
-    inbound_ok,
-    on_frame,
-    open_session,
-    over_connection_limits,
-    read_loop,
-    refuse,
-)
-from cryptowire.server.limits import TokenBucket
+from cryptowire.server import sockets
+from cryptowire.server.auth import principal_for
+from cryptowire.server.connection import over_connection_limits, refuse
 from cryptowire.server.publishing import publish_items
 from cryptowire.server.rest_tokens import native_token_op
 from cryptowire.server.ws_services import ServicesProtocol
@@ -43,7 +31,7 @@ from cryptowire.wire.native import NativeDialect, Request
 log = logging.getLogger("cryptowire.server.ws")
 
 
-class NativeProtocol:
+class NativeProtocol(sockets.KeyedSocket):
     """Handles the ops of one node's native sessions."""
 
     def __init__(self, node: Node, dialect: NativeDialect) -> None:
@@ -57,59 +45,21 @@ class NativeProtocol:
         #: when ``server.greet_004`` is on (the seed 004 ``connection_established``).
         self.greeter: Callable[[Session], None] | None = None
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
-        key = request_key(request)
-        try:
-            principal = await principal_for(node, key)
-        except AuthError as exc:
-            ws, session = await open_session(request, self.encoder)
-            async with guarded(node, session):
-                refuse(session, native.error(exc.code, exc.message), closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, ignore_text, ignore_binary)
-            return ws
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            reason = over_connection_limits(node, session)
-            if reason is not None:
-                node.counters.rejected_connections += 1
-                refuse(session, native.error("LIMIT_EXCEEDED", reason), closecodes.SERVER_FULL)
-            elif self.greeter is not None:
-                self.greeter(session)
-            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
-            # Keyless where keyless may not read: it has auth_timeout_s to send "auth".
-            deadline = None if authorize(principal, CHANNELS, "read", node.policy) is None \
-                else asyncio.get_running_loop().call_later(
-                    node.settings.server.auth_timeout_s, self._auth_expired, session)
-            try:  # read_loop, in this frame (see its docstring)
-                on_text, on_binary = self.on_text, self.on_binary
-                while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
-                    pass
-            finally:
-                if deadline is not None:
-                    deadline.cancel()
-                await node.untrack(session)
-        return ws
+    def awaits_key(self, principal: Principal) -> bool:
+        """Keyless where keyless may not read: it has ``auth_timeout_s`` to send "auth"."""
+        return authorize(principal, CHANNELS, "read", self.node.policy) is not None
 
-    def _auth_expired(self, session: Session) -> None:
-        if session.closed or session.principal.key_id is not None:  # authenticated since
-            return
-        timeout = self.node.settings.server.auth_timeout_s
-        refuse(session, native.error(
-            "UNAUTHORIZED", f"No API key within {timeout:g} s: send "
-            '{"op":"auth","args":["<key>"]} first, or connect with a key.'),
-            closecodes.UNAUTHORIZED)
+    def denied(self, principal: Principal) -> None:
+        return None  # each op checks its own right (an "auth" op may come first)
 
-    def on_binary(self, session: Session) -> None:
-        if inbound_ok(self.node, session, self.dialect):
-            session.send(self.dialect.binary())
+    async def accept(self, session: Session, request: web.Request) -> None:
+        if self.greeter is not None:
+            self.greeter(session)
 
-    async def on_text(self, session: Session, text: str) -> None:
-        if not inbound_ok(self.node, session, self.dialect):
-            return
+    async def end(self, session: Session, state: None) -> None:
+        return None
+
+    async def on_text(self, session: Session, state: None, text: str) -> None:
         rid: Any = None
         try:
             if self.action_handler is not None and '"action"' in text \
@@ -240,4 +190,4 @@ def setup(app: web.Application, node: Node, services: ServicesProtocol) -> None:
     protocol.action_handler = services.native_action
     if node.settings.server.greet_004:
         protocol.greeter = services.greet_native
-    app.router.add_get("/ws", protocol.handle)
+    sockets.register(app, node, "/ws", protocol)

@@ -117,6 +117,9 @@ class PgSockets:
         request[_GRANT] = channels, grant
         return principal
 
+    def awaits_key(self, principal: Principal) -> bool:
+        return False
+
     def denied(self, principal: Principal) -> None:
         return None  # the token's channels were checked with the upgrade
 

@@ -30,6 +30,11 @@ class Dialect(Protocol):
         ``UNAUTHORIZED`` or ``LIMIT_EXCEEDED``; the close code follows), or ``None``."""
         ...
 
+    def no_key(self, timeout_s: float) -> bytes | None:
+        """The last frame before a socket that had to present a key and did not within
+        ``timeout_s`` is closed with 4001, or ``None``."""
+        ...
+
     def dropped(self, rate: int) -> bytes | None:
         """The reply to a client message over the inbound rate (dropped), or ``None``."""
         ...

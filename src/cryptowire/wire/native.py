@@ -223,6 +223,10 @@ class NativeDialect:
     def refused(self, code: str, message: str) -> bytes:
         return error(code, message)
 
+    def no_key(self, timeout_s: float) -> bytes:
+        return error("UNAUTHORIZED", f"No API key within {timeout_s:g} s: send "
+                     '{"op":"auth","args":["<key>"]} first, or connect with a key.')
+
     def dropped(self, rate: int) -> bytes:
         return error("RATE_LIMIT_EXCEEDED",
                      f"More than {rate} messages per second; this one was dropped.")

@@ -35,6 +35,9 @@ class PgDialect:
     def refused(self, code: str, message: str) -> None:
         return None
 
+    def no_key(self, timeout_s: float) -> None:
+        return None
+
     def dropped(self, rate: int) -> None:
         return None
 

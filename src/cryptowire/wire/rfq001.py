@@ -92,6 +92,9 @@ class RfqDialect:
     def refused(self, code: str, message: str) -> bytes:
         return error(message)
 
+    def no_key(self, timeout_s: float) -> bytes:
+        return error(f"No API key within {timeout_s:g} s.")
+
     def dropped(self, rate: int) -> bytes:
         return error("Rate limit exceeded; message dropped.")
 

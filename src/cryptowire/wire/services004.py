@@ -341,6 +341,9 @@ class Services004Dialect:
     def refused(self, code: str, message: str) -> bytes:
         return error({"message": message}, now_ms())
 
+    def no_key(self, timeout_s: float) -> bytes:
+        return error({"message": f"No API key within {timeout_s:g} s."}, now_ms())
+
     def dropped(self, rate: int) -> bytes:
         return error({"message": f"More than {rate} messages per second; this one was "
                                  "dropped."}, now_ms())

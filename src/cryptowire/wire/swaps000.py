@@ -270,6 +270,10 @@ class Swaps000Dialect:
     def refused(self, code: str, message: str) -> bytes:
         return text_frame(error(401 if code == "UNAUTHORIZED" else 503, message))
 
+    def no_key(self, timeout_s: float) -> bytes:
+        return text_frame(error(
+            401, f"No API key within {timeout_s:g} s: send it as the first frame."))
+
     def dropped(self, rate: int) -> bytes:
         return text_frame(error(
             429, f"More than {rate} messages per second; this one was dropped."))

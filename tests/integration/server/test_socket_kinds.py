@@ -32,6 +32,9 @@ class EchoDialect:
     def refused(self, code: str, message: str) -> bytes:
         return text_frame(b'{"refused":"%s"}' % code.encode())
 
+    def no_key(self, timeout_s: float) -> None:
+        return None
+
     def dropped(self, rate: int) -> bytes:
         return text_frame(b'{"dropped":%d}' % rate)
 
