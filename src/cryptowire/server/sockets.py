@@ -59,7 +59,7 @@ class SocketKind(Protocol[S]):
     async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
         """Who is upgrading (raise :class:`~cryptowire.errors.AuthError` to refuse after the
         upgrade with 4001), or the HTTP answer that refuses the upgrade itself
-        (:class:`KeyedSocket` reads the API key of the request)."""
+        (:class:`BaseKind` reads the API key of the request)."""
         ...
 
     def denied(self, principal: Principal) -> str | None:
@@ -82,20 +82,39 @@ class SocketKind(Protocol[S]):
         """One client text frame, within the inbound rate."""
         ...
 
+    def on_binary(self, session: Session, state: S) -> None:
+        """One client binary frame, within the inbound rate."""
+        ...
+
     async def end(self, session: Session, state: S) -> None:
         """The session is over (however it ended)."""
         ...
 
+    def send(self, session: Session, frame: bytes) -> None:
+        """Send a whole frame of the dialect's (a reply, not a publication)."""
+        ...
 
-class KeyedSocket:
-    """:meth:`SocketKind.authenticate` for kinds whose key comes with the upgrade request
-    (``X-API-Key``, ``api_key``, bearer; none: anonymous)."""
+
+class BaseKind(Generic[S]):
+    """The defaults of a :class:`SocketKind`: the key comes with the upgrade request
+    (``X-API-Key``, ``api_key``, bearer; none: anonymous), no in-band key, binary frames
+    get the dialect's answer, frames go out with ``session.send``."""
+
+    dialect: Dialect
 
     async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
         return await principal_for(request.app[NODE], request_key(request))
 
     def awaits_key(self, principal: Principal) -> bool:
         return False
+
+    def on_binary(self, session: Session, state: S) -> None:
+        frame = self.dialect.binary()
+        if frame is not None:
+            self.send(session, frame)
+
+    def send(self, session: Session, frame: bytes) -> None:
+        session.send(frame)
 
 
 def refuse(session: Session, dialect: Dialect, code: str, message: str,
@@ -173,18 +192,16 @@ class Served(Generic[S]):
         if frame is None:
             session.close(closecodes.UNAUTHORIZED.code, f"No API key within {timeout:g} s")
             return
-        session.send(frame)
+        self.kind.send(session, frame)
         session.close(closecodes.UNAUTHORIZED.code, closecodes.UNAUTHORIZED.meaning)
 
     async def on_text(self, session: Session, text: str) -> None:
-        if inbound_ok(self.node, session, self.kind.dialect):
+        if inbound_ok(self.node, session, self.kind.dialect, self.kind.send):
             await self.kind.on_text(session, cast(S, self.states.get(session)), text)
 
     def on_binary(self, session: Session) -> None:
-        if inbound_ok(self.node, session, self.kind.dialect):
-            frame = self.kind.dialect.binary()
-            if frame is not None:
-                session.send(frame)
+        if inbound_ok(self.node, session, self.kind.dialect, self.kind.send):
+            self.kind.on_binary(session, cast(S, self.states.get(session)))
 
 
 def register(app: web.Application, node: Node, path: str, kind: SocketKind[S]) -> None:

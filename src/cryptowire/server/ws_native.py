@@ -31,7 +31,7 @@ from cryptowire.wire.native import NativeDialect, Request
 log = logging.getLogger("cryptowire.server.ws")
 
 
-class NativeProtocol(sockets.KeyedSocket):
+class NativeProtocol(sockets.BaseKind[None]):
     """Handles the ops of one node's native sessions."""
 
     def __init__(self, node: Node, dialect: NativeDialect) -> None:

@@ -78,7 +78,7 @@ def verify_token(token: str, secret: str) -> Grant:
 _GRANT: web.RequestKey[tuple[list[Channel], Grant]] = web.RequestKey("pg002_grant")
 
 
-class PgSockets:
+class PgSockets(sockets.BaseKind["asyncio.TimerHandle | None"]):
     def __init__(self, node: Node) -> None:
         self.node = node
         self.dialect = PgDialect()
@@ -116,9 +116,6 @@ class PgSockets:
                                                  "(pgnotify.enabled)")
         request[_GRANT] = channels, grant
         return principal
-
-    def awaits_key(self, principal: Principal) -> bool:
-        return False
 
     def denied(self, principal: Principal) -> None:
         return None  # the token's channels were checked with the upgrade

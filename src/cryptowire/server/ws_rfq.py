@@ -32,7 +32,7 @@ from cryptowire.wire.frames import text_frame
 log = logging.getLogger("cryptowire.server.rfq")
 
 
-class RfqEndpoint(sockets.KeyedSocket):
+class RfqEndpoint(sockets.BaseKind[RfqConnection]):
     def __init__(self, node: Node) -> None:
         self.node = node
         cfg = node.settings.rfq

@@ -231,7 +231,7 @@ class ServicesProtocol:
         }, now_ms()))
 
 
-class ServicesSocket(sockets.KeyedSocket):
+class ServicesSocket(sockets.BaseKind[ClientState]):
     """One 004 path (:class:`~cryptowire.server.sockets.SocketKind`)."""
 
     def __init__(self, protocol: ServicesProtocol, endpoint: Endpoint) -> None:

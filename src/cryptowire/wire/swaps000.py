@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -256,6 +257,16 @@ def error(status: int, message: str) -> bytes:
 def unknown_command(text: str) -> bytes:
     return error(400, f"Unknown event {text[:40]!r}. Send one of: {', '.join(COMMANDS)} "
                       f"({', '.join(ALIASES)} are accepted for {', '.join(ALIASES.values())}).")
+
+
+@dataclass(slots=True)
+class SwapsState:
+    """Where one 000 connection is: ``key`` (its first frame), ``command``, a command of
+    :data:`WITH_PAYLOAD` waiting for its JSON, or ``streaming``; ``told``: a streaming
+    client was told (once) that its frames are ignored."""
+
+    step: str = "key"
+    told: bool = False
 
 
 class Swaps000Dialect:

@@ -45,7 +45,7 @@ class EchoDialect:
         return None
 
 
-class Echo(sockets.KeyedSocket):
+class Echo(sockets.BaseKind[None]):
     """The server side: no state, no greeting."""
 
     def __init__(self) -> None:
