@@ -31,7 +31,7 @@ from cryptowire.wire.native import NativeDialect, Request
 log = logging.getLogger("cryptowire.server.ws")
 
 
-class NativeProtocol(sockets.BaseKind[None]):
+class NativeSocket(sockets.BaseKind[None]):
     """Handles the ops of one node's native sessions."""
 
     def __init__(self, node: Node, dialect: NativeDialect) -> None:
@@ -186,7 +186,7 @@ def native_dialect(node: Node) -> NativeDialect:
 def setup(app: web.Application, node: Node, services: ServicesProtocol) -> None:
     """``/ws``; its ``{"action": ...}`` frames (and the 004 greeting when
     ``server.greet_004`` is on) go to the 004 ``services`` protocol."""
-    protocol = NativeProtocol(node, native_dialect(node))
+    protocol = NativeSocket(node, native_dialect(node))
     protocol.action_handler = services.native_action
     if node.settings.server.greet_004:
         protocol.greeter = services.greet_native

@@ -74,11 +74,11 @@ def verify_token(token: str, secret: str) -> Grant:
                  str(claims.get("sub", "jwt"))[:100])
 
 
-#: What :meth:`PgSockets.authenticate` read from the token, for :meth:`PgSockets.accept`.
+#: What :meth:`PgSocket.authenticate` read from the token, for :meth:`PgSocket.accept`.
 _GRANT: web.RequestKey[tuple[list[Channel], Grant]] = web.RequestKey("pg002_grant")
 
 
-class PgSockets(sockets.BaseKind["asyncio.TimerHandle | None"]):
+class PgSocket(sockets.BaseKind["asyncio.TimerHandle | None"]):
     def __init__(self, node: Node) -> None:
         self.node = node
         self.dialect = PgDialect()
@@ -186,7 +186,7 @@ def _mirror_handler(channel: str) -> Any:
 
 
 def setup(app: web.Application, node: Node) -> None:
-    kind = PgSockets(node)
+    kind = PgSocket(node)
     sockets.register(app, node, "/pg/{token}", kind)
     sockets.register(app, node, "/pg/{channel}/{token}", kind)
     cfg = node.settings.pgnotify

@@ -32,7 +32,7 @@ from cryptowire.wire.frames import text_frame
 log = logging.getLogger("cryptowire.server.rfq")
 
 
-class RfqEndpoint(sockets.BaseKind[RfqConnection]):
+class RfqSocket(sockets.BaseKind[RfqConnection]):
     def __init__(self, node: Node) -> None:
         self.node = node
         cfg = node.settings.rfq
@@ -156,4 +156,4 @@ def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult],
 
 
 def setup(app: web.Application, node: Node) -> None:
-    sockets.register(app, node, "/rfq", RfqEndpoint(node))
+    sockets.register(app, node, "/rfq", RfqSocket(node))
