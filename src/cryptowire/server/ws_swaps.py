@@ -112,7 +112,7 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
             # frame, so it goes to the socket itself, after the lines queued so far.
             session.flush()
             if not session.closed and not transport.is_closing():
-                transport.inner.write(frame)
+                socket_transport(session).write(frame)
             return
         session.send(frame)
 

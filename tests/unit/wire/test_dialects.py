@@ -94,3 +94,35 @@ def test_002_frames_only_pg_updates_and_answers_nothing() -> None:
     assert enc.frame_publication(pub("pg:orders", b"{}", "gap")) is None
     assert enc.frame_publication(pub("ticker:BTCUSDT", b"{}")) is None
     assert (dialect.dropped(1), dialect.flooding(), dialect.binary()) == (None, None, None)
+
+
+def test_001_client_frames_become_actions_or_channel_ops() -> None:
+    assert rfq001.parse('{"subscribe": "ticker:BTCUSDT"}') == rfq001.ChannelOp(
+        "subscribe", ["ticker:BTCUSDT"])
+    assert rfq001.parse('{"unsubscribe": ["a", "b"]}') == rfq001.ChannelOp(
+        "unsubscribe", ["a", "b"])
+    action = rfq001.parse(b'{"rfq": {"action": "startSession", "x": 1}}')
+    assert isinstance(action, rfq001.RfqAction) and action.action == "startSession"
+    for bad, says in [("nope", "Invalid JSON"), ("[1]", "Expected a JSON object"),
+                      ('{"subscribe": []}', "takes a channel name"),
+                      ('{"rfq": 3}', "'rfq' must be an object"),
+                      ('{"rfq": {"action": "fly"}}', "Unknown action 'fly'")]:
+        with pytest.raises(rfq001.RfqFrameError, match=says):
+            rfq001.parse(bad)
+
+
+def test_000_state_starts_at_the_key_frame_and_commands_are_read_leniently() -> None:
+    state = swaps000.SwapsState()
+    assert (state.step, state.told) == ("key", False)
+    assert swaps000.command("swaps") == "swaps"
+    assert body(swaps000.Swaps000Dialect().no_key(10)) == {
+        "status": 401, "message": "No API key within 10 s: send it as the first frame."}
+    assert body(swaps000.Swaps000Dialect().refused("LIMIT_EXCEEDED", "full")) == {
+        "status": 503, "message": "full"}
+
+
+def test_native_key_deadline_frame() -> None:
+    assert body(native.NativeDialect().no_key(10)) == {
+        "op": "error", "code": "UNAUTHORIZED",
+        "message": 'No API key within 10 s: send {"op":"auth","args":["<key>"]} first, '
+                   "or connect with a key."}
