@@ -58,6 +58,10 @@ KNOWN_UPWARD: dict[str, str] = {
         _SERVER_NODE,
     "server.ws_swaps -> app.node":
         _SERVER_NODE,
+    "server.publishing -> app.node":
+        _SERVER_NODE,
+    "server.sockets -> app.node":
+        _SERVER_NODE,
 }
 
 #: ``importer -> imported``: the import that closes a known cycle (leaving these out leaves
@@ -65,9 +69,6 @@ KNOWN_UPWARD: dict[str, str] = {
 KNOWN_CYCLES: dict[str, str] = {
     "sources.services.context -> sources.services.news":
         "the context names a job's NewsFeeds (type only)",
-    "server.rest_tokens -> server.rest":
-        "rest -> ws_native -> rest_tokens -> rest: shared JSON helpers live in rest.py",
-    "server.rest_limits -> server.rest": "rest <-> rest_limits (function-level import)",
     "cli.serving -> cli": "cli <-> cli/serving: the subcommands reach back for fail/console",
     "cli.tokens -> cli": "cli <-> cli/tokens: the subcommands reach back for fail/settings",
 }

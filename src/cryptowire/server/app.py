@@ -37,8 +37,9 @@ def create_app(node: Node) -> web.Application:
     dashboard.setup(app)  # GET / and /static/: the web dashboard
     rest_limits.setup(app)
     rest.setup(app)
-    ws_native.setup(app, node)
-    ws_services.setup(app, node)  # after ws_native: hooks the action form into /ws
+    services = ws_services.ServicesProtocol(node)  # 004: its own paths and /ws's action form
+    ws_native.setup(app, node, services)
+    ws_services.setup(app, node, services)
     ws_pg.setup(app, node)
     ws_rfq.setup(app, node)
     rest_tokens.setup(app)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import cast
@@ -22,11 +23,12 @@ from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.clock import now_ms
 from cryptowire.closecodes import CLOSE_INTERNAL_ERROR
-from cryptowire.core.session import Encoder, Principal, Session
+from cryptowire.core.session import Encoder, Principal, Session, Transport
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
 from cryptowire.server.proxied import client_address
+from cryptowire.wire.dialect import Dialect
 from cryptowire.wire.frames import close_frame
 
 log = logging.getLogger("cryptowire.server.connection")
@@ -68,10 +70,25 @@ async def open_session(
     return ws, session
 
 
+#: The socket itself of a session whose dialect put a wrapper in front of it (000's
+#: batching, :func:`wrap_transport`); other sessions write to the socket directly.
+_SOCKETS: weakref.WeakKeyDictionary[Session, asyncio.Transport] = weakref.WeakKeyDictionary()
+
+
+def wrap_transport(session: Session, wrapper: Transport) -> asyncio.Transport:
+    """Put ``wrapper`` in front of ``session``'s socket (the hub writes through it; close
+    and heartbeat frames still go to the socket); returns the socket."""
+    socket = socket_transport(session)
+    _SOCKETS[session] = socket
+    session.transport = wrapper
+    return socket
+
+
 def socket_transport(session: Session) -> asyncio.Transport:
-    """The socket's own transport of a session: open_session put it there, and a dialect
-    may have wrapped it since (000 batches its lines through ``.inner``)."""
-    return cast(asyncio.Transport, getattr(session.transport, "inner", session.transport))
+    """The socket's own transport of a session: the one open_session put there, even when a
+    dialect wrapped it since (:func:`wrap_transport`)."""
+    socket = _SOCKETS.get(session)
+    return socket if socket is not None else cast(asyncio.Transport, session.transport)
 
 
 def close_transport(session: Session, code: int, reason: str) -> None:
@@ -139,6 +156,40 @@ def over_connection_limits(node: Node, session: Session) -> str | None:
 def refuse(session: Session, error_frame: bytes, code: closecodes.CloseCode) -> None:
     session.send(error_frame)
     session.close(code.code, code.meaning)
+
+
+def send_frame(session: Session, frame: bytes) -> None:
+    session.send(frame)
+
+
+def inbound_ok(node: Node, session: Session, dialect: Dialect,
+               send: Callable[[Session, bytes], None] = send_frame) -> bool:
+    """Take one client message from the session's inbound rate: ``False`` (and the
+    dialect's answer sent) when it is over; a flood closes the session with 4009."""
+    bucket = session.inbound
+    if not isinstance(bucket, TokenBucket) or bucket.take():
+        return True
+    node.counters.rate_limited += 1
+    if bucket.flooding:
+        node.counters.rate_limit_closes += 1
+        frame = dialect.flooding()
+        if frame is not None:
+            send(session, frame)
+        session.close(closecodes.RATE_LIMITED.code, closecodes.RATE_LIMITED.meaning)
+    else:
+        frame = dialect.dropped(int(bucket.rate))
+        if frame is not None:
+            send(session, frame)
+    return False
+
+
+async def ignore_text(session: Session, text: str) -> None:
+    """``on_text`` of a socket whose client messages are ignored (refused, or 002)."""
+    return None
+
+
+def ignore_binary(session: Session) -> None:
+    return None
 
 
 async def read_loop(

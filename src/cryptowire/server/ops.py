@@ -12,7 +12,8 @@ from cryptowire.server import web as dashboard
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
 from cryptowire.server.metrics import registry_for, render
-from cryptowire.server.rest import json, problems
+from cryptowire.server.replies import json
+from cryptowire.server.rest import problems
 
 _METRICS = web.AppKey("metrics_registry", object)
 

@@ -16,20 +16,11 @@ from cryptowire.jsonnum import loads_exact
 from cryptowire.logthrottle import log_exception
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
+from cryptowire.server.publishing import publish_items
+from cryptowire.server.replies import json, problem
 from cryptowire.server.rest_limits import over_rest_rate
-from cryptowire.server.ws_native import publish_items
 
 log = logging.getLogger("cryptowire.server.rest")
-
-
-def problem(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status,
-                             dumps=lambda o: orjson.dumps(o).decode())
-
-
-def json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json")
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,7 +66,7 @@ def problems(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _json_body(request: web.Request, *, exact: bool = False) -> Any:
+async def json_body(request: web.Request, *, exact: bool = False) -> Any:
     """The request's JSON body, bounded by ``server.publish_max_bytes``; with ``exact``,
     numbers keep their digits (:func:`~cryptowire.jsonnum.loads_exact`)."""
     node = request.app[NODE]
@@ -101,7 +92,7 @@ async def _json_body(request: web.Request, *, exact: bool = False) -> Any:
 async def publish(request: web.Request) -> web.Response:
     """``POST /api/v1/publish``: one ``{"channel","data"}`` object or a list of them."""
     await rest_principal(request, CHANNELS, "publish")
-    body = await _json_body(request, exact=True)
+    body = await json_body(request, exact=True)
     items = body if isinstance(body, list) else [body]
     positions = await publish_items(request.app[NODE], items)
     return json({"published": len(positions), "positions": positions})
@@ -123,7 +114,7 @@ async def list_keys(request: web.Request) -> web.Response:
 async def create_key(request: web.Request) -> web.Response:
     """``POST /api/v1/keys {"name","scopes"}``: the plaintext key is in this reply only."""
     await rest_principal(request, KEYS, "admin")
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise ProtocolError("INVALID_ARGS", 'Expected {"name": "...", "scopes": ["read"]}.')
     scopes = body.get("scopes", ["read"])

@@ -22,6 +22,7 @@ from aiohttp import web
 from cryptowire.server.auth import request_key
 from cryptowire.server.context import NODE
 from cryptowire.server.proxied import client_address
+from cryptowire.server.replies import problem
 
 #: Callers tracked at once; past it, the idle ones and then the oldest are forgotten.
 MAX_CALLERS = 100_000
@@ -85,8 +86,6 @@ def over_rest_rate(request: web.Request) -> web.Response | None:
     wait = limiter.take(caller(request))
     if wait is None:
         return None
-    from cryptowire.server.rest import problem
-
     rate = int(limiter.rate)
     response = problem(429, "RATE_LIMIT_EXCEEDED",
                        f"More than {rate} REST requests per second (server.max_rest_rate); "

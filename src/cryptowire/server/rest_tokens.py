@@ -26,7 +26,8 @@ from cryptowire.core.session import Session
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
-from cryptowire.server.rest import _json_body, json, problem, problems
+from cryptowire.server.replies import json, problem
+from cryptowire.server.rest import json_body, problems
 from cryptowire.sources.evm.tokens import TokenAdmin, chain_of
 from cryptowire.store.evm import EvmStore
 from cryptowire.wire import native
@@ -54,7 +55,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 async def add_token(request: web.Request) -> web.Response:
     await rest_principal(request, WATCHLIST, "admin")
     node = request.app[NODE]
-    body = await _json_body(request)
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise ProtocolError("INVALID_ARGS", 'Expected {"chain": 1, "address": "0x..."}.')
     token = await admin_for(node).add(body)
@@ -139,7 +140,7 @@ def _binding(body: Any) -> tuple[str, str]:
 
 async def bind_chat(request: web.Request) -> web.Response:
     await rest_principal(request, KEYS, "admin")
-    group, chat = _binding(await _json_body(request))
+    group, chat = _binding(await json_body(request))
     created = await evm_store(request.app[NODE]).bind_chat(group, chat)
     return json({"group": group, "chat_id": chat, "created": created},
                 status=201 if created else 200)

@@ -7,12 +7,10 @@ open, except a wrong key (4001), a flood (4009) and the connection limits (4003)
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from cryptowire import closecodes
@@ -20,118 +18,50 @@ from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import SubscribeResult
-from cryptowire.core.session import Encoder, Session
+from cryptowire.core.session import Principal, Session
 from cryptowire.errors import AuthError, ChannelError, CryptowireError, ProtocolError
-from cryptowire.events import Event
-from cryptowire.jsonnum import dumps_checked
 from cryptowire.logthrottle import log_exception
-from cryptowire.server import browser
-from cryptowire.server.auth import principal_for, request_key
-from cryptowire.server.connection import (
-    guarded,
-    on_frame,
-    open_session,
-    over_connection_limits,
-    read_loop,
-    refuse,
-)
-from cryptowire.server.limits import TokenBucket
-from cryptowire.wire import native
-from cryptowire.wire.native import Request
+from cryptowire.server import sockets
+from cryptowire.server.auth import principal_for
+from cryptowire.server.connection import over_connection_limits, refuse
+from cryptowire.server.publishing import publish_items
+from cryptowire.server.rest_tokens import native_token_op
+from cryptowire.server.ws_services import ServicesProtocol
+from cryptowire.wire import mudrex003, native
+from cryptowire.wire.native import NativeDialect, Request
 
 log = logging.getLogger("cryptowire.server.ws")
 
 
-class NativeProtocol:
+class NativeSocket(sockets.BaseKind[None]):
     """Handles the ops of one node's native sessions."""
 
-    def __init__(self, node: Node, encoder: Encoder) -> None:
+    def __init__(self, node: Node, dialect: NativeDialect) -> None:
         self.node = node
-        self.encoder = encoder
-        #: Seed 004 clients send ``{"action": ...}`` here; set by ``ws_services.setup``, it
+        self.dialect = dialect
+        self.encoder = dialect.encoder()
+        #: Seed 004 clients send ``{"action": ...}`` here; set by :func:`setup`, it
         #: returns True when it handled the frame.
         self.action_handler: Callable[[Session, str], Awaitable[bool]] | None = None
-        #: Sends a first frame to every accepted session; set by ``ws_services.setup`` only
+        #: Sends a first frame to every accepted session; set by :func:`setup` only
         #: when ``server.greet_004`` is on (the seed 004 ``connection_established``).
         self.greeter: Callable[[Session], None] | None = None
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
-        key = request_key(request)
-        try:
-            principal = await principal_for(node, key)
-        except AuthError as exc:
-            ws, session = await open_session(request, self.encoder)
-            async with guarded(node, session):
-                refuse(session, native.error(exc.code, exc.message), closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, self._ignore, self._ignore_binary)
-            return ws
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            reason = over_connection_limits(node, session)
-            if reason is not None:
-                node.counters.rejected_connections += 1
-                refuse(session, native.error("LIMIT_EXCEEDED", reason), closecodes.SERVER_FULL)
-            elif self.greeter is not None:
-                self.greeter(session)
-            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
-            # Keyless where keyless may not read: it has auth_timeout_s to send "auth".
-            deadline = None if authorize(principal, CHANNELS, "read", node.policy) is None \
-                else asyncio.get_running_loop().call_later(
-                    node.settings.server.auth_timeout_s, self._auth_expired, session)
-            try:  # read_loop, in this frame (see its docstring)
-                on_text, on_binary = self.on_text, self.on_binary
-                while await on_frame(node, ws, session, await ws.receive(), on_text, on_binary):
-                    pass
-            finally:
-                if deadline is not None:
-                    deadline.cancel()
-                await node.untrack(session)
-        return ws
+    def awaits_key(self, principal: Principal) -> bool:
+        """Keyless where keyless may not read: it has ``auth_timeout_s`` to send "auth"."""
+        return authorize(principal, CHANNELS, "read", self.node.policy) is not None
 
-    def _auth_expired(self, session: Session) -> None:
-        if session.closed or session.principal.key_id is not None:  # authenticated since
-            return
-        timeout = self.node.settings.server.auth_timeout_s
-        refuse(session, native.error(
-            "UNAUTHORIZED", f"No API key within {timeout:g} s: send "
-            '{"op":"auth","args":["<key>"]} first, or connect with a key.'),
-            closecodes.UNAUTHORIZED)
+    def denied(self, principal: Principal) -> None:
+        return None  # each op checks its own right (an "auth" op may come first)
 
-    @staticmethod
-    async def _ignore(session: Session, text: str) -> None:
+    async def accept(self, session: Session, request: web.Request) -> None:
+        if self.greeter is not None:
+            self.greeter(session)
+
+    async def end(self, session: Session, state: None) -> None:
         return None
 
-    @staticmethod
-    def _ignore_binary(session: Session) -> None:
-        return None
-
-    def on_binary(self, session: Session) -> None:
-        if self._rate_ok(session):
-            session.send(native.error(
-                "INVALID_JSON", "Binary frames are not supported; send JSON as text frames."))
-
-    def _rate_ok(self, session: Session) -> bool:
-        bucket = session.inbound
-        if not isinstance(bucket, TokenBucket) or bucket.take():
-            return True
-        self.node.counters.rate_limited += 1
-        if bucket.flooding:
-            self.node.counters.rate_limit_closes += 1
-            refuse(session, native.error("RATE_LIMIT_EXCEEDED", "Flooding: closing."),
-                   closecodes.RATE_LIMITED)
-        else:
-            session.send(native.error(
-                "RATE_LIMIT_EXCEEDED",
-                f"More than {int(bucket.rate)} messages per second; this one was dropped."))
-        return False
-
-    async def on_text(self, session: Session, text: str) -> None:
-        if not self._rate_ok(session):
-            return
+    async def on_text(self, session: Session, state: None, text: str) -> None:
         rid: Any = None
         try:
             if self.action_handler is not None and '"action"' in text \
@@ -168,8 +98,6 @@ class NativeProtocol:
         elif op == "publish":
             await self.publish(session, req)
         elif op in native.TOKEN_OPS:
-            from cryptowire.server.rest_tokens import native_token_op
-
             await native_token_op(self.node, session, req)
 
     async def auth(self, session: Session, req: Request) -> None:
@@ -251,47 +179,17 @@ class NativeProtocol:
                                            "positions": positions}))
 
 
-async def publish_items(node: Node, items: list[Any]) -> list[dict[str, Any]]:
-    """Validate and encode every item first (all or nothing), then publish them, in order.
-
-    Data that cannot be encoded (nested deeper than 254 levels, a lone surrogate) is refused
-    here with its item's index, before any item takes an offset."""
-    limit = node.settings.server.publish_max_batch
-    if len(items) > limit:
-        raise ProtocolError("LIMIT_EXCEEDED", f"At most {limit} events per publish.")
-    events: list[Event] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or "channel" not in item or "data" not in item:
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: expected "
-                                                '{"channel": "app:<name>", "data": ...}.')
-        try:
-            channel = node.grammar.parse(item["channel"])
-        except ChannelError as exc:
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: {exc.reason}") from exc
-        if channel.kind != "app":
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: only app:<name> channels accept "
-                                                f"published events, not '{channel.name}'.")
-        try:
-            data_json = dumps_checked(item["data"])
-        except ValueError as exc:
-            raise ProtocolError("INVALID_ARGS", f"Item {i}: 'data' {exc}.") from exc
-        # Encoded once, here: the broker writes these bytes as they are.
-        events.append(Event(channel=channel.name, data=orjson.Fragment(data_json),
-                            source="app"))
-    # Concurrently, in order: on the Redis bus the batch is one pipeline (one round trip).
-    pubs = await asyncio.gather(*(node.publish(event) for event in events))
-    return [{"channel": p.channel, "epoch": p.epoch, "offset": p.offset} for p in pubs]
+def native_dialect(node: Node) -> NativeDialect:
+    """The native ops with the native envelope, or the 003 one (``server.envelope``)."""
+    return mudrex003.MudrexDialect() if node.settings.server.envelope == "mudrex" \
+        else NativeDialect()
 
 
-def native_encoder(node: Node) -> Encoder:
-    return native.MudrexEncoder() if node.settings.server.envelope == "mudrex" \
-        else native.NativeEncoder()
-
-
-NATIVE = web.AppKey("native_protocol", NativeProtocol)
-
-
-def setup(app: web.Application, node: Node) -> None:
-    protocol = NativeProtocol(node, native_encoder(node))
-    app[NATIVE] = protocol
-    app.router.add_get("/ws", protocol.handle)
+def setup(app: web.Application, node: Node, services: ServicesProtocol) -> None:
+    """``/ws``; its ``{"action": ...}`` frames (and the 004 greeting when
+    ``server.greet_004`` is on) go to the 004 ``services`` protocol."""
+    protocol = NativeSocket(node, native_dialect(node))
+    protocol.action_handler = services.native_action
+    if node.settings.server.greet_004:
+        protocol.greeter = services.greet_native
+    sockets.register(app, node, "/ws", protocol)

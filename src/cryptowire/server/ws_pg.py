@@ -19,30 +19,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-import orjson
 from aiohttp import web
 
-from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.closecodes import CLOSE_JWT_EXPIRED
 from cryptowire.core.access import authorize
 from cryptowire.core.channels import Channel
 from cryptowire.core.session import Principal, Session
 from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
-from cryptowire.events import Publication
-from cryptowire.server import browser
+from cryptowire.server import sockets
 from cryptowire.server.auth import rest_principal
-from cryptowire.server.connection import (
-    guarded,
-    open_session,
-    over_connection_limits,
-    read_loop,
-)
 from cryptowire.server.context import NODE
-from cryptowire.server.limits import TokenBucket
-from cryptowire.server.rest import problem
+from cryptowire.server.replies import problem
 from cryptowire.server.rest_limits import rate_limited
-from cryptowire.wire.frames import text_frame
+from cryptowire.wire.pg002 import PgDialect
 
 log = logging.getLogger("cryptowire.server.pg")
 
@@ -83,24 +73,15 @@ def verify_token(token: str, secret: str) -> Grant:
                  str(claims.get("sub", "jwt"))[:100])
 
 
-class PgEncoder:
-    """``{"channel": C, "payload": <data>}`` for ``pg:C`` updates; gap markers and other
-    channels are not part of this dialect."""
-
-    name = "pg002"
-
-    def frame_publication(self, pub: Publication) -> bytes | None:
-        kind, _, channel = pub.channel.partition(":")
-        if kind != "pg" or pub.type == "gap":
-            return None
-        return text_frame(b'{"channel":' + orjson.dumps(channel) + b',"payload":'
-                          + pub.data_json + b"}")
+#: What :meth:`PgSocket.authenticate` read from the token, for :meth:`PgSocket.accept`.
+_GRANT: web.RequestKey[tuple[list[Channel], Grant]] = web.RequestKey("pg002_grant")
 
 
-class PgSockets:
+class PgSocket(sockets.BaseKind["asyncio.TimerHandle | None"]):
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.encoder = PgEncoder()
+        self.dialect = PgDialect()
+        self.encoder = self.dialect.encoder()
 
     def _grant(self, request: web.Request) -> tuple[list[Channel], Grant, Principal]:
         secret = self.node.settings.auth.jwt_secret
@@ -122,36 +103,39 @@ class PgSockets:
             raise TokenRefused(f"JWT does not allow channel '{wanted}'")
         return channels, grant, principal
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
+    async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
+        """The token's principal; a token that does not verify or allow the path's channel
+        is HTTP 400, and the upgrade 503 while pg channels are off."""
         try:
             channels, grant, principal = self._grant(request)
         except TokenRefused as exc:
             return web.Response(status=400, text=str(exc))
-        if node.route(Channel(name="pg:_", kind="pg", key="_")) is None:
+        if self.node.route(Channel(name="pg:_", kind="pg", key="_")) is None:
             return web.Response(status=503, text="Postgres channels are not enabled "
                                                  "(pgnotify.enabled)")
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            reason = over_connection_limits(node, session)
-            if reason is not None:
-                node.counters.rejected_connections += 1
-                session.close(closecodes.SERVER_FULL.code, reason)
-            session.inbound = TokenBucket(node.settings.server.max_inbound_rate)  # its pings
-            timer = self._expire_at(session, grant.exp)
-            try:
-                if not session.closed:
-                    result = await node.hub.subscribe(session, channels)
-                    for name, why in result.rejected:
-                        log.warning("pg socket %s: %s refused: %s", session.id, name, why)
-                await read_loop(node, ws, session, self._ignore, self._ignore_binary)
-            finally:
-                if timer is not None:
-                    timer.cancel()
-        return ws
+        request[_GRANT] = channels, grant
+        return principal
+
+    def denied(self, principal: Principal) -> None:
+        return None  # the token's channels were checked with the upgrade
+
+    async def accept(self, session: Session,
+                     request: web.Request) -> asyncio.TimerHandle | None:
+        """Subscribed to the token's channels until it expires (close 3001)."""
+        channels, grant = request[_GRANT]
+        timer = self._expire_at(session, grant.exp)
+        result = await self.node.hub.subscribe(session, channels)
+        for name, why in result.rejected:
+            log.warning("pg socket %s: %s refused: %s", session.id, name, why)
+        return timer
+
+    async def on_text(self, session: Session, timer: asyncio.TimerHandle | None,
+                      text: str) -> None:
+        return None  # write mode is not supported: client messages are ignored
+
+    async def end(self, session: Session, timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
 
     @staticmethod
     def _expire_at(session: Session, exp: float | None) -> asyncio.TimerHandle | None:
@@ -160,14 +144,6 @@ class PgSockets:
         delay = max(0.0, exp - time.time())
         return asyncio.get_running_loop().call_later(
             delay, session.close, CLOSE_JWT_EXPIRED, "JWT expired")
-
-    @staticmethod
-    async def _ignore(session: Session, text: str) -> None:
-        return None
-
-    @staticmethod
-    def _ignore_binary(session: Session) -> None:
-        return None
 
 
 def _mirror_handler(channel: str) -> Any:
@@ -209,9 +185,9 @@ def _mirror_handler(channel: str) -> Any:
 
 
 def setup(app: web.Application, node: Node) -> None:
-    sockets = PgSockets(node)
-    app.router.add_get("/pg/{token}", sockets.handle)
-    app.router.add_get("/pg/{channel}/{token}", sockets.handle)
+    kind = PgSocket(node)
+    sockets.register(app, node, "/pg/{token}", kind)
+    sockets.register(app, node, "/pg/{channel}/{token}", kind)
     cfg = node.settings.pgnotify
     app[_MIRROR_SLOTS] = asyncio.Semaphore(cfg.rest_max_concurrent)
     if cfg.enabled and cfg.mirror:

@@ -15,27 +15,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.core.access import RFQ, authorize
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.core.session import Principal, Session
-from cryptowire.errors import AuthError, ChannelError
-from cryptowire.events import Publication
+from cryptowire.errors import ChannelError
 from cryptowire.logthrottle import log_exception
 from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers import LiquidityProvider
 from cryptowire.rfq.starts import StartLimits
-from cryptowire.server import browser
-from cryptowire.server.auth import principal_for, request_key
-from cryptowire.server.connection import (
-    guarded,
-    open_session,
-    over_connection_limits,
-    read_loop,
-    refuse,
-)
-from cryptowire.server.limits import TokenBucket
+from cryptowire.server import sockets
 from cryptowire.sources.prices import RateProvider
 from cryptowire.wire import rfq001
 from cryptowire.wire.frames import text_frame
@@ -43,25 +32,15 @@ from cryptowire.wire.frames import text_frame
 log = logging.getLogger("cryptowire.server.rfq")
 
 
-class RfqEncoder:
-    """Hub publications on the channel form: ``{"channel", "data"}`` as the seed's channels
-    sent them (the decimal strings unchanged)."""
-
-    name = "rfq001"
-
-    def frame_publication(self, pub: Publication) -> bytes | None:
-        head = orjson.dumps({"channel": pub.channel, "type": pub.type, "ts": pub.ts})
-        return text_frame(head[:-1] + b',"data":' + pub.data_json + b"}")
-
-
-class RfqEndpoint:
+class RfqSocket(sockets.BaseKind[RfqConnection]):
     def __init__(self, node: Node) -> None:
         self.node = node
         cfg = node.settings.rfq
         self.config = RfqConfig(interval_s=cfg.interval_s, commission=cfg.commission,
                                 quote_ttl_s=cfg.quote_ttl_s, max_offers=cfg.max_offers,
                                 display_decimals=cfg.display_decimals)
-        self.encoder = RfqEncoder()
+        self.dialect = rfq001.RfqDialect()
+        self.encoder = self.dialect.encoder()
         self.starts = StartLimits(cfg.max_session_starts, cfg.max_session_starts_per_key)
 
     def _rates(self) -> RateProvider:
@@ -70,39 +49,14 @@ class RfqEndpoint:
     def _provider(self) -> LiquidityProvider:
         return self.node.liquidity  # built by the node (app/wiring.py)
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
-        try:
-            principal = await principal_for(node, request_key(request))
-        except AuthError as exc:
-            ws, session = await open_session(request, self.encoder)
-            async with guarded(node, session):
-                refuse(session, rfq001.error(exc.message), closecodes.UNAUTHORIZED)
-                await read_loop(node, ws, session, _ignore, _ignore_binary)
-            return ws
-        uuid = request.headers.get("Sec-WebSocket-Key", "")
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            await self._serve(ws, session, principal, uuid)
-        return ws
+    def denied(self, principal: Principal) -> str | None:
+        denied = authorize(principal, RFQ, "read", self.node.policy)
+        return None if denied is None else denied.reason
 
-    async def _serve(self, ws: web.WebSocketResponse, session: Session, principal: Principal,
-                     uuid: str) -> None:
-        node = self.node
-        reason = over_connection_limits(node, session)
-        if reason is not None:
-            node.counters.rejected_connections += 1
-            refuse(session, rfq001.error(reason), closecodes.SERVER_FULL)
-            await read_loop(node, ws, session, _ignore, _ignore_binary)
-            return
-        denied = authorize(principal, RFQ, "read", node.policy)
-        if denied is not None:
-            refuse(session, rfq001.error(denied.reason), closecodes.UNAUTHORIZED)
-            await read_loop(node, ws, session, _ignore, _ignore_binary)
-            return
+    async def accept(self, session: Session, request: web.Request) -> RfqConnection:
+        """The quoting state of an admitted session."""
+        node, principal = self.node, session.principal
+        uuid = request.headers.get("Sec-WebSocket-Key", "")
         session.send(rfq001.handshake(uuid))
 
         def send(obj: dict[str, Any]) -> None:
@@ -110,38 +64,28 @@ class RfqEndpoint:
 
         starts, allowance, key = self.starts, self.starts.connection(), node.key_of(session)
         who = "this API key" if principal.key_id else "this address"
-        conn = RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
+        return RfqConnection(uuid, self.config, self._rates(), self._provider(), send,
                              may_trade=authorize(principal, RFQ, "trade", node.policy) is None,
                              key_id=principal.key_id,
                              admit=lambda: starts.admit(allowance, key, who))
-        bucket = session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
 
-        async def on_text(sess: Session, text: str) -> None:
-            if not bucket.take():
-                node.counters.rate_limited += 1
-                if bucket.flooding:
-                    refuse(sess, rfq001.error("Flooding: closing."), closecodes.RATE_LIMITED)
-                else:
-                    sess.send(rfq001.error("Rate limit exceeded; message dropped."))
-                return
-            try:
-                msg = rfq001.parse(text)
-            except rfq001.RfqFrameError as exc:
-                sess.send(rfq001.error(str(exc)))
-                return
-            try:
-                if isinstance(msg, rfq001.ChannelOp):
-                    await self.channel_op(sess, msg)
-                else:
-                    await conn.handle(msg.action, msg.body)
-            except Exception:
-                log_exception(log, "rfq frame failed")
-                sess.send(rfq001.error("Internal error; try again."))
-
+    async def on_text(self, session: Session, conn: RfqConnection, text: str) -> None:
         try:
-            await read_loop(node, ws, session, on_text, _binary)
-        finally:
-            await conn.close()
+            msg = rfq001.parse(text)
+        except rfq001.RfqFrameError as exc:
+            session.send(rfq001.error(str(exc)))
+            return
+        try:
+            if isinstance(msg, rfq001.ChannelOp):
+                await self.channel_op(session, msg)
+            else:
+                await conn.handle(msg.action, msg.body)
+        except Exception:
+            log_exception(log, "rfq frame failed")
+            session.send(rfq001.error("Internal error; try again."))
+
+    async def end(self, session: Session, conn: RfqConnection) -> None:
+        await conn.close()
 
     async def channel_op(self, session: Session, msg: rfq001.ChannelOp) -> None:
         for name in msg.channels:
@@ -194,17 +138,5 @@ def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult],
     return reply
 
 
-async def _ignore(session: Session, text: str) -> None:
-    return None
-
-
-def _ignore_binary(session: Session) -> None:
-    return None
-
-
-def _binary(session: Session) -> None:
-    session.send(rfq001.error("Binary frames are not supported; send JSON text."))
-
-
 def setup(app: web.Application, node: Node) -> None:
-    app.router.add_get("/rfq", RfqEndpoint(node).handle)
+    sockets.register(app, node, "/rfq", RfqSocket(node))

@@ -16,26 +16,17 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.clock import now_ms
 from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
 from cryptowire.core.hub import SubscribeResult
-from cryptowire.core.session import Encoder, Session
-from cryptowire.errors import AuthError
+from cryptowire.core.session import Encoder, Principal, Session
 from cryptowire.logthrottle import log_exception
-from cryptowire.server import browser, ws_native
-from cryptowire.server.auth import principal_for, request_key, rest_principal
-from cryptowire.server.connection import (
-    guarded,
-    open_session,
-    over_connection_limits,
-    read_loop,
-    refuse,
-)
-from cryptowire.server.limits import TokenBucket
-from cryptowire.server.rest import json, problems
+from cryptowire.server import sockets
+from cryptowire.server.auth import rest_principal
+from cryptowire.server.replies import json
+from cryptowire.server.rest import problems
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
 
@@ -47,7 +38,8 @@ class ServicesProtocol:
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.encoder = s004.Services004Encoder()
+        self.dialect = s004.Services004Dialect()
+        self.encoder = self.dialect.encoder()
         self.clients: weakref.WeakKeyDictionary[Session, ClientState] = \
             weakref.WeakKeyDictionary()
         self._hybrids: dict[Encoder, Encoder] = {}
@@ -57,69 +49,23 @@ class ServicesProtocol:
 
     # -- sockets -----------------------------------------------------------------------
 
-    def handler(self, endpoint: Endpoint) -> Any:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return await self._handle(request, endpoint)
+    def denied(self, principal: Principal) -> str | None:
+        denied = authorize(principal, CHANNELS, "read", self.node.policy)
+        return None if denied is None else denied.reason
 
-        return handle
-
-    async def _handle(self, request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
-        node = self.node
-        rejected = browser.refusal(node, request)
-        if rejected is not None:
-            return rejected
+    async def accept(self, session: Session, endpoint: Endpoint) -> ClientState:
+        """A 004 client: greeted, and subscribed to its path's services."""
         now = now_ms()
-        try:
-            principal = await principal_for(node, request_key(request))
-            denied = authorize(principal, CHANNELS, "read", node.policy)
-            refused = None if denied is None else denied.reason
-        except AuthError as exc:
-            principal, refused = None, exc.message
-        ws, session = await open_session(request, self.encoder, principal)
-        async with guarded(node, session):
-            if refused is not None:
-                refuse(session, s004.error({"message": refused}, now), closecodes.UNAUTHORIZED)
-            else:
-                reason = over_connection_limits(node, session)
-                if reason is not None:
-                    node.counters.rejected_connections += 1
-                    refuse(session, s004.error({"message": reason}, now),
-                           closecodes.SERVER_FULL)
-            if not session.closed:
-                state = ClientState(s004.new_client_id(now), now, now)
-                self.clients[session] = state
-                session.inbound = TokenBucket(node.settings.server.max_inbound_rate)
-                session.send(s004.connection_established(state, endpoint, now))
-                if endpoint.welcome:
-                    session.send(s004.welcome(now))
-                if endpoint.auto:
-                    target = "all" if endpoint.auto == SERVICES else endpoint.auto[0]
-                    await self._subscribe(session, state, target, auto=True)
-            await read_loop(node, ws, session, self.on_text, self.on_binary)
-        return ws
-
-    def on_binary(self, session: Session) -> None:
-        if self._rate_ok(session):
-            session.send(s004.error({"message": "Binary frames are not supported; send "
-                                                "JSON text frames."}, now_ms()))
-
-    def _rate_ok(self, session: Session) -> bool:
-        bucket = session.inbound
-        if not isinstance(bucket, TokenBucket) or bucket.take():
-            return True
-        self.node.counters.rate_limited += 1
-        if bucket.flooding:
-            self.node.counters.rate_limit_closes += 1
-            refuse(session, s004.error({"message": "Flooding: closing."}, now_ms()),
-                   closecodes.RATE_LIMITED)
-        else:
-            session.send(s004.error({"message": f"More than {int(bucket.rate)} messages per "
-                                                "second; this one was dropped."}, now_ms()))
-        return False
+        state = self.clients[session] = ClientState(s004.new_client_id(now), now, now)
+        session.send(s004.connection_established(state, endpoint, now))
+        if endpoint.welcome:
+            session.send(s004.welcome(now))
+        if endpoint.auto:
+            target = "all" if endpoint.auto == SERVICES else endpoint.auto[0]
+            await self._subscribe(session, state, target, auto=True)
+        return state
 
     async def on_text(self, session: Session, text: str) -> None:
-        if not self._rate_ok(session):
-            return
         try:
             action = s004.parse_text(text)
         except ActionError as exc:
@@ -286,15 +232,31 @@ class ServicesProtocol:
         }, now_ms()))
 
 
-def setup(app: web.Application, node: Node) -> None:
-    protocol = ServicesProtocol(node)
+class ServicesSocket(sockets.BaseKind[ClientState]):
+    """One 004 path (:class:`~cryptowire.server.sockets.SocketKind`)."""
+
+    def __init__(self, protocol: ServicesProtocol, endpoint: Endpoint) -> None:
+        self.protocol = protocol
+        self.endpoint = endpoint
+        self.dialect = protocol.dialect
+        self.encoder = protocol.encoder
+
+    def denied(self, principal: Principal) -> str | None:
+        return self.protocol.denied(principal)
+
+    async def accept(self, session: Session, request: web.Request) -> ClientState:
+        return await self.protocol.accept(session, self.endpoint)
+
+    async def on_text(self, session: Session, state: ClientState, text: str) -> None:
+        await self.protocol.on_text(session, text)
+
+    async def end(self, session: Session, state: ClientState) -> None:
+        self.protocol.clients.pop(session, None)
+
+
+def setup(app: web.Application, node: Node, protocol: ServicesProtocol) -> None:
     for endpoint in s004.ENDPOINTS:
-        app.router.add_get(endpoint.path, protocol.handler(endpoint))
+        sockets.register(app, node, endpoint.path, ServicesSocket(protocol, endpoint))
     app.router.add_get("/ws/stats", problems(protocol.stats))
     app.router.add_get("/ws/services", protocol.services)
     app.router.add_get("/ws/endpoints", protocol.endpoints)
-    native = app.get(ws_native.NATIVE)
-    if native is not None:
-        native.action_handler = protocol.native_action
-        if node.settings.server.greet_004:
-            native.greeter = protocol.greet_native

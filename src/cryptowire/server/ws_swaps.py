@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -27,21 +26,21 @@ from aiohttp import web
 from cryptowire import closecodes
 from cryptowire.app.node import Node
 from cryptowire.core.access import WATCHLIST, authorize
-from cryptowire.core.session import Session
+from cryptowire.core.session import Principal, Session
 from cryptowire.errors import AuthError, CryptowireError
 from cryptowire.logthrottle import log_exception
-from cryptowire.server import browser
+from cryptowire.server import sockets
 from cryptowire.server.auth import principal_for
 from cryptowire.server.connection import (
-    guarded,
-    open_session,
     over_connection_limits,
-    read_loop,
+    socket_transport,
+    wrap_transport,
 )
 from cryptowire.server.context import NODE
-from cryptowire.server.limits import TokenBucket
+from cryptowire.server.rest_tokens import admin_for
 from cryptowire.wire import swaps000
 from cryptowire.wire.frames import text_frame
+from cryptowire.wire.swaps000 import SwapsState
 
 log = logging.getLogger("cryptowire.server.swaps")
 
@@ -51,7 +50,7 @@ _SWAPS_RUNNER = web.AppKey("swaps000_runner", web.AppRunner)
 class BatchingTransport:
     """Stands in for a 000 session's transport: turns a tick's lines into batch frames."""
 
-    def __init__(self, inner: Any, encoder: swaps000.Swaps000Encoder) -> None:
+    def __init__(self, inner: asyncio.Transport, encoder: swaps000.Swaps000Encoder) -> None:
         self.inner = inner
         self.encoder = encoder
 
@@ -67,95 +66,56 @@ class BatchingTransport:
         return bool(self.inner.is_closing())
 
 
-class SwapsDialect:
-    """The per-connection state machine of the 000 dialect."""
+class SwapsSocket(sockets.BaseKind[SwapsState]):
+    """The 000 dialect's server side; each connection's state is a
+    :class:`~cryptowire.wire.swaps000.SwapsState`."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self.encoder = swaps000.Swaps000Encoder()
-        # session id -> "key" | "command" | <command waiting for its JSON> | "streaming"
-        self.state: dict[int, str] = {}
-        self.buckets: dict[int, TokenBucket] = {}
-        self._deadlines: dict[int, asyncio.TimerHandle] = {}
-        # streaming sessions already told that their frames are ignored (told once)
-        self._told: set[int] = set()
+        self.dialect = swaps000.Swaps000Dialect()
+        self.encoder = self.dialect.encoder()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        node = self.node
-        refused = browser.refusal(node, request)
-        if refused is not None:
-            return refused
-        ws, session = await open_session(request, self.encoder)
-        async with guarded(node, session):
-            reason = over_connection_limits(node, session)  # per address: no key yet
-            if reason is not None:
-                node.counters.rejected_connections += 1
-                self._refuse(session, swaps000.error(503, reason), closecodes.SERVER_FULL)
-            else:
-                self.state[session.id] = "key"
-                self.buckets[session.id] = session.inbound = \
-                    TokenBucket(node.settings.server.max_inbound_rate)  # pings count too
-                self._deadlines[session.id] = asyncio.get_running_loop().call_later(
-                    node.settings.server.auth_timeout_s, self._auth_expired, session)
-            try:
-                await read_loop(node, ws, session, self.on_text, self.on_binary)
-            finally:
-                deadline = self._deadlines.pop(session.id, None)
-                if deadline is not None:
-                    deadline.cancel()
-                self.state.pop(session.id, None)
-                self.buckets.pop(session.id, None)
-                self._told.discard(session.id)
-        return ws
+    async def authenticate(self, request: web.Request) -> Principal:
+        return await principal_for(self.node, None)  # the key is the first frame
 
-    def _auth_expired(self, session: Session) -> None:
-        self._deadlines.pop(session.id, None)
-        if self.state.get(session.id) == "key" and not session.closed:
-            self._refuse(session, swaps000.error(
-                401, f"No API key within {self.node.settings.server.auth_timeout_s:g} s: "
-                     "send it as the first frame."),
-                closecodes.UNAUTHORIZED)
+    def awaits_key(self, principal: Principal) -> bool:
+        return True
 
-    def on_binary(self, session: Session) -> None:
-        if not self._rate_ok(session):
-            return
-        if self.state.get(session.id) == "streaming":
-            self._ignored(session)
+    def denied(self, principal: Principal) -> None:
+        return None
+
+    async def accept(self, session: Session, request: web.Request) -> SwapsState:
+        return SwapsState()
+
+    async def end(self, session: Session, state: SwapsState) -> None:
+        return None
+
+    def on_binary(self, session: Session, state: SwapsState) -> None:
+        if state.step == "streaming":
+            self._ignored(session, state)
         else:
-            self._send(session, swaps000.error(400, "Send text frames."))
+            super().on_binary(session, state)
 
-    def _rate_ok(self, session: Session) -> bool:
-        bucket = self.buckets.get(session.id)
-        if bucket is None or bucket.take():
-            return True
-        self.node.counters.rate_limited += 1
-        if bucket.flooding:
-            self.node.counters.rate_limit_closes += 1
-            self._refuse(session, swaps000.error(429, "Flooding: closing."),
-                         closecodes.RATE_LIMITED)
-        else:
-            self._send(session, swaps000.error(
-                429, f"More than {int(bucket.rate)} messages per second; this one was dropped."))
-        return False
-
-    def _ignored(self, session: Session) -> None:
+    def _ignored(self, session: Session, state: SwapsState) -> None:
         """A client frame on a streaming session: said once, then dropped."""
-        if session.id not in self._told:
-            self._told.add(session.id)
+        if not state.told:
+            state.told = True
             self._send(session, swaps000.error(
                 400, "This connection streams; client frames are ignored."))
 
-    @staticmethod
-    def _send(session: Session, body: bytes) -> None:
+    def _send(self, session: Session, body: bytes) -> None:
+        self.send(session, text_frame(body))
+
+    def send(self, session: Session, frame: bytes) -> None:
         transport = session.transport
         if isinstance(transport, BatchingTransport):
             # Streaming: what the hub queues are event lines for batch(); a reply is a whole
             # frame, so it goes to the socket itself, after the lines queued so far.
             session.flush()
             if not session.closed and not transport.is_closing():
-                transport.inner.write(text_frame(body))
+                socket_transport(session).write(frame)
             return
-        session.send(text_frame(body))
+        session.send(frame)
 
     def _refuse(self, session: Session, body: bytes, code: closecodes.CloseCode) -> None:
         self._send(session, body)
@@ -166,24 +126,22 @@ class SwapsDialect:
         self._send(session, body)
         session.close(1000, "Done")
 
-    async def on_text(self, session: Session, text: str) -> None:
-        if not self._rate_ok(session):
-            return
-        state = self.state.get(session.id)
+    async def on_text(self, session: Session, state: SwapsState, text: str) -> None:
+        step = state.step
         try:
-            if state == "key":
-                await self._auth(session, text.strip())
-            elif state == "command":
-                await self._command(session, swaps000.command(text.strip()))
-            elif state in swaps000.WITH_PAYLOAD:
-                await self._payload(session, state, text)
-            elif state == "streaming":
-                self._ignored(session)  # the seed's clients send nothing more
+            if step == "key":
+                await self._auth(session, state, text.strip())
+            elif step == "command":
+                await self._command(session, state, swaps000.command(text.strip()))
+            elif step in swaps000.WITH_PAYLOAD:
+                await self._payload(session, step, text)
+            elif step == "streaming":
+                self._ignored(session, state)  # the seed's clients send nothing more
         except Exception:
-            log_exception(log, "000 session %s: frame failed in state %s", session.id, state)
+            log_exception(log, "000 session %s: frame failed in state %s", session.id, step)
             self._send(session, swaps000.error(500, "Internal error; try again."))
 
-    async def _auth(self, session: Session, key: str) -> None:
+    async def _auth(self, session: Session, state: SwapsState, key: str) -> None:
         try:
             session.principal = await principal_for(self.node, key or None)
             if session.principal.anonymous:
@@ -192,9 +150,6 @@ class SwapsDialect:
             self._refuse(session, swaps000.error(401, exc.message), closecodes.UNAUTHORIZED)
             return
         self.node.rekey(session, f"ip:{session.remote}")
-        deadline = self._deadlines.pop(session.id, None)
-        if deadline is not None:
-            deadline.cancel()
         if session.closed:  # the deadline passed while the key was being checked
             return
         reason = over_connection_limits(self.node, session)
@@ -202,9 +157,9 @@ class SwapsDialect:
             self.node.counters.rejected_connections += 1
             self._refuse(session, swaps000.error(503, reason), closecodes.SERVER_FULL)
             return
-        self.state[session.id] = "command"
+        state.step = "command"
 
-    async def _command(self, session: Session, command: str) -> None:
+    async def _command(self, session: Session, state: SwapsState, command: str) -> None:
         if command in ("swaps", "burns"):
             kind = "swap" if command == "swaps" else "burn"
             channels = [self.node.grammar.parse(f"{kind}:{name}")
@@ -214,9 +169,9 @@ class SwapsDialect:
             if denied is not None:
                 self._done(session, swaps000.error(403, denied.reason))
                 return
-            self.state[session.id] = "streaming"
+            state.step = "streaming"
             session.flush()  # replies so far go out as they are; data goes through batching
-            session.transport = BatchingTransport(session.transport, self.encoder)
+            wrap_transport(session, BatchingTransport(socket_transport(session), self.encoder))
             result = await self.node.hub.subscribe(session, channels)
             if not result.accepted:
                 log.info("000 session %s: no chain could be watched: %s", session.id,
@@ -230,13 +185,11 @@ class SwapsDialect:
                     403, f"'{command}' needs an API key with the admin scope."
                     if command != "token_symbol" else denied.reason))
                 return
-            self.state[session.id] = command
+            state.step = command
         else:
             self._send(session, swaps000.unknown_command(command))
 
     async def _payload(self, session: Session, command: str, text: str) -> None:
-        from cryptowire.server.rest_tokens import admin_for
-
         admin = admin_for(self.node)
         try:
             payload = orjson.loads(text)
@@ -259,8 +212,8 @@ class SwapsDialect:
 
 
 def setup(app: web.Application, node: Node) -> None:
-    dialect = SwapsDialect(node)
-    app.router.add_get("/swaps", dialect.handle)
+    kind = SwapsSocket(node)
+    sockets.register(app, node, "/swaps", kind)
     port = node.settings.evm.swaps_port
     if port is None:
         return
@@ -269,8 +222,8 @@ def setup(app: web.Application, node: Node) -> None:
         # The seed's own port, where its clients connect to "/".
         side = web.Application()
         side[NODE] = node
-        side.router.add_get("/", dialect.handle)
-        side.router.add_get("/swaps", dialect.handle)
+        sockets.register(side, node, "/", kind)
+        sockets.register(side, node, "/swaps", kind)
         runner = web.AppRunner(side, handle_signals=False, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, node.settings.server.host, port).start()

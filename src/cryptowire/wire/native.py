@@ -9,17 +9,19 @@ data frame as bytes. It does no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from cryptowire.clock import now_ms
-from cryptowire.core.channels import KLINE_INTERVALS
-from cryptowire.core.hub import SubscribeResult
 from cryptowire.errors import ProtocolError
 from cryptowire.events import Publication
 from cryptowire.jsonnum import loads_exact
 from cryptowire.wire.frames import text_frame
+
+if TYPE_CHECKING:  # the hub is not loaded by a sans-I/O module
+    from cryptowire.core.hub import SubscribeResult
+    from cryptowire.core.session import Encoder
 
 OPS = ("auth", "subscribe", "unsubscribe", "ping", "channels", "publish",
        "add_token", "remove_token", "list_tokens")
@@ -211,33 +213,28 @@ class NativeEncoder:
         return text_frame(orjson.dumps(head)[:-1] + b',"data":' + pub.data_json + b"}")
 
 
-class MudrexEncoder:
-    """The seed 003 envelope ``{"stream","type","data","timestamp","source"}`` for market
-    channels, as the 003 transformer named its streams: ``mudrex.futures.ticker.<SYMBOL>``,
-    ``mudrex.futures.trade.<SYMBOL>``, ``mudrex.futures.kline.<bybit interval>.<SYMBOL>``
-    (``mudrex.spot...`` for ``@spot``); ``type`` is ``snapshot`` or ``update``, the only two
-    a 003 client knows, so gap markers are not sent in this envelope. Other channels keep
-    the native frame, which 003 clients never subscribe to."""
+class NativeDialect:
+    """The native socket's frames (:class:`~cryptowire.wire.dialect.Dialect`)."""
 
-    name = "mudrex"
+    name = "native"
 
-    def __init__(self) -> None:
-        self._native = NativeEncoder()
+    def encoder(self) -> Encoder:
+        return NativeEncoder()
 
-    def frame_publication(self, pub: Publication) -> bytes | None:
-        kind, _, rest = pub.channel.partition(":")
-        if kind not in ("ticker", "trade", "kline"):
-            return self._native.frame_publication(pub)
-        if pub.type not in ("snapshot", "update"):
-            return None
-        rest, _, venue = rest.partition("@")
-        market = "spot" if venue == "spot" else "futures"
-        if kind == "kline":
-            interval, _, symbol = rest.partition(":")
-            stream = f"mudrex.{market}.kline.{KLINE_INTERVALS.get(interval, interval)}.{symbol}"
-        else:
-            stream = f"mudrex.{market}.{kind}.{rest}"
-        head = {"stream": stream, "type": pub.type}
-        tail = orjson.dumps({"timestamp": pub.ts, "source": "mudrex"})
-        return text_frame(orjson.dumps(head)[:-1] + b',"data":' + pub.data_json + b","
-                          + tail[1:])
+    def refused(self, code: str, message: str) -> bytes:
+        return error(code, message)
+
+    def no_key(self, timeout_s: float) -> bytes:
+        return error("UNAUTHORIZED", f"No API key within {timeout_s:g} s: send "
+                     '{"op":"auth","args":["<key>"]} first, or connect with a key.')
+
+    def dropped(self, rate: int) -> bytes:
+        return error("RATE_LIMIT_EXCEEDED",
+                     f"More than {rate} messages per second; this one was dropped.")
+
+    def flooding(self) -> bytes:
+        return error("RATE_LIMIT_EXCEEDED", "Flooding: closing.")
+
+    def binary(self) -> bytes:
+        return error("INVALID_JSON",
+                     "Binary frames are not supported; send JSON as text frames.")

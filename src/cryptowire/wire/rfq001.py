@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from cryptowire.events import Publication
 from cryptowire.wire.frames import text_frame
 
 ACTIONS = ("startSession", "updateSession", "stopSession", "acceptOffer", "placeOrder")
@@ -67,3 +68,38 @@ def error(message: str, **extra: Any) -> bytes:
 
 def handshake(uuid: str) -> bytes:
     return frame({"handshake": uuid})
+
+
+class RfqEncoder:
+    """Hub publications on the channel form: ``{"channel", "data"}`` as the seed's channels
+    sent them (the decimal strings unchanged)."""
+
+    name = "rfq001"
+
+    def frame_publication(self, pub: Publication) -> bytes | None:
+        head = orjson.dumps({"channel": pub.channel, "type": pub.type, "ts": pub.ts})
+        return text_frame(head[:-1] + b',"data":' + pub.data_json + b"}")
+
+
+class RfqDialect:
+    """The 001 socket's frames (:class:`~cryptowire.wire.dialect.Dialect`)."""
+
+    name = "rfq001"
+
+    def encoder(self) -> RfqEncoder:
+        return RfqEncoder()
+
+    def refused(self, code: str, message: str) -> bytes:
+        return error(message)
+
+    def no_key(self, timeout_s: float) -> bytes:
+        return error(f"No API key within {timeout_s:g} s.")
+
+    def dropped(self, rate: int) -> bytes:
+        return error("Rate limit exceeded; message dropped.")
+
+    def flooding(self) -> bytes:
+        return error("Flooding: closing.")
+
+    def binary(self) -> bytes:
+        return error("Binary frames are not supported; send JSON text.")

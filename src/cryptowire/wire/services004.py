@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from cryptowire.clock import iso
+from cryptowire.clock import iso, now_ms
 from cryptowire.core.channels import SERVICES
-from cryptowire.core.session import Encoder
 from cryptowire.events import Publication
 from cryptowire.wire.frames import text_frame
+
+if TYPE_CHECKING:  # the hub is not loaded by a sans-I/O module
+    from cryptowire.core.session import Encoder
 
 #: The seed's service catalogue: category -> service -> description. Update intervals are
 #: settings (``services.<name>_interval_s``), defined there only.
@@ -277,3 +279,29 @@ class Services004Encoder:
         head = orjson.dumps({"service": service, "type": pub.type})
         tail = orjson.dumps({"timestamp": iso(pub.ts)})
         return text_frame(head[:-1] + b',"data":' + pub.data_json + b"," + tail[1:])
+
+
+class Services004Dialect:
+    """The 004 sockets' frames (:class:`~cryptowire.wire.dialect.Dialect`)."""
+
+    name = "services004"
+
+    def encoder(self) -> Encoder:
+        return Services004Encoder()
+
+    def refused(self, code: str, message: str) -> bytes:
+        return error({"message": message}, now_ms())
+
+    def no_key(self, timeout_s: float) -> bytes:
+        return error({"message": f"No API key within {timeout_s:g} s."}, now_ms())
+
+    def dropped(self, rate: int) -> bytes:
+        return error({"message": f"More than {rate} messages per second; this one was "
+                                 "dropped."}, now_ms())
+
+    def flooding(self) -> bytes:
+        return error({"message": "Flooding: closing."}, now_ms())
+
+    def binary(self) -> bytes:
+        return error({"message": "Binary frames are not supported; send JSON text frames."},
+                     now_ms())

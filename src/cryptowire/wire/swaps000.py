@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -256,3 +257,40 @@ def error(status: int, message: str) -> bytes:
 def unknown_command(text: str) -> bytes:
     return error(400, f"Unknown event {text[:40]!r}. Send one of: {', '.join(COMMANDS)} "
                       f"({', '.join(ALIASES)} are accepted for {', '.join(ALIASES.values())}).")
+
+
+@dataclass(slots=True)
+class SwapsState:
+    """Where one 000 connection is: ``key`` (its first frame), ``command``, a command of
+    :data:`WITH_PAYLOAD` waiting for its JSON, or ``streaming``; ``told``: a streaming
+    client was told (once) that its frames are ignored."""
+
+    step: str = "key"
+    told: bool = False
+
+
+class Swaps000Dialect:
+    """The 000 socket's frames (:class:`~cryptowire.wire.dialect.Dialect`); whole frames,
+    which the server writes past the batching of a streaming session."""
+
+    name = "swaps000"
+
+    def encoder(self) -> Swaps000Encoder:
+        return Swaps000Encoder()
+
+    def refused(self, code: str, message: str) -> bytes:
+        return text_frame(error(401 if code == "UNAUTHORIZED" else 503, message))
+
+    def no_key(self, timeout_s: float) -> bytes:
+        return text_frame(error(
+            401, f"No API key within {timeout_s:g} s: send it as the first frame."))
+
+    def dropped(self, rate: int) -> bytes:
+        return text_frame(error(
+            429, f"More than {rate} messages per second; this one was dropped."))
+
+    def flooding(self) -> bytes:
+        return text_frame(error(429, "Flooding: closing."))
+
+    def binary(self) -> bytes:
+        return text_frame(error(400, "Send text frames."))

@@ -115,10 +115,10 @@ async def test_the_channel_form_keeps_to_max_subscriptions(rfq_hub: Start) -> No
 
 async def test_a_failure_before_the_read_loop_does_not_leak_the_session(
         rfq_hub: Start, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: ws_rfq.RfqEndpoint) -> Any:
+    def broken(self: ws_rfq.RfqSocket) -> Any:
         raise RuntimeError("rates unavailable")
 
-    monkeypatch.setattr(ws_rfq.RfqEndpoint, "_rates", broken)
+    monkeypatch.setattr(ws_rfq.RfqSocket, "_rates", broken)
     node, url = await rfq_hub()
     async with websockets.connect(url) as ws:
         code, seen = await closed_with(ws)

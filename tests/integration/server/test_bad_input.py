@@ -280,10 +280,10 @@ async def test_repeated_failures_of_a_handler_are_logged_once(
 async def test_a_handler_failing_on_every_connection_is_logged_once(
         hub: Hub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
         fresh_throttle: None) -> None:
-    def broken(self: ws_rfq.RfqEndpoint) -> Any:
+    def broken(self: ws_rfq.RfqSocket) -> Any:
         raise RuntimeError("rates unavailable")
 
-    monkeypatch.setattr(ws_rfq.RfqEndpoint, "_rates", broken)
+    monkeypatch.setattr(ws_rfq.RfqSocket, "_rates", broken)
     caplog.set_level(logging.ERROR)
     for _ in range(10):
         raw = await RawClient.connect(hub.port, "/rfq")

@@ -236,3 +236,16 @@ async def test_the_node_bounds_all_outbound_buffers_largest_first(hub: Hub) -> N
         raw.close()
     await _until(lambda: len(hub.node.hub.sessions) == 1)
     assert hub.node.hub.outbound_bytes >= 0
+
+
+@pytest.mark.parametrize("path", ["/ws", "/ws/master", "/rfq"])  # /swaps: test_swaps_robustness
+@pytest.mark.hub_settings(server={"max_inbound_rate": 5})
+async def test_a_text_flood_closes_4009_and_is_counted_on_every_socket(hub: Hub,
+                                                                         path: str) -> None:
+    # /rfq closed its floods without counting them in rate_limit_closes (/stats).
+    ws = await hub.connect(path)
+    for _ in range(30):
+        await ws.send("nope")
+    code, _seen = await expect_close(ws)
+    assert code == closecodes.RATE_LIMITED.code
+    assert hub.node.counters.rate_limit_closes == 1

@@ -13,10 +13,10 @@ from cryptowire.errors import ProtocolError
 from cryptowire.events import Event, Publication
 from cryptowire.wire import native
 from cryptowire.wire.frames import text_frame
+from cryptowire.wire.mudrex003 import MudrexEncoder
 from cryptowire.wire.native import (
     ERROR_CODES,
     FrameError,
-    MudrexEncoder,
     NativeEncoder,
     Request,
     parse_request,
