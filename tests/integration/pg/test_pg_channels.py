@@ -284,21 +284,12 @@ async def test_a_failing_subscribe_closes_1011_and_releases_the_session(
 
 async def test_client_pings_on_a_jwt_socket_count_toward_the_inbound_rate(
         pg_hub: PgHub) -> None:
-    import struct
-
     from tests.integration.server.conftest import RawClient, mask_frame
 
     rate = pg_hub.node.settings.server.max_inbound_rate
     client = await RawClient.connect(pg_hub.port, f"/pg/{token(['fill_event'])}")
     client.write(b"".join(mask_frame(b"p", opcode=0x9) for _ in range(3 * rate)))
-    pongs, code = 0, None
-    async with asyncio.timeout(TIMEOUT):
-        while code is None:
-            opcode, payload = await client.read_frame()
-            if opcode == 0xA:
-                pongs += 1
-            elif opcode == 0x8:
-                code = struct.unpack("!H", payload[:2])[0]
+    pongs, code = await client.count_until_close(0xA)
     client.close()
     # The bucket's burst (and what it refilled meanwhile), then closed as a flood.
     assert rate <= pongs < 2 * rate

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import websockets
-from aiohttp import web
+from tests.integration.rfq.conftest import StartHub
 from tests.waiting import eventually
 from websockets.exceptions import ConnectionClosed
 
 from cryptowire.app.node import Node
 from cryptowire.server import ws_rfq
-from cryptowire.server.app import create_app
-from cryptowire.settings import load_settings
 
 pytestmark = pytest.mark.integration
 TIMEOUT = 5.0
@@ -27,28 +24,13 @@ Start = Callable[..., Awaitable[tuple[Node, str]]]
 
 
 @pytest.fixture
-async def rfq_hub(tmp_path: Path) -> AsyncIterator[Start]:
-    """Start a hub (demo tickers, SQLite) with ``server`` overrides: ``(node, /rfq url)``."""
-    runners: list[web.AppRunner] = []
+def rfq_hub(rfq_hub_with: StartHub) -> Start:
+    """A hub (demo tickers, SQLite) with ``server`` overrides: ``(node, /rfq url)``."""
 
     async def start(**server: Any) -> tuple[Node, str]:
-        config = tmp_path / "cryptowire.toml"
-        config.touch()
-        node = Node(load_settings(config, store={"url": f"sqlite+aiosqlite:///{tmp_path}/h.db"},
-                                  demo={"mode": "on", "interval_s": 0.05},
-                                  demand={"linger_s": 0.05}, server=server))
-        runner = web.AppRunner(create_app(node))
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return node, f"ws://127.0.0.1:{runner.addresses[0][1]}/rfq"
+        return await rfq_hub_with(server=server)
 
-    try:
-        yield start
-    finally:
-        for runner in runners:
-            await runner.cleanup()
+    return start
 
 
 async def recv(ws: Any) -> dict[str, Any]:

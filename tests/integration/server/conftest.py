@@ -322,6 +322,19 @@ class RawClient:
             del self.protocol.buffer[:n]
             return out
 
+    async def count_until_close(self, opcode: int,
+                                timeout: float = TIMEOUT) -> tuple[int, int | None]:
+        """Read frames until the server's close: how many had ``opcode``, and the close code."""
+        seen, code = 0, None
+        async with asyncio.timeout(timeout):
+            while code is None:
+                got, payload = await self.read_frame()
+                if got == opcode:
+                    seen += 1
+                elif got == 0x8:
+                    code = struct.unpack("!H", payload[:2])[0]
+        return seen, code
+
     async def read_frame(self, timeout: float = TIMEOUT) -> tuple[int, bytes]:
         """``(opcode, payload)`` of the next server frame; EOFError once the server is gone."""
         b0, b1 = await self._read_exact(2, timeout)

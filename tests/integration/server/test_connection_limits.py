@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
 from collections.abc import Callable
 
 import orjson
@@ -146,14 +145,7 @@ async def test_pending_http_connections_count_toward_the_connection_limit(hub: H
 async def test_client_pings_count_toward_the_inbound_rate(hub: Hub, path: str) -> None:
     client = await RawClient.connect(hub.port, path)
     client.write(b"".join(mask_frame(b"p%d" % i, opcode=0x9) for i in range(30)))
-    pongs, code = 0, None
-    async with asyncio.timeout(TIMEOUT):
-        while code is None:
-            opcode, payload = await client.read_frame()
-            if opcode == 0xA:
-                pongs += 1
-            elif opcode == 0x8:
-                code = struct.unpack("!H", payload[:2])[0]
+    pongs, code = await client.count_until_close(0xA)
     client.close()
     assert 5 <= pongs < 10  # the bucket's burst (and what it refilled meanwhile), of 30
     assert code == closecodes.RATE_LIMITED.code == 4009

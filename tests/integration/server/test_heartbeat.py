@@ -4,7 +4,6 @@ listens; one that sends nothing at all is closed with 4011; a client's own pings
 from __future__ import annotations
 
 import asyncio
-import struct
 
 import pytest
 from tests.integration.server.conftest import (
@@ -49,15 +48,7 @@ async def test_a_client_that_never_answers_is_closed_4011(hub: Hub) -> None:
     watcher = await hub.connect()
     await subscribe(watcher, "app:watch")
     silent = await RawClient.connect(hub.port)
-    pings = 0
-    code = None
-    async with asyncio.timeout(5):
-        while code is None:
-            opcode, payload = await silent.read_frame()
-            if opcode == 0x9:
-                pings += 1
-            elif opcode == 0x8:
-                code = struct.unpack("!H", payload[:2])[0]
+    pings, code = await silent.count_until_close(0x9, timeout=5)
     assert pings == 1  # pinged once, then closed within half an interval
     assert code == closecodes.PING_TIMEOUT.code == 4011
     assert hub.node.counters.ping_timeouts == 1
