@@ -28,12 +28,7 @@ KNOWN_UPWARD: dict[str, str] = {}
 
 #: ``importer -> imported``: the import that closes a known cycle (leaving these out leaves
 #: no cycle), and why it is there.
-KNOWN_CYCLES: dict[str, str] = {
-    "sources.services.context -> sources.services.news":
-        "the context names a job's NewsFeeds (type only)",
-    "cli.serving -> cli": "cli <-> cli/serving: the subcommands reach back for fail/console",
-    "cli.tokens -> cli": "cli <-> cli/tokens: the subcommands reach back for fail/settings",
-}
+KNOWN_CYCLES: dict[str, str] = {}
 
 
 def test_the_imports_follow_the_layers_of_docs_architecture() -> None:
