@@ -23,55 +23,12 @@ REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 DOC = REPO / "docs" / "architecture.md"
 
-_SERVER_NODE = ("server handlers type against the application's Node; a protocol the server "
-                "declares is to replace it")
-
 #: ``importer -> imported`` running up the layers, and why (issue 11, "Import cycles").
-KNOWN_UPWARD: dict[str, str] = {
-    "server.app -> app.node":
-        _SERVER_NODE,
-    "server.auth -> app.node":
-        _SERVER_NODE,
-    "server.browser -> app.node":
-        _SERVER_NODE,
-    "server.connection -> app.node":
-        _SERVER_NODE,
-    "server.context -> app.node":
-        _SERVER_NODE,
-    "server.heartbeat -> app.node":
-        _SERVER_NODE,
-    "server.listener -> app.node":
-        _SERVER_NODE,
-    "server.metrics -> app.node":
-        _SERVER_NODE,
-    "server.proxied -> app.node":
-        _SERVER_NODE,
-    "server.rest_tokens -> app.node":
-        _SERVER_NODE,
-    "server.ws_native -> app.node":
-        _SERVER_NODE,
-    "server.ws_pg -> app.node":
-        _SERVER_NODE,
-    "server.ws_rfq -> app.node":
-        _SERVER_NODE,
-    "server.ws_services -> app.node":
-        _SERVER_NODE,
-    "server.ws_swaps -> app.node":
-        _SERVER_NODE,
-    "server.publishing -> app.node":
-        _SERVER_NODE,
-    "server.sockets -> app.node":
-        _SERVER_NODE,
-}
+KNOWN_UPWARD: dict[str, str] = {}
 
 #: ``importer -> imported``: the import that closes a known cycle (leaving these out leaves
 #: no cycle), and why it is there.
-KNOWN_CYCLES: dict[str, str] = {
-    "sources.services.context -> sources.services.news":
-        "the context names a job's NewsFeeds (type only)",
-    "cli.serving -> cli": "cli <-> cli/serving: the subcommands reach back for fail/console",
-    "cli.tokens -> cli": "cli <-> cli/tokens: the subcommands reach back for fail/settings",
-}
+KNOWN_CYCLES: dict[str, str] = {}
 
 
 def test_the_imports_follow_the_layers_of_docs_architecture() -> None:

@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cryptowire import __version__, redaction
+from cryptowire.cli.console import console, err, fail, print_table, store_url, whole_table
+from cryptowire.cli.console import load_config as _settings
 from cryptowire.cli.record import record
 from cryptowire.cli.tokens import tokens_app
-from cryptowire.errors import ConfigError, CryptowireError
+from cryptowire.errors import CryptowireError
 from cryptowire.redaction import hide_password
-from cryptowire.settings import Settings, load_settings
+from cryptowire.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="cryptowire: a self-hosted real-time crypto hub.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
@@ -28,40 +27,12 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(config_app, name="config")
 app.add_typer(tokens_app, name="tokens")
 app.command("record")(record)
-console = Console(soft_wrap=True)  # a line is never broken at 80 columns when piped
-err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("cryptowire.cli")
 
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings file (default ./cryptowire.toml)."),
 ]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` as one plain line on stderr and exit with ``code``."""
-    print(message, file=sys.stderr, flush=True)
-    raise typer.Exit(code)
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, **overrides)
-    except ConfigError as exc:
-        fail(exc.message)
-
-
-def store_url(settings: Settings) -> str:
-    """The store URL after saying on stderr which store this is (password masked); creates
-    the per-user data directory when the store lives there."""
-    from cryptowire.settings.check import data_dir
-
-    url = settings.store.url
-    print(f"store: {hide_password(url)}", file=sys.stderr, flush=True)
-    home = data_dir()
-    if url.startswith("sqlite") and str(home) in url:
-        home.mkdir(parents=True, exist_ok=True)
-    return url
 
 
 def _version(value: bool) -> None:
@@ -216,24 +187,6 @@ def config_example() -> None:
 from cryptowire.cli.tail import tail  # noqa: E402  (the command lives in its module)
 
 app.command()(tail)
-
-
-def whole_table(*columns: str) -> Table:
-    """A table whose cells are never cut or wrapped (ids and addresses must stay whole)."""
-    table = Table()
-    for name in columns:
-        table.add_column(name, no_wrap=True, overflow="ignore")
-    return table
-
-
-def print_table(table: Table) -> None:
-    """Print ``table`` at its natural width, even when stdout is a pipe (rich would shrink
-    it to 80 columns and cut the cells)."""
-    if console.is_terminal:
-        console.print(table)
-        return
-    width = Console(width=100_000).measure(table).maximum
-    Console(width=width).print(table)
 
 
 def main() -> None:

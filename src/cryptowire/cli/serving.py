@@ -30,7 +30,7 @@ BUS_PROBE_TIMEOUT_S = 5.0
 
 def bind(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` (not yet listening); one-line exit 2 when it cannot."""
-    from cryptowire.cli import fail
+    from cryptowire.cli.console import fail
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
@@ -115,7 +115,7 @@ async def _serve(app: web.Application, sock: socket.socket, tls: ssl.SSLContext 
 def run_hub(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; exit 2 with one line when the hub cannot start."""
     from cryptowire.app.node import Node
-    from cryptowire.cli import console, fail
+    from cryptowire.cli.console import console, fail
     from cryptowire.closecodes import CLOSE_GOING_AWAY
     from cryptowire.server.app import create_app, ssl_context
 

@@ -32,14 +32,14 @@ ConfigOpt = Annotated[
 
 
 def _settings(config: Path | None) -> Settings:
-    from cryptowire.cli import _settings as load
+    from cryptowire.cli.console import load_config as load
 
     return load(config)
 
 
 def _run(config: Path | None, fn: Callable[[Any], Awaitable[T]]) -> T:
     """Open the store and a :class:`TokenAdmin`, run ``fn(admin)``, report errors, exit 2."""
-    from cryptowire.cli import fail, store_url
+    from cryptowire.cli.console import fail, store_url
     from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.store.evm import EvmStore
     from cryptowire.store.sql import SqlStore
@@ -77,7 +77,7 @@ def add(
     config: ConfigOpt = None,
 ) -> None:
     """Track a token; what is not given is read on chain (ERC-20 and factory getPair)."""
-    from cryptowire.cli import console
+    from cryptowire.cli.console import console
 
     payload: dict[str, Any] = {"chain": chain, "address": address, "paired": paired,
                                "group": group}
@@ -97,7 +97,7 @@ def remove(chain: Annotated[str, typer.Argument(help="Chain name or id.")],
            address: Annotated[str, typer.Argument(help="Token address.")],
            config: ConfigOpt = None) -> None:
     """Stop tracking a token."""
-    from cryptowire.cli import console, err
+    from cryptowire.cli.console import console, err
 
     if not _run(config, lambda admin: admin.remove({"chain": chain, "address": address})):
         err.print(f"[red]Token {address} is not tracked on chain {chain}.[/red]")
@@ -111,7 +111,7 @@ def list_(chain: Annotated[str | None, typer.Option(help="Only this chain.")] = 
           = False,
           config: ConfigOpt = None) -> None:
     """List tracked tokens."""
-    from cryptowire.cli import print_table, whole_table
+    from cryptowire.cli.console import print_table, whole_table
 
     tokens = _run(config, lambda admin: admin.list(chain))
     if json_out:
@@ -158,7 +158,7 @@ def import_(path: Annotated[Path, typer.Argument(
                 help="mongoexport JSON of the 'tracking' collection.")],
             config: ConfigOpt = None) -> None:
     """Import a mongoexport of a "tracking" collection; tokens already tracked are skipped."""
-    from cryptowire.cli import console, err
+    from cryptowire.cli.console import console, err
 
     try:
         docs = read_mongoexport(path.read_text())
@@ -192,7 +192,7 @@ def bind(group: Annotated[str, typer.Argument(help="Token group, e.g. alpha.")],
              help="Telegram chat id, e.g. -1001234567890 (groups are negative).")],
          config: ConfigOpt = None) -> None:
     """Post the swaps and burns of a group's tokens to a Telegram chat."""
-    from cryptowire.cli import console
+    from cryptowire.cli.console import console
 
     created = _run(config, lambda admin: admin.store.bind_chat(group, chat_id))
     console.print(f"{'Bound' if created else 'Already bound:'} {chat_id} to group {group}.")
@@ -203,7 +203,7 @@ def unbind(group: Annotated[str, typer.Argument(help="Token group.")],
            chat_id: Annotated[str, typer.Argument(help="Telegram chat id.")],
            config: ConfigOpt = None) -> None:
     """Stop posting a group to a chat."""
-    from cryptowire.cli import console, err
+    from cryptowire.cli.console import console, err
 
     if not _run(config, lambda admin: admin.store.unbind_chat(group, chat_id)):
         err.print(f"[red]Chat {chat_id} is not bound to group {group}.[/red]")

@@ -6,7 +6,6 @@ import ssl
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.server import (
     ops,
     rest,
@@ -21,9 +20,10 @@ from cryptowire.server import (
 from cryptowire.server import web as dashboard
 from cryptowire.server.context import NODE
 from cryptowire.server.heartbeat import Heartbeat
+from cryptowire.server.node import ServerNode
 
 
-def create_app(node: Node) -> web.Application:
+def create_app(node: ServerNode) -> web.Application:
     """The application; starting it starts the node, cleaning it up stops the node."""
     # No middleware: each one would stay suspended on every open WebSocket; REST handlers
     # map errors themselves (rest.problems).
@@ -69,7 +69,7 @@ def create_app(node: Node) -> web.Application:
     return app
 
 
-def ssl_context(node: Node) -> ssl.SSLContext | None:
+def ssl_context(node: ServerNode) -> ssl.SSLContext | None:
     cfg = node.settings.server
     if cfg.tls_cert is None or cfg.tls_key is None:
         return None

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.core.access import Action, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.session import ANONYMOUS, Principal
 from cryptowire.errors import AuthError
 from cryptowire.server.context import NODE
+from cryptowire.server.node import ServerNode
 
 
 def request_key(request: web.Request) -> str | None:
@@ -29,7 +29,7 @@ def request_key(request: web.Request) -> str | None:
     return None
 
 
-async def principal_for(node: Node, key: str | None) -> Principal:
+async def principal_for(node: ServerNode, key: str | None) -> Principal:
     """Resolve ``key`` (an API key or a Bearer JWT) to a principal; anonymous when ``key``
     is ``None``. What the principal may do is :func:`~cryptowire.core.access.authorize`'s.
 
@@ -50,7 +50,7 @@ def _looks_like_jwt(value: str) -> bool:
     return not value.startswith("cw_") and value.count(".") == 2
 
 
-def _jwt_principal(node: Node, token: str) -> Principal:
+def _jwt_principal(node: ServerNode, token: str) -> Principal:
     """An HS256 JWT signed with ``auth.jwt_secret``, presented as a Bearer key (or by the
     ``auth`` op). Its claims bound it: ``mode``/``channels`` (the seed 002 shape) grant
     those ``pg:`` channels; ``scopes`` count only with ``auth.jwt_scopes``; without ``exp``

@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
+from cryptowire.server.node import ServerNode
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
-def refusal(node: Node, request: web.Request) -> web.Response | None:
+def refusal(node: ServerNode, request: web.Request) -> web.Response | None:
     """HTTP 403 with the reason when ``request`` may not open a socket, else ``None``."""
     cfg = node.settings.server
     host = request.headers.get("Host", "")

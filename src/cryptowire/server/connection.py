@@ -20,13 +20,13 @@ from typing import cast
 from aiohttp import WSMessage, WSMsgType, web
 
 from cryptowire import closecodes
-from cryptowire.app.node import Node
 from cryptowire.clock import now_ms
 from cryptowire.closecodes import CLOSE_INTERNAL_ERROR
 from cryptowire.core.session import Encoder, Principal, Session, Transport
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
+from cryptowire.server.node import ServerNode
 from cryptowire.server.proxied import client_address
 from cryptowire.wire.dialect import Dialect
 from cryptowire.wire.frames import close_frame
@@ -104,7 +104,7 @@ def close_transport(session: Session, code: int, reason: str) -> None:
 
 class guarded:  # noqa: N801 - used as ``async with guarded(node, session)``, like a function
     """Wrap a handler's work from :func:`open_session` on: ``session`` is untracked however
-    the handler ends (:func:`read_loop` untracks too; :meth:`Node.untrack` is idempotent).
+    the handler ends (:func:`read_loop` untracks too; :meth:`ServerNode.untrack` is idempotent).
 
     An exception before or around the read loop (a failing auto-subscribe, say) is logged
     and closes the socket with 1011 instead of leaking the session and its connection count.
@@ -114,7 +114,7 @@ class guarded:  # noqa: N801 - used as ``async with guarded(node, session)``, li
 
     __slots__ = ("node", "session")
 
-    def __init__(self, node: Node, session: Session) -> None:
+    def __init__(self, node: ServerNode, session: Session) -> None:
         self.node = node
         self.session = session
 
@@ -137,7 +137,7 @@ class guarded:  # noqa: N801 - used as ``async with guarded(node, session)``, li
             await self.node.untrack(session)
 
 
-def over_connection_limits(node: Node, session: Session) -> str | None:
+def over_connection_limits(node: ServerNode, session: Session) -> str | None:
     """Why ``session`` may not stay (total or per-key limit), or ``None``."""
     cfg = node.settings.server
     if len(node.hub.sessions) > cfg.max_connections:
@@ -162,7 +162,7 @@ def send_frame(session: Session, frame: bytes) -> None:
     session.send(frame)
 
 
-def inbound_ok(node: Node, session: Session, dialect: Dialect,
+def inbound_ok(node: ServerNode, session: Session, dialect: Dialect,
                send: Callable[[Session, bytes], None] = send_frame) -> bool:
     """Take one client message from the session's inbound rate: ``False`` (and the
     dialect's answer sent) when it is over; a flood closes the session with 4009."""
@@ -193,7 +193,7 @@ def ignore_binary(session: Session) -> None:
 
 
 async def read_loop(
-    node: Node, ws: web.WebSocketResponse, session: Session,
+    node: ServerNode, ws: web.WebSocketResponse, session: Session,
     on_text: Callable[[Session, str], Awaitable[None]],
     on_binary: Callable[[Session], None],
 ) -> None:
@@ -211,7 +211,7 @@ async def read_loop(
 
 
 async def on_frame(
-    node: Node, ws: web.WebSocketResponse, session: Session, msg: WSMessage,
+    node: ServerNode, ws: web.WebSocketResponse, session: Session, msg: WSMessage,
     on_text: Callable[[Session, str], Awaitable[None]],
     on_binary: Callable[[Session], None],
 ) -> bool:
@@ -234,7 +234,7 @@ async def on_frame(
     return True
 
 
-def client_ping_allowed(node: Node, session: Session) -> bool:
+def client_ping_allowed(node: ServerNode, session: Session) -> bool:
     """A client's PING frame is a message like any other for the session's inbound rate: over
     it, it gets no pong; a flood of them closes the session with 4009."""
     bucket = session.inbound

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
+from cryptowire.server.node import ServerNode
 
-NODE = web.AppKey("node", Node)
+#: The node the application serves (typed by the protocol the server declares, so the
+#: server never imports the application's ``Node``).
+NODE: web.AppKey[ServerNode] = web.AppKey("node")

@@ -18,8 +18,8 @@ import contextlib
 import logging
 
 from cryptowire import closecodes
-from cryptowire.app.node import Node
 from cryptowire.server.connection import socket_transport
+from cryptowire.server.node import ServerNode
 
 log = logging.getLogger("cryptowire.server.heartbeat")
 
@@ -30,7 +30,7 @@ PING_FRAME = b"\x89\x00"
 class Heartbeat:
     """Pings every session of ``node`` and closes the ones that stay silent."""
 
-    def __init__(self, node: Node, interval_s: float) -> None:
+    def __init__(self, node: ServerNode, interval_s: float) -> None:
         self.node = node
         self.interval_s = interval_s
         self.timeout_s = interval_s / 2

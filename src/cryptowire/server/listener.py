@@ -19,8 +19,8 @@ import ssl
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.server.context import NODE
+from cryptowire.server.node import ServerNode
 from cryptowire.server.proxied import ProxyHeaderProtocol
 
 log = logging.getLogger("cryptowire.server.listener")
@@ -29,7 +29,7 @@ log = logging.getLogger("cryptowire.server.listener")
 FD_RESERVE = 128
 
 
-def connection_cap(node: Node) -> int:
+def connection_cap(node: ServerNode) -> int:
     """The most connections the port holds at once."""
     cfg = node.settings.server
     cap = cfg.max_connections + cfg.http_headroom
@@ -77,7 +77,7 @@ class ConnectionGate:
     """A protocol factory for ``loop.create_server``: aiohttp's ``server`` below the cap,
     behind a PROXY header reader when ``server.proxy_protocol`` is on (server/proxied.py)."""
 
-    def __init__(self, server: web.Server, node: Node) -> None:
+    def __init__(self, server: web.Server, node: ServerNode) -> None:
         self.server = server
         self.node = node
         self.cap = connection_cap(node)

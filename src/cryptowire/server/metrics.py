@@ -13,14 +13,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from cryptowire.app.node import Node
+from cryptowire.server.node import ServerNode
 from cryptowire.sources.evm.rpc import public_rpc_entry
 
 _STATES = ("starting", "up", "connecting", "down", "stopped")
 
 
 class NodeCollector(Collector):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServerNode) -> None:
         self.node = node
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -81,7 +81,7 @@ class NodeCollector(Collector):
         yield from _rpc_families(node)
 
 
-def _rpc_families(node: Node) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+def _rpc_families(node: ServerNode) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     """Per-URL RPC pool health of the chain watchers (``extra["chains"][name]["rpc"]``).
 
     The ``url`` label is the URL's redacted label (``#2 https://host/***``, see
@@ -124,7 +124,7 @@ def _rpc_families(node: Node) -> Iterator[GaugeMetricFamily | CounterMetricFamil
     yield from (healthy, latency, calls, errors, limited, failovers, lag)
 
 
-def registry_for(node: Node) -> CollectorRegistry:
+def registry_for(node: ServerNode) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))
     return registry

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
+from cryptowire.server.node import ServerNode
 from cryptowire.wire.proxy_header import ProxyHeaderError, parse
 
 log = logging.getLogger("cryptowire.server.proxied")
@@ -152,7 +152,7 @@ def peer_of(transport: asyncio.BaseTransport | None) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
 
 
-def client_address(node: Node, request: web.Request) -> str:
+def client_address(node: ServerNode, request: web.Request) -> str:
     """The address per-address limits count: the peer, or a trusted proxy's client."""
     peer = peer_of(request.transport)
     trusted = node.settings.server.trusted_proxies

@@ -8,13 +8,13 @@ from typing import Any
 
 import orjson
 
-from cryptowire.app.node import Node
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked
+from cryptowire.server.node import ServerNode
 
 
-async def publish_items(node: Node, items: list[Any]) -> list[dict[str, Any]]:
+async def publish_items(node: ServerNode, items: list[Any]) -> list[dict[str, Any]]:
     """Validate and encode every item first (all or nothing), then publish them, in order.
 
     Data that cannot be encoded (nested deeper than 254 levels, a lone surrogate) is refused

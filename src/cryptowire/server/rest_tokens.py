@@ -20,12 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, KEYS, WATCHLIST, check
 from cryptowire.core.session import Session
 from cryptowire.errors import ChannelError, ProtocolError
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
+from cryptowire.server.node import ServerNode
 from cryptowire.server.replies import json, problem
 from cryptowire.server.rest import json_body, problems
 from cryptowire.sources.evm.tokens import TokenAdmin, chain_of
@@ -36,12 +36,12 @@ from cryptowire.wire.native import Request
 MAX_LIMIT = 1000
 
 
-def admin_for(node: Node) -> TokenAdmin:
+def admin_for(node: ServerNode) -> TokenAdmin:
     """The node's watchlist admin (see the module docstring)."""
     return node.tokens
 
 
-def evm_store(node: Node) -> EvmStore:
+def evm_store(node: ServerNode) -> EvmStore:
     return admin_for(node).store
 
 
@@ -165,7 +165,7 @@ def setup(app: web.Application) -> None:
 
 
 
-async def native_token_op(node: Node, session: Session, req: Request) -> None:
+async def native_token_op(node: ServerNode, session: Session, req: Request) -> None:
     """The native ``add_token`` / ``remove_token`` (admin) and ``list_tokens`` (read) ops.
 
     ``{"op":"add_token","args":[{"chain":1,"address":"0x..."}]}`` -> ``{"op":"add_token",

@@ -21,7 +21,6 @@ from typing import Generic, Protocol, TypeVar, cast
 from aiohttp import web
 
 from cryptowire import closecodes
-from cryptowire.app.node import Node
 from cryptowire.core.session import Encoder, Principal, Session
 from cryptowire.errors import AuthError
 from cryptowire.server import browser
@@ -38,6 +37,7 @@ from cryptowire.server.connection import (
 )
 from cryptowire.server.context import NODE
 from cryptowire.server.limits import TokenBucket
+from cryptowire.server.node import ServerNode
 from cryptowire.wire.dialect import Dialect
 
 S = TypeVar("S")
@@ -133,7 +133,7 @@ class Served(Generic[S]):
     """One registered kind: :meth:`handle` is its route; the read callbacks are bound once
     here, not per connection."""
 
-    def __init__(self, node: Node, kind: SocketKind[S]) -> None:
+    def __init__(self, node: ServerNode, kind: SocketKind[S]) -> None:
         self.node = node
         self.kind = kind
         self.states: dict[Session, S] = {}
@@ -204,6 +204,6 @@ class Served(Generic[S]):
             self.kind.on_binary(session, cast(S, self.states.get(session)))
 
 
-def register(app: web.Application, node: Node, path: str, kind: SocketKind[S]) -> None:
+def register(app: web.Application, node: ServerNode, path: str, kind: SocketKind[S]) -> None:
     """Serve ``kind`` on ``GET path``."""
     app.router.add_get(path, Served(node, kind).handle)

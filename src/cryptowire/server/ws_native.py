@@ -14,7 +14,6 @@ from typing import Any
 from aiohttp import web
 
 from cryptowire import closecodes
-from cryptowire.app.node import Node
 from cryptowire.core.access import CHANNELS, authorize, check
 from cryptowire.core.channels import Channel
 from cryptowire.core.hub import SubscribeResult
@@ -24,6 +23,7 @@ from cryptowire.logthrottle import log_exception
 from cryptowire.server import sockets
 from cryptowire.server.auth import principal_for
 from cryptowire.server.connection import over_connection_limits, refuse
+from cryptowire.server.node import ServerNode
 from cryptowire.server.publishing import publish_items
 from cryptowire.server.rest_tokens import native_token_op
 from cryptowire.server.ws_services import ServicesProtocol
@@ -36,7 +36,7 @@ log = logging.getLogger("cryptowire.server.ws")
 class NativeSocket(sockets.BaseKind[None]):
     """Handles the ops of one node's native sessions."""
 
-    def __init__(self, node: Node, dialect: NativeDialect) -> None:
+    def __init__(self, node: ServerNode, dialect: NativeDialect) -> None:
         self.node = node
         self.dialect = dialect
         self.encoder = dialect.encoder()
@@ -179,13 +179,13 @@ class NativeSocket(sockets.BaseKind[None]):
                                            "positions": positions}))
 
 
-def native_dialect(node: Node) -> NativeDialect:
+def native_dialect(node: ServerNode) -> NativeDialect:
     """The native ops with the native envelope, or the 003 one (``server.envelope``)."""
     return mudrex003.MudrexDialect() if node.settings.server.envelope == "mudrex" \
         else NativeDialect()
 
 
-def setup(app: web.Application, node: Node, services: ServicesProtocol) -> None:
+def setup(app: web.Application, node: ServerNode, services: ServicesProtocol) -> None:
     """``/ws``; its ``{"action": ...}`` frames (and the 004 greeting when
     ``server.greet_004`` is on) go to the 004 ``services`` protocol."""
     protocol = NativeSocket(node, native_dialect(node))

@@ -21,7 +21,6 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.closecodes import CLOSE_JWT_EXPIRED
 from cryptowire.core.access import authorize
 from cryptowire.core.channels import Channel
@@ -30,6 +29,7 @@ from cryptowire.errors import AuthError, ChannelError, ProtocolError, StoreError
 from cryptowire.server import sockets
 from cryptowire.server.auth import rest_principal
 from cryptowire.server.context import NODE
+from cryptowire.server.node import ServerNode
 from cryptowire.server.replies import problem
 from cryptowire.server.rest_limits import rate_limited
 from cryptowire.wire.pg002 import PgDialect
@@ -78,7 +78,7 @@ _GRANT: web.RequestKey[tuple[list[Channel], Grant]] = web.RequestKey("pg002_gran
 
 
 class PgSocket(sockets.BaseKind["asyncio.TimerHandle | None"]):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServerNode) -> None:
         self.node = node
         self.dialect = PgDialect()
         self.encoder = self.dialect.encoder()
@@ -184,7 +184,7 @@ def _mirror_handler(channel: str) -> Any:
     return mirror
 
 
-def setup(app: web.Application, node: Node) -> None:
+def setup(app: web.Application, node: ServerNode) -> None:
     kind = PgSocket(node)
     sockets.register(app, node, "/pg/{token}", kind)
     sockets.register(app, node, "/pg/{channel}/{token}", kind)

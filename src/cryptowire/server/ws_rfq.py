@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.core.access import RFQ, authorize
 from cryptowire.core.hub import SubscribeResult
 from cryptowire.core.session import Principal, Session
@@ -25,6 +24,7 @@ from cryptowire.rfq.engine import RfqConfig, RfqConnection
 from cryptowire.rfq.providers import LiquidityProvider
 from cryptowire.rfq.starts import StartLimits
 from cryptowire.server import sockets
+from cryptowire.server.node import ServerNode
 from cryptowire.sources.prices import RateProvider
 from cryptowire.wire import rfq001
 from cryptowire.wire.frames import text_frame
@@ -33,7 +33,7 @@ log = logging.getLogger("cryptowire.server.rfq")
 
 
 class RfqSocket(sockets.BaseKind[RfqConnection]):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServerNode) -> None:
         self.node = node
         cfg = node.settings.rfq
         self.config = RfqConfig(interval_s=cfg.interval_s, commission=cfg.commission,
@@ -138,5 +138,5 @@ def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult],
     return reply
 
 
-def setup(app: web.Application, node: Node) -> None:
+def setup(app: web.Application, node: ServerNode) -> None:
     sockets.register(app, node, "/rfq", RfqSocket(node))

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cryptowire.app.node import Node
 from cryptowire.clock import now_ms
 from cryptowire.core.access import CHANNELS, STATS, authorize
 from cryptowire.core.channels import SERVICES
@@ -25,6 +24,7 @@ from cryptowire.core.session import Encoder, Principal, Session
 from cryptowire.logthrottle import log_exception
 from cryptowire.server import sockets
 from cryptowire.server.auth import rest_principal
+from cryptowire.server.node import ServerNode
 from cryptowire.server.replies import json
 from cryptowire.server.rest import problems
 from cryptowire.wire import services004 as s004
@@ -36,7 +36,7 @@ log = logging.getLogger("cryptowire.server.services")
 class ServicesProtocol:
     """The 004 client actions of one node's sessions (004 paths and native ``/ws``)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServerNode) -> None:
         self.node = node
         self.dialect = s004.Services004Dialect()
         self.encoder = self.dialect.encoder()
@@ -254,7 +254,7 @@ class ServicesSocket(sockets.BaseKind[ClientState]):
         self.protocol.clients.pop(session, None)
 
 
-def setup(app: web.Application, node: Node, protocol: ServicesProtocol) -> None:
+def setup(app: web.Application, node: ServerNode, protocol: ServicesProtocol) -> None:
     for endpoint in s004.ENDPOINTS:
         sockets.register(app, node, endpoint.path, ServicesSocket(protocol, endpoint))
     app.router.add_get("/ws/stats", problems(protocol.stats))

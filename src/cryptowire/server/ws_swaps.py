@@ -24,7 +24,6 @@ import orjson
 from aiohttp import web
 
 from cryptowire import closecodes
-from cryptowire.app.node import Node
 from cryptowire.core.access import WATCHLIST, authorize
 from cryptowire.core.session import Principal, Session
 from cryptowire.errors import AuthError, CryptowireError
@@ -37,6 +36,7 @@ from cryptowire.server.connection import (
     wrap_transport,
 )
 from cryptowire.server.context import NODE
+from cryptowire.server.node import ServerNode
 from cryptowire.server.rest_tokens import admin_for
 from cryptowire.wire import swaps000
 from cryptowire.wire.frames import text_frame
@@ -70,7 +70,7 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
     """The 000 dialect's server side; each connection's state is a
     :class:`~cryptowire.wire.swaps000.SwapsState`."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServerNode) -> None:
         self.node = node
         self.dialect = swaps000.Swaps000Dialect()
         self.encoder = self.dialect.encoder()
@@ -211,7 +211,7 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
                 self._done(session, swaps000.add_failed(exc.message))
 
 
-def setup(app: web.Application, node: Node) -> None:
+def setup(app: web.Application, node: ServerNode) -> None:
     kind = SwapsSocket(node)
     sockets.register(app, node, "/swaps", kind)
     port = node.settings.evm.swaps_port

@@ -15,8 +15,8 @@ from cryptowire.events import Publication
 from cryptowire.settings import Settings
 
 if TYPE_CHECKING:
+    from cryptowire.sources.services.feeds import NewsFeeds
     from cryptowire.sources.services.jobs import JobRunner
-    from cryptowire.sources.services.news import NewsFeeds
     from cryptowire.store.sql import SqlStore
 
 

@@ -1,29 +1,17 @@
-"""news and sentiment: configured RSS/Atom feeds, parsed with ``feedparser``, and the VADER
-lexicon (``vaderSentiment``, which ships its lexicon) scoring their headlines.
-
-Feeds are fetched with aiohttp (never by feedparser itself) and shared by both services: a
-fetch younger than the news interval is reused.
+"""news and sentiment: the configured RSS/Atom feeds' articles (fetched and parsed in
+:mod:`~cryptowire.sources.services.feeds`, shared by both services through the context), and
+the VADER lexicon (``vaderSentiment``, which ships its lexicon) scoring their headlines.
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
-import io
-import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
-import aiohttp
-
-from cryptowire.clock import iso, now_ms
-from cryptowire.settings import ServicesSettings
+from cryptowire.clock import iso
 from cryptowire.sources.services.context import ServiceContext, not_configured, stamp
-
-log = logging.getLogger("cryptowire.sources.services.news")
 
 #: VADER's own thresholds for positive / negative compound scores (vaderSentiment README).
 BULLISH_AT = 0.05
@@ -33,87 +21,6 @@ _COMMON = frozenset({
     "The", "This", "That", "With", "From", "After", "Before", "What", "Why", "How", "Will",
     "Into", "Over", "Amid", "About", "Says", "New", "And", "For", "Its", "Are", "Has",
 })  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Article:
-    title: str
-    source: str
-    url: str
-    published_ms: int | None
-    categories: tuple[str, ...]
-
-    def describe(self) -> dict[str, Any]:
-        return {"title": self.title, "source": self.source, "url": self.url,
-                "published_at": iso(self.published_ms) if self.published_ms else None,
-                "categories": list(self.categories)}
-
-
-def parse_feed(body: bytes, url: str) -> tuple[str, list[Article]]:
-    """``(feed title, articles)`` of one RSS or Atom document."""
-    import feedparser  # type: ignore[import-untyped]
-
-    parsed = feedparser.parse(io.BytesIO(body))
-    if parsed.bozo and not parsed.entries:
-        raise ValueError(f"not a feed: {parsed.get('bozo_exception')}")
-    title = parsed.feed.get("title") or urlparse(url).hostname or url
-    articles = []
-    for entry in parsed.entries:
-        when = entry.get("published_parsed") or entry.get("updated_parsed")
-        articles.append(Article(
-            title=str(entry.get("title", "")).strip(), source=str(title),
-            url=str(entry.get("link", "")),
-            published_ms=calendar.timegm(when) * 1000 if when else None,
-            categories=tuple(str(t.get("term")) for t in entry.get("tags", []) if t.get("term")),
-        ))
-    return str(title), articles
-
-
-class NewsFeeds:
-    """The configured feeds' latest articles, refreshed on demand."""
-
-    def __init__(self, settings: ServicesSettings) -> None:
-        self._settings = settings
-        self.articles: list[Article] = []
-        self.feeds: dict[str, dict[str, Any]] = {}
-        self.fetched_ms = 0
-        self._lock = asyncio.Lock()
-
-    @property
-    def configured(self) -> bool:
-        return bool(self._settings.news_feeds)
-
-    async def refresh(self, max_age_s: float) -> None:
-        async with self._lock:
-            if self.fetched_ms and now_ms() - self.fetched_ms < max_age_s * 1000:
-                return
-            timeout = aiohttp.ClientTimeout(total=self._settings.news_timeout_s)
-            async with aiohttp.ClientSession(timeout=timeout) as http:
-                results = await asyncio.gather(
-                    *(self._fetch(http, url) for url in self._settings.news_feeds))
-            articles: list[Article] = []
-            for url, result in zip(self._settings.news_feeds, results, strict=True):
-                if isinstance(result, str):
-                    self.feeds[url] = {"status": "error", "error": result}
-                else:
-                    title, items = result
-                    self.feeds[url] = {"status": "ok", "title": title, "articles": len(items)}
-                    articles.extend(items)
-            articles.sort(key=lambda a: a.published_ms or 0, reverse=True)
-            self.articles = articles
-            self.fetched_ms = now_ms()
-
-    @staticmethod
-    async def _fetch(http: aiohttp.ClientSession, url: str) -> tuple[str, list[Article]] | str:
-        try:
-            async with http.get(url) as resp:
-                if resp.status != 200:
-                    return f"HTTP {resp.status}"
-                body = await resp.read()
-            return await asyncio.to_thread(parse_feed, body, url)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.warning("news feed %s failed: %s", url, exc)
-            return f"{type(exc).__name__}: {exc}"[:200]
 
 
 class News:

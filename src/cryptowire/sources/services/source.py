@@ -17,9 +17,10 @@ from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import SourceError
 from cryptowire.events import Event
 from cryptowire.sources.services.context import NodeView, Service, ServiceContext, stamp
+from cryptowire.sources.services.feeds import NewsFeeds
 from cryptowire.sources.services.jobs import JobRunner
 from cryptowire.sources.services.market import MarketData, WhaleTracking
-from cryptowire.sources.services.news import News, NewsFeeds, Sentiment
+from cryptowire.sources.services.news import News, Sentiment
 from cryptowire.sources.services.system import (
     ChainStatus,
     HealthChecker,

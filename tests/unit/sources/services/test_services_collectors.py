@@ -10,9 +10,10 @@ from typing import Any
 from tests.waiting import eventually
 
 from cryptowire.settings import Settings
+from cryptowire.sources.services.feeds import Article, NewsFeeds, parse_feed
 from cryptowire.sources.services.jobs import JobRunner
 from cryptowire.sources.services.market import WhaleTracking
-from cryptowire.sources.services.news import Article, NewsFeeds, Sentiment, parse_feed
+from cryptowire.sources.services.news import Sentiment
 
 RSS = b"""<?xml version="1.0"?>
 <rss version="2.0"><channel><title>Coin Wire</title><link>https://example.org</link>
