@@ -389,7 +389,7 @@ def main():
     ap.add_argument("--outbound-bytes", type=int, default=1024 * 1024,
                     help="hub: server.outbound_buffer_bytes")
     ap.add_argument("--publish-via", choices=["sync", "await"], default="sync",
-                    help="hub: broker.publish_now (memory broker) or await node.publish")
+                    help="hub: broker.publish_now (memory broker) or await node.broker.publish")
     ap.add_argument("--phase", default=None, help="a label stored in every record of this invocation")
     ap.add_argument("--feed-buf", type=int, default=16384,
                     help="SO_SNDBUF of the feeder / SO_RCVBUF of the server's feed socket")

@@ -5,7 +5,7 @@ aiohttp with uvloop, the memory broker, the store on a temporary SQLite file (mi
 at start), the demo source off. Clients connect to ``/ws`` and subscribe with the native op
 ``{"op":"subscribe","args":["app:bench"]}``. Each upstream message is parsed (orjson) and
 published as ``Event(channel="app:bench", data=<the parsed object>, source="bench")`` through
-the broker (``broker.publish_now`` on the memory broker, or ``await node.publish`` with
+the broker (``broker.publish_now`` on the memory broker, or ``await node.broker.publish`` with
 ``--publish-via await``), so it takes the real path: history append + encode once ->
 ``hub.deliver`` -> frame once per dialect -> per-session pending list -> one coalesced
 ``transport.write`` per session per loop tick.
@@ -23,7 +23,7 @@ buffer (TCP backpressure to the feeder), exactly as server.py does for the basel
 
 Cluster runs (bench/cluster/run.py): ``--bus-url redis://...`` puts the node on the Redis bus
 (default ``memory://``, as before; the Redis broker has no ``publish_now``, so the feed is then
-published with ``await node.publish``). ``--no-feed`` makes a *receiver* node: no feed socket;
+published with ``await node.broker.publish``). ``--no-feed`` makes a *receiver* node: no feed socket;
 its publications arrive over the bus from the node that has the feed, and PUBLISH_START /
 PUBLISH_END mark the first app:bench publication it delivers and the END message (the CPU
 window of its RESULT starts there).
@@ -238,14 +238,14 @@ class Bench:
 
     async def publisher(self) -> None:
         """``--publish-via await``: one task publishes the lines that are waiting, all of
-        them at once (``gather`` of ``node.publish``, in order: on the Redis bus they share
+        them at once (``gather`` of ``node.broker.publish``, in order: on the Redis bus they share
         one pipeline), then waits for the next."""
         node, q = self.node, self.q
         while True:
             lines = [await q.get()]
             while not q.empty():
                 lines.append(q.get_nowait())
-            await asyncio.gather(*(node.publish(self.event(line)) for line in lines))
+            await asyncio.gather(*(node.broker.publish(self.event(line)) for line in lines))
             for line in lines:
                 if is_end(line):
                     self.finish()
@@ -271,7 +271,7 @@ class Bench:
                 if self.sync:
                     self.publish_now(ev)
                 else:
-                    await node.publish(ev)
+                    await node.broker.publish(ev)
             await asyncio.sleep(0)          # the hub's per-tick flush runs here
             while self.backlogged():
                 await asyncio.sleep(0.0005)
@@ -280,7 +280,7 @@ class Bench:
         if self.sync:
             self.publish_now(ev)
         else:
-            await node.publish(ev)
+            await node.broker.publish(ev)
         self.finish()
 
 
@@ -490,7 +490,7 @@ if __name__ == "__main__":
     ap.add_argument("--outbound-bytes", type=int, default=1024 * 1024,
                     help="server.outbound_buffer_bytes (slow-consumer bound per session)")
     ap.add_argument("--publish-via", choices=["sync", "await"], default="sync",
-                    help="sync: broker.publish_now (memory broker); await: await node.publish")
+                    help="sync: broker.publish_now (memory broker); await: await node.broker.publish")
     ap.add_argument("--queue-limit", type=int, default=8,
                     help="--publish-via await: pause the feed while more lines are queued")
     ap.add_argument("--feed-rcvbuf", type=int, default=16384, help="SO_RCVBUF of the feed socket")

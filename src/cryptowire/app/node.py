@@ -22,13 +22,12 @@ from cryptowire.bus.base import Broker
 from cryptowire.clock import now_ms
 from cryptowire.closecodes import CLOSE_GOING_AWAY, CLOSE_KEY_REVOKED
 from cryptowire.cluster.factory import create_cluster
-from cryptowire.core.access import Policy, authorize
+from cryptowire.core.access import Policy, authorize, read_refusal
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
 from cryptowire.core.hub import Hub
 from cryptowire.core.session import Principal, Session
 from cryptowire.core.source import Source, SourceStatus
-from cryptowire.events import Event, Publication
 from cryptowire.settings import Settings
 from cryptowire.tasks import Supervisor
 
@@ -72,7 +71,8 @@ class Node:
         self.hub = Hub(self.broker, self.demand,
                        outbound_limit=settings.server.outbound_buffer_bytes,
                        max_outbound=settings.server.max_outbound_bytes)
-        self.hub.access = self.channel_refusal
+        # The policy is read from the settings once: a node's settings do not change.
+        self.hub.access = read_refusal(self.policy)
         #: The RFQ rates every ``/rfq`` session prices from (closed by :meth:`stop`).
         self.rates = wiring.build_rates(settings, self.grammar.parse, self.demand, self.hub)
         #: The watchlist admin and the alert notifier, built once the store is open.
@@ -143,7 +143,7 @@ class Node:
         self.sources = await self.cluster.attach(self.sources, self.grammar.parse)
         self._build_routes()
         for source in self.sources:
-            await source.start(self.publish)
+            await source.start(self.broker.publish)  # history, then fan-out on every node
             log.info("source %s started (%s)", source.name, source.status().detail or "live")
         if self.demo_active:
             log.warning("DEMO MODE: synthetic market and chain data is served "
@@ -176,12 +176,6 @@ class Node:
         deadline = asyncio.get_running_loop().time() + self.settings.server.shutdown_grace_s
         while self.hub.sessions and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)  # sessions leave as their sockets close
-
-    # -- publishing --------------------------------------------------------------------
-
-    async def publish(self, event: Event) -> Publication:
-        """Hand an event to the broker (history, then fan-out on every node)."""
-        return await self.broker.publish(event)
 
     # -- sessions and keys -------------------------------------------------------------
 
@@ -260,8 +254,8 @@ class Node:
                       pg_read_keys=self.settings.auth.pg_read_keys)
 
     def channel_refusal(self, principal: Principal, channel: Channel) -> str | None:
-        """Why ``principal`` may not read ``channel``, or ``None``: the hub's check of every
-        channel a session subscribes to (and recovers)."""
+        """Why ``principal`` may not read ``channel``, or ``None`` (the rule the hub checks
+        every subscribed channel with, for a caller outside a subscribe)."""
         denied = authorize(principal, channel, "read", self.policy)
         return None if denied is None else denied.reason
 

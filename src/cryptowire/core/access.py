@@ -23,6 +23,7 @@ The rule, in short:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -159,3 +160,14 @@ def check(principal: Principal, target: Channel | str, action: Action,
     denied = authorize(principal, target, action, policy)
     if denied is not None:
         raise AuthError(denied.reason, forbidden=denied.forbidden)
+
+
+def read_refusal(policy: Policy) -> Callable[[Principal, Channel], str | None]:
+    """The hub's access check (``Hub.access``): why ``principal`` may not read ``channel``
+    under ``policy``, or ``None``; called once per channel a session subscribes to."""
+
+    def refusal(principal: Principal, channel: Channel) -> str | None:
+        denied = authorize(principal, channel, "read", policy)
+        return None if denied is None else denied.reason
+
+    return refusal

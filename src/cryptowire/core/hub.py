@@ -205,15 +205,7 @@ class Hub:
         reply there, so the reply always precedes the data.
         """
         result = SubscribeResult()
-        wanted: dict[str, Channel] = {}
-        for channel in channels:  # deduped: a repeated name is acquired (and sent) once
-            if channel.name in session.channels or channel.name in wanted:
-                continue
-            refusal = self.access(session.principal, channel) if self.access else None
-            if refusal is not None:
-                result.rejected.append((channel.name, refusal))
-            else:
-                wanted[channel.name] = channel
+        wanted = self._admit(session, channels, result)
         # Hold the wanted channels' publications from now on and note where their streams
         # stand: the subscription starts here, so nothing published while the source
         # acknowledges (Bybit's first frame right behind its ack) is lost, and nothing is
@@ -255,6 +247,22 @@ class Hub:
             await self.unsubscribe(session, [c.name for c in fresh])
         return result
 
+    def _admit(self, session: Session, channels: Iterable[Channel],
+               result: SubscribeResult) -> dict[str, Channel]:
+        """The channels ``session`` may read and does not have yet, each asked of the access
+        check once (a repeated name is acquired and sent once); the others are rejected."""
+        wanted: dict[str, Channel] = {}
+        access = self.access
+        for channel in channels:
+            if channel.name in session.channels or channel.name in wanted:
+                continue
+            refusal = access(session.principal, channel) if access else None
+            if refusal is not None:
+                result.rejected.append((channel.name, refusal))
+            else:
+                wanted[channel.name] = channel
+        return wanted
+
     def _stop_holding(self, session: Session, names: Iterable[str]) -> None:
         for name in names:
             held = self._buffering.get(name)
@@ -276,7 +284,6 @@ class Hub:
             name = channel.name
             asked = name in recover
             r_epoch, r_offset = recover[name] if asked else origin[name]
-            epoch, top = await self.broker.position(name)
             missed = await self.broker.history_since(name, r_epoch, r_offset)
             if asked:
                 result.recovered[name] = missed is not None
@@ -285,12 +292,13 @@ class Hub:
                 else:
                     self.stats.recovery_failed += 1
             if missed is None:  # nothing to replay: the stream starts at the top
+                epoch, top = await self.broker.position(name)
                 starts[name] = top
                 result.positions[name] = (epoch, top)
-            else:
+            else:  # a history of r_epoch: the stream is in it still
                 starts[name] = r_offset
                 backlog[name] = missed
-                result.positions[name] = (epoch, r_offset)
+                result.positions[name] = (r_epoch, r_offset)
             result.accepted.append(name)
         if on_accepted is not None:
             on_accepted(result)

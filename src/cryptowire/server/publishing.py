@@ -42,5 +42,5 @@ async def publish_items(node: ServerNode, items: list[Any]) -> list[dict[str, An
         events.append(Event(channel=channel.name, data=orjson.Fragment(data_json),
                             source="app"))
     # Concurrently, in order: on the Redis bus the batch is one pipeline (one round trip).
-    pubs = await asyncio.gather(*(node.publish(event) for event in events))
+    pubs = await asyncio.gather(*(node.broker.publish(event) for event in events))
     return [{"channel": p.channel, "epoch": p.epoch, "offset": p.offset} for p in pubs]

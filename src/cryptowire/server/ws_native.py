@@ -140,9 +140,6 @@ class NativeSocket(sockets.BaseKind[None]):
         return channels, rejected
 
     async def subscribe(self, session: Session, req: Request) -> None:
-        # The op needs some channel to be readable at all (a valid key without the right is
-        # FORBIDDEN, not UNAUTHORIZED); each channel is then the hub's access check.
-        check(session.principal, CHANNELS, "read", self.node.policy)
         channels, rejected = self._parse_channels(req.args)
         already = [c.name for c in channels if c.name in session.channels]
         new = [c for c in channels if c.name not in session.channels]
@@ -161,6 +158,12 @@ class NativeSocket(sockets.BaseKind[None]):
                 continue
 
         def send_reply(result: SubscribeResult) -> None:
+            if not result.accepted:
+                # The op needs some channel to be readable at all (a valid key without the
+                # right is FORBIDDEN, not UNAUTHORIZED). Each channel is the hub's access
+                # check, once; where none is readable no channel was taken, so asking the
+                # op's own question only now, and raising here, refuses the op as before.
+                check(session.principal, CHANNELS, "read", self.node.policy)
             result.rejected[:0] = rejected
             session.send(native.subscribe_reply(req.id, result, already))
 

@@ -99,7 +99,7 @@ class Hub(ServedHub):
 
     async def publish(self, channel: str, data: Any) -> Publication:
         """Publish in-process, as a source would."""
-        return await self.node.publish(Event(channel=channel, data=data, source="test"))
+        return await self.node.broker.publish(Event(channel=channel, data=data, source="test"))
 
 
 

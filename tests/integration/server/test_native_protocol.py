@@ -544,3 +544,26 @@ async def test_bearer_jwt_authenticates_with_its_scopes(hub: Hub) -> None:
         code, seen = await expect_close(ws)
         assert code == 4001 and seen[0]["code"] == "UNAUTHORIZED"
         assert "JWT" in seen[0]["message"]
+
+
+async def test_subscribe_asks_the_access_rule_once_per_channel(
+        hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The op's own gate is asked only when no channel was accepted; each channel once, in
+    the hub (docs/architecture.md, "Paths")."""
+    from cryptowire.core import access
+
+    asked: list[object] = []
+    authorize = access.authorize
+
+    def counted(principal: Any, target: Any, action: Any, policy: Any) -> Any:
+        asked.append(getattr(target, "name", target))
+        return authorize(principal, target, action, policy)
+
+    ws = await hub.connect()
+    monkeypatch.setattr(access, "authorize", counted)
+    reply = await subscribe(ws, "app:one", "app:two")
+    assert reply["args"] == ["app:one", "app:two"]
+    assert asked == ["app:one", "app:two"]
+    asked.clear()
+    reply = await call(ws, {"op": "subscribe", "args": ["app:one"]})  # nothing new
+    assert reply["op"] == "subscribe" and asked == ["channels"]

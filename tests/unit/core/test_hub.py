@@ -536,3 +536,37 @@ async def test_access_policy_rejects_with_its_reason(env: Env) -> None:
                                                GRAMMAR.parse("app:x")])
     assert result.rejected == [("pg:fill_event", "no")]
     assert result.accepted == ["app:x"]
+
+
+async def test_a_subscribe_asks_access_and_position_once_per_channel(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subscribe path does each step once (docs/architecture.md, "Paths"): one access
+    check and one position read per channel; a second read only where there is no history
+    to start from (a failed recovery starts at the top as it stands then)."""
+    asked: list[str] = []
+    read: list[str] = []
+    position = env.broker.position
+
+    def access(principal: Principal, channel: Channel) -> str | None:
+        asked.append(channel.name)
+        return None
+
+    async def counted(channel: str) -> tuple[str, int]:
+        read.append(channel)
+        return await position(channel)
+
+    env.hub.access = access
+    monkeypatch.setattr(env.broker, "position", counted)
+    pub = env.publish("app:x", 1)
+    result = await sub(env, env.session(CountingEncoder()), "app:x", "app:y", "app:x")
+    assert result.accepted == ["app:x", "app:y"]
+    assert asked == ["app:x", "app:y"] and read == ["app:x", "app:y"]
+    assert result.positions["app:x"] == (pub.epoch, pub.offset)
+
+    asked.clear()
+    read.clear()
+    result = await sub(env, env.session(CountingEncoder()), "app:x",
+                       recover={"app:x": ("another-epoch", 0)})
+    assert result.recovered == {"app:x": False}
+    assert result.positions["app:x"] == (pub.epoch, pub.offset)
+    assert asked == ["app:x"] and read == ["app:x", "app:x"]
