@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from cryptowire.core.hub import Hub
     from cryptowire.core.session import Principal, Session
     from cryptowire.core.source import Source, SourceStatus
-    from cryptowire.events import Event, Publication
     from cryptowire.rfq.providers import LiquidityProvider
     from cryptowire.settings import Settings
     from cryptowire.sources.evm.tokens import TokenAdmin
@@ -90,10 +89,9 @@ class ServerNode(Protocol):
     async def stop(self) -> None: ...
     async def drain(self, code: int, reason: str) -> None: ...
 
-    # -- sources, publishing, access -----------------------------------------------------
+    # -- sources and access -------------------------------------------------------------
 
     def route(self, channel: Channel) -> Source | None: ...
-    async def publish(self, event: Event) -> Publication: ...
     def channel_refusal(self, principal: Principal, channel: Channel) -> str | None: ...
 
     # -- sessions and keys -------------------------------------------------------------
