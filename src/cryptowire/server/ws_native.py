@@ -28,6 +28,7 @@ from cryptowire.server.publishing import publish_items
 from cryptowire.server.rest_tokens import native_token_op
 from cryptowire.server.ws_services import ServicesProtocol
 from cryptowire.wire import mudrex003, native
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.native import NativeDialect, Request
 
 log = logging.getLogger("cryptowire.server.ws")
@@ -35,6 +36,8 @@ log = logging.getLogger("cryptowire.server.ws")
 
 class NativeSocket(sockets.BaseKind[None]):
     """Handles the ops of one node's native sessions."""
+
+    dialect: NativeDialect
 
     def __init__(self, node: ServerNode, dialect: NativeDialect) -> None:
         self.node = node
@@ -67,12 +70,14 @@ class NativeSocket(sockets.BaseKind[None]):
             if self.action_handler is not None and '"action"' in text \
                     and await self.action_handler(session, text):
                 return
-            req = native.parse_request(text)
+            req = self.dialect.parse(text, state)
+            if isinstance(req, Invalid):
+                self.node.counters.errors_sent += 1
+                session.send(req.frame)
+                return
             rid = req.id
             await self.dispatch(session, req)
         except (ProtocolError, AuthError) as exc:
-            if isinstance(exc, native.FrameError):
-                rid = exc.id  # parse failed after the id was read: echo it all the same
             self.node.counters.errors_sent += 1
             session.send(native.error(exc.code, exc.message, rid))
         except CryptowireError as exc:

@@ -27,12 +27,15 @@ from cryptowire.server import sockets
 from cryptowire.server.node import ServerNode
 from cryptowire.sources.prices import RateProvider
 from cryptowire.wire import rfq001
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.server.rfq")
 
 
 class RfqSocket(sockets.BaseKind[RfqConnection]):
+    dialect: rfq001.RfqDialect
+
     def __init__(self, node: ServerNode) -> None:
         self.node = node
         cfg = node.settings.rfq
@@ -70,10 +73,9 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
                              admit=lambda: starts.admit(allowance, key, who))
 
     async def on_text(self, session: Session, conn: RfqConnection, text: str) -> None:
-        try:
-            msg = rfq001.parse(text)
-        except rfq001.RfqFrameError as exc:
-            session.send(rfq001.error(str(exc)))
+        msg = self.dialect.parse(text, None)
+        if isinstance(msg, Invalid):
+            session.send(msg.frame)
             return
         try:
             if isinstance(msg, rfq001.ChannelOp):

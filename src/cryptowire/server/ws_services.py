@@ -28,6 +28,7 @@ from cryptowire.server.node import ServerNode
 from cryptowire.server.replies import json
 from cryptowire.server.rest import problems
 from cryptowire.wire import services004 as s004
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
 
 log = logging.getLogger("cryptowire.server.services")
@@ -55,8 +56,8 @@ class ServicesProtocol:
 
     async def accept(self, session: Session, endpoint: Endpoint) -> ClientState:
         """A 004 client: greeted, and subscribed to its path's services."""
-        now = now_ms()
-        state = self.clients[session] = ClientState(s004.new_client_id(now), now, now)
+        state = self.clients[session] = self.dialect.new_state()
+        now = state.connected_ms
         session.send(s004.connection_established(state, endpoint, now))
         if endpoint.welcome:
             session.send(s004.welcome(now))
@@ -66,11 +67,10 @@ class ServicesProtocol:
         return state
 
     async def on_text(self, session: Session, text: str) -> None:
-        try:
-            action = s004.parse_text(text)
-        except ActionError as exc:
+        action = self.dialect.parse(text, None)
+        if isinstance(action, Invalid):
             self.node.counters.errors_sent += 1
-            session.send(s004.error(exc.data, now_ms()))
+            session.send(action.frame)
             return
         try:
             await self._act(session, action)

@@ -39,6 +39,7 @@ from cryptowire.server.context import NODE
 from cryptowire.server.node import ServerNode
 from cryptowire.server.rest_tokens import admin_for
 from cryptowire.wire import swaps000
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.frames import text_frame
 from cryptowire.wire.swaps000 import SwapsState
 
@@ -70,6 +71,8 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
     """The 000 dialect's server side; each connection's state is a
     :class:`~cryptowire.wire.swaps000.SwapsState`."""
 
+    dialect: swaps000.Swaps000Dialect
+
     def __init__(self, node: ServerNode) -> None:
         self.node = node
         self.dialect = swaps000.Swaps000Dialect()
@@ -85,7 +88,7 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
         return None
 
     async def accept(self, session: Session, request: web.Request) -> SwapsState:
-        return SwapsState()
+        return self.dialect.new_state()
 
     async def end(self, session: Session, state: SwapsState) -> None:
         return None
@@ -98,10 +101,9 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
 
     def _ignored(self, session: Session, state: SwapsState) -> None:
         """A client frame on a streaming session: said once, then dropped."""
-        if not state.told:
-            state.told = True
-            self._send(session, swaps000.error(
-                400, "This connection streams; client frames are ignored."))
+        reply = swaps000.ignored(state)
+        if isinstance(reply, Invalid):
+            self.send(session, reply.frame)
 
     def _send(self, session: Session, body: bytes) -> None:
         self.send(session, text_frame(body))
@@ -129,14 +131,15 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
     async def on_text(self, session: Session, state: SwapsState, text: str) -> None:
         step = state.step
         try:
-            if step == "key":
-                await self._auth(session, state, text.strip())
-            elif step == "command":
-                await self._command(session, state, swaps000.command(text.strip()))
-            elif step in swaps000.WITH_PAYLOAD:
-                await self._payload(session, step, text)
-            elif step == "streaming":
-                self._ignored(session, state)  # the seed's clients send nothing more
+            cmd = self.dialect.parse(text, state)
+            if isinstance(cmd, swaps000.Key):
+                await self._auth(session, state, cmd.key)
+            elif isinstance(cmd, swaps000.Command):
+                await self._command(session, state, cmd.name)
+            elif isinstance(cmd, swaps000.Payload):
+                await self._payload(session, cmd.command, cmd.text)
+            elif isinstance(cmd, Invalid):
+                self.send(session, cmd.frame)
         except Exception:
             log_exception(log, "000 session %s: frame failed in state %s", session.id, step)
             self._send(session, swaps000.error(500, "Internal error; try again."))
@@ -186,8 +189,6 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
                     if command != "token_symbol" else denied.reason))
                 return
             state.step = command
-        else:
-            self._send(session, swaps000.unknown_command(command))
 
     async def _payload(self, session: Session, command: str, text: str) -> None:
         admin = admin_for(self.node)

@@ -3,16 +3,37 @@ publication framer and the frames for the events every socket has. Sans-I/O: a d
 builds bytes; the server decides when to send them and closes sockets.
 
 Each dialect module (native, mudrex003, services004, swaps000, rfq001, pg002) has one
-object satisfying :class:`Dialect`; the parsing of client frames and the replies to them
-stay functions of that module, fed and asserted in ``tests/unit/wire``.
+object satisfying :class:`Dialect`. Its :meth:`Dialect.parse` turns a client's text frame
+into that dialect's command record, or into :class:`Invalid` carrying the whole reply frame
+(so the server never builds a protocol error itself) or :class:`Ignored`; the server
+dispatches on the command's type. Per-session dialect state is the plain object
+:meth:`Dialect.new_state` returns (``None`` where the dialect keeps none). Fed and asserted
+in ``tests/unit/wire``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the hub is not loaded by a sans-I/O module
     from cryptowire.core.session import Encoder
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A client frame the dialect refuses: ``frame`` is the whole reply to send as is."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A client frame the dialect ignores (nothing to do, nothing to answer)."""
+
+
+#: The one :class:`Ignored` command.
+IGNORED = Ignored()
 
 
 class Dialect(Protocol):
@@ -45,4 +66,14 @@ class Dialect(Protocol):
 
     def binary(self) -> bytes | None:
         """The reply to a binary frame, or ``None`` to ignore it."""
+        ...
+
+    def new_state(self) -> Any:
+        """A new session's dialect state, a plain object (``None`` where there is none)."""
+        ...
+
+    def parse(self, text: str, state: Any) -> object:
+        """The command a client's text frame is, given the session's dialect state (which
+        it may advance): the dialect's own command record, :class:`Invalid` or
+        :class:`Ignored`."""
         ...

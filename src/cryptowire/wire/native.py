@@ -17,6 +17,7 @@ from cryptowire.clock import now_ms
 from cryptowire.errors import ProtocolError
 from cryptowire.events import Publication
 from cryptowire.jsonnum import loads_exact
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.frames import text_frame
 
 if TYPE_CHECKING:  # the hub is not loaded by a sans-I/O module
@@ -238,3 +239,15 @@ class NativeDialect:
     def binary(self) -> bytes:
         return error("INVALID_JSON",
                      "Binary frames are not supported; send JSON as text frames.")
+
+    def new_state(self) -> None:
+        return None
+
+    def parse(self, text: str, state: object = None) -> Request | Invalid:
+        """A :class:`Request`, or the error reply (echoing the id once it was read)."""
+        try:
+            return parse_request(text)
+        except FrameError as exc:
+            return Invalid(error(exc.code, exc.message, exc.id))
+        except ProtocolError as exc:
+            return Invalid(error(exc.code, exc.message))

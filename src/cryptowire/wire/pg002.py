@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 
 from cryptowire.events import Publication
+from cryptowire.wire.dialect import IGNORED, Ignored
 from cryptowire.wire.frames import text_frame
 
 
@@ -46,3 +47,9 @@ class PgDialect:
 
     def binary(self) -> None:
         return None
+
+    def new_state(self) -> None:
+        return None
+
+    def parse(self, text: str, state: object = None) -> Ignored:
+        return IGNORED  # write mode is not supported

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from cryptowire.events import Publication
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.frames import text_frame
 
 ACTIONS = ("startSession", "updateSession", "stopSession", "acceptOffer", "placeOrder")
@@ -100,6 +101,16 @@ class RfqDialect:
 
     def flooding(self) -> bytes:
         return error("Flooding: closing.")
+
+    def new_state(self) -> None:
+        return None  # the session's RFQ state is the server's RfqConnection (it does I/O)
+
+    def parse(self, text: str, state: object = None) -> RfqAction | ChannelOp | Invalid:
+        """An action or a channel op, or the error reply."""
+        try:
+            return parse(text)
+        except RfqFrameError as exc:
+            return Invalid(error(str(exc)))
 
     def binary(self) -> bytes:
         return error("Binary frames are not supported; send JSON text.")

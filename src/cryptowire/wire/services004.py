@@ -21,6 +21,7 @@ import orjson
 from cryptowire.clock import iso, now_ms
 from cryptowire.core.channels import SERVICES
 from cryptowire.events import Publication
+from cryptowire.wire.dialect import Invalid
 from cryptowire.wire.frames import text_frame
 
 if TYPE_CHECKING:  # the hub is not loaded by a sans-I/O module
@@ -305,3 +306,14 @@ class Services004Dialect:
     def binary(self) -> bytes:
         return error({"message": "Binary frames are not supported; send JSON text frames."},
                      now_ms())
+
+    def new_state(self) -> ClientState:
+        now = now_ms()
+        return ClientState(new_client_id(now), now, now)
+
+    def parse(self, text: str, state: object = None) -> Action | Invalid:
+        """An :class:`Action`, or the ``error`` frame answering it."""
+        try:
+            return parse_text(text)
+        except ActionError as exc:
+            return Invalid(error(exc.data, now_ms()))

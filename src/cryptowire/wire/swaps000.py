@@ -37,6 +37,7 @@ import orjson
 from cryptowire.events import Publication
 from cryptowire.jsonnum import number
 from cryptowire.logthrottle import log_throttled
+from cryptowire.wire.dialect import IGNORED, Ignored, Invalid
 from cryptowire.wire.frames import text_frame
 
 log = logging.getLogger("cryptowire.wire.swaps000")
@@ -269,6 +270,36 @@ class SwapsState:
     told: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Key:
+    """The first frame: the API key (stripped; empty when none was sent)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """The event frame: one of :data:`COMMANDS` (an alias resolved)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """The JSON frame a command of :data:`WITH_PAYLOAD` waited for, as sent."""
+
+    command: str
+    text: str
+
+
+def ignored(state: SwapsState) -> Invalid | Ignored:
+    """A client frame on a streaming session: said once, then dropped."""
+    if state.told:
+        return IGNORED
+    state.told = True
+    return Invalid(text_frame(error(400, "This connection streams; client frames are ignored.")))
+
+
 class Swaps000Dialect:
     """The 000 socket's frames (:class:`~cryptowire.wire.dialect.Dialect`); whole frames,
     which the server writes past the batching of a streaming session."""
@@ -294,3 +325,21 @@ class Swaps000Dialect:
 
     def binary(self) -> bytes:
         return text_frame(error(400, "Send text frames."))
+
+    def new_state(self) -> SwapsState:
+        return SwapsState()
+
+    def parse(self, text: str, state: SwapsState) -> Key | Command | Payload | Invalid | Ignored:
+        """The frame for the connection's step; the step itself moves on as the server acts
+        (a key accepted, a command allowed)."""
+        step = state.step
+        if step == "key":
+            return Key(text.strip())
+        if step == "command":
+            name = command(text.strip())
+            if name not in COMMANDS:
+                return Invalid(text_frame(unknown_command(name)))
+            return Command(name)
+        if step in WITH_PAYLOAD:
+            return Payload(step, text)
+        return ignored(state)  # streaming: the seed's clients send nothing more
