@@ -1,8 +1,9 @@
 """``GET /ws``: the native protocol (and the seed 003 Mudrex dialect, which is the same ops).
 
-Each client frame goes through the session's rate limit, then :func:`parse_request`, then
-the op. Every failure is answered with ``{"op":"error","code",...}`` and the session stays
-open, except a wrong key (4001), a flood (4009) and the connection limits (4003).
+Each client frame goes through the session's rate limit, then the dialect's ``parse`` (a
+:class:`~cryptowire.wire.native.Request`, or the error reply to send), then the op. Every
+failure is answered with ``{"op":"error","code",...}`` and the session stays open, except a
+wrong key (4001), a flood (4009) and the connection limits (4003).
 """
 
 from __future__ import annotations

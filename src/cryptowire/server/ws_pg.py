@@ -131,7 +131,7 @@ class PgSocket(sockets.BaseKind["asyncio.TimerHandle | None"]):
 
     async def on_text(self, session: Session, timer: asyncio.TimerHandle | None,
                       text: str) -> None:
-        return None  # write mode is not supported: client messages are ignored
+        self.dialect.parse(text, None)  # Ignored: write mode is not supported
 
     async def end(self, session: Session, timer: asyncio.TimerHandle | None) -> None:
         if timer is not None:

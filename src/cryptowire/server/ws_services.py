@@ -29,7 +29,7 @@ from cryptowire.server.replies import json
 from cryptowire.server.rest import problems
 from cryptowire.wire import services004 as s004
 from cryptowire.wire.dialect import Invalid
-from cryptowire.wire.services004 import ActionError, ClientState, Endpoint
+from cryptowire.wire.services004 import ClientState, Endpoint
 
 log = logging.getLogger("cryptowire.server.services")
 
@@ -89,16 +89,14 @@ class ServicesProtocol:
         if not isinstance(obj, dict) or "action" not in obj or "op" in obj:
             return False
         if session not in self.clients:
-            now = now_ms()
-            self.clients[session] = ClientState(s004.new_client_id(now), now, now)
+            self.clients[session] = self.dialect.new_state()
         if not session.channels:
             # Frame services the 004 way from now on; other channels stay native.
             session.encoder = self._hybrid(session.encoder)
-        try:
-            action = s004.parse_action(obj)
-        except ActionError as exc:
+        action = self.dialect.parse_object(obj)
+        if isinstance(action, Invalid):
             self.node.counters.errors_sent += 1
-            session.send(s004.error(exc.data, now_ms()))
+            session.send(action.frame)
             return True
         await self._act(session, action)
         return True
@@ -110,7 +108,7 @@ class ServicesProtocol:
         now = now_ms()
         state = self.clients.get(session)
         if state is None:
-            state = self.clients[session] = ClientState(s004.new_client_id(now), now, now)
+            state = self.clients[session] = self.dialect.new_state()
         session.send(s004.connection_established(state, s004.NATIVE_ENDPOINT, now))
 
     def _hybrid(self, encoder: Encoder) -> Encoder:

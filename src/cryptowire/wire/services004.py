@@ -317,3 +317,10 @@ class Services004Dialect:
             return parse_text(text)
         except ActionError as exc:
             return Invalid(error(exc.data, now_ms()))
+
+    def parse_object(self, obj: object) -> Action | Invalid:
+        """:meth:`parse` of a frame already decoded (the native socket's action form)."""
+        try:
+            return parse_action(obj)
+        except ActionError as exc:
+            return Invalid(error(exc.data, now_ms()))

@@ -44,6 +44,12 @@ class EchoDialect:
     def binary(self) -> None:
         return None
 
+    def new_state(self) -> None:
+        return None
+
+    def parse(self, text: str, state: None) -> bytes:
+        return text.encode()
+
 
 class Echo(sockets.BaseKind[None]):
     """The server side: no state, no greeting."""
@@ -59,7 +65,7 @@ class Echo(sockets.BaseKind[None]):
         return None
 
     async def on_text(self, session: Session, state: None, text: str) -> None:
-        session.send(text_frame(b'{"echo":' + text.encode() + b"}"))
+        session.send(text_frame(b'{"echo":' + self.dialect.parse(text, state) + b"}"))
 
     async def end(self, session: Session, state: None) -> None:
         return None

@@ -97,3 +97,11 @@ def test_pg002_ignores_client_text() -> None:
     d = pg002.PgDialect()
     assert d.new_state() is None
     assert d.parse('{"channel":"x"}', None) is IGNORED
+
+
+def test_services004_parses_a_decoded_action_form() -> None:
+    d = services004.Services004Dialect()
+    assert d.parse_object({"action": "get_status"}) == services004.Action("get_status")
+    bad = d.parse_object({"action": "subscribe", "service": "nope"})
+    assert isinstance(bad, Invalid)
+    assert b'"data":{"message":"Invalid service: nope","available_services":[' in bad.frame
