@@ -75,7 +75,7 @@ def install_group_tick(hub) -> None:
         dirty, self._dirty = self._dirty, []
         self.stats.writes += len(dirty)
         for session in dirty:        # replies and recovered frames first
-            session.flush()
+            self.fanout.flush(session)
         tick, self._tick = self._tick, {}
         limit = self.outbound_limit
         for segs in tick.values():

@@ -221,7 +221,7 @@ class Node:
         closed = 0
         for session in list(self.hub.sessions.values()):
             if session.principal.key_id == key_id and not session.closed:
-                session.close(CLOSE_KEY_REVOKED, "API key revoked")
+                self.hub.fanout.close(session, CLOSE_KEY_REVOKED, "API key revoked")
                 closed += 1
         return closed
 

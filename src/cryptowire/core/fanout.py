@@ -3,7 +3,8 @@
 :class:`Fanout` holds the live index (channel -> dialect -> :class:`Group`) and writes
 publications to sessions; :class:`~cryptowire.core.hub.Hub` holds one and adds subscribing
 (buffering, recovery, demand, the broker) around it. A :class:`Session` is the fan-out's
-record of a connection; its ``send``/``flush``/``close`` are this module's.
+record of a connection, with no link back: a reply or a close is handed to
+:meth:`Fanout.send`/:meth:`Fanout.flush`/:meth:`Fanout.close` with the session.
 
 A publication is framed once per dialect present among its subscribers, and at the end of the
 event-loop tick each session gets its frames of that tick in one ``transport.write``. No
@@ -115,7 +116,7 @@ class Fanout:
                 group.size += size
             if not group.shared:
                 continue
-            # Session.send inlined: this loop runs once per delivery, so it does only list
+            # Fanout.send inlined: this loop runs once per delivery, so it does only list
             # appends and one integer compare per session (no call, no await, no task).
             limit = self.outbound_limit
             dirty = self._dirty
@@ -134,7 +135,7 @@ class Fanout:
             if dirty and not was_dirty and not self._flush_scheduled:
                 self._schedule_flush()
 
-    # -- one session's writes (Session.send/flush/close) --------------------------------
+    # -- one session's writes (send/flush/close) -------------------------------------------
 
     def send(self, session: Session, frame: bytes) -> None:
         """Queue a whole wire frame to ``session``; written at the end of this loop tick."""

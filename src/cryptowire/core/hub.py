@@ -321,7 +321,7 @@ class Hub:
                 last = pub.offset
                 frame = encoder.frame_publication(pub)
                 if frame is not None:
-                    session.send(frame)
+                    self.fanout.send(session, frame)
         seen = self._last.get(channel)
         if seen is not None and seen.epoch == epoch and seen.offset >= last:
             self.fanout.join(session, channel)
@@ -371,4 +371,4 @@ class Hub:
 
     def close_all(self, code: int, reason: str) -> None:
         for session in list(self.sessions.values()):
-            session.close(code, reason)
+            self.fanout.close(session, code, reason)

@@ -1,8 +1,9 @@
 """A client connection as the core sees it (:class:`Session`), who is on it
 (:class:`Principal`), and the two seams to the outside: the ``Transport`` it writes to and the
-dialect's ``Encoder``. A session is a record: what it sends and when it closes are decided by
-its :class:`Outbox` (the fan-out, :mod:`cryptowire.core.fanout`), which it names only by this
-protocol."""
+dialect's ``Encoder``. A session is a plain record with no link to the hub or the fan-out:
+what it sends and when it closes are decided by the fan-out (:mod:`cryptowire.core.fanout`),
+which callers hand the session to (``fanout.send(session, frame)``, ``fanout.flush(session)``,
+``fanout.close(session, code, reason)``)."""
 
 from __future__ import annotations
 
@@ -31,16 +32,6 @@ class Encoder(Protocol):
     name: str
 
     def frame_publication(self, pub: Publication) -> bytes | None: ...
-
-
-class Outbox(Protocol):
-    """Where a session's frames go: queued for the end of the tick, written, or closed."""
-
-    def send(self, session: Session, frame: bytes) -> None: ...
-
-    def flush(self, session: Session) -> None: ...
-
-    def close(self, session: Session, code: int, reason: str) -> None: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -89,18 +80,18 @@ class Group:
 class Session:
     """One client connection as the core sees it: a transport, a dialect, subscriptions.
 
-    ``send``/``flush``/``close`` hand the session to its outbox; ``on_close`` is the
-    socket's own close (called once, by the outbox)."""
+    A record: it refers to no hub or fan-out (send, flush and close through the fan-out).
+    ``on_close`` is data, the socket's own closer (called once, by the fan-out)."""
 
     __slots__ = (
         "id", "transport", "encoder", "principal", "channels", "pending", "pending_bytes",
-        "closed", "on_close", "outbox", "remote", "connected_ms", "groups", "solo_in",
+        "closed", "on_close", "remote", "connected_ms", "groups", "solo_in",
         "inbound", "seen", "buffered",
         "__weakref__",
     )
 
     def __init__(
-        self, outbox: Outbox, transport: Transport, encoder: Encoder,
+        self, transport: Transport, encoder: Encoder,
         close: Callable[[Session, int, str], None], *, principal: Principal | None = None,
         remote: str = "", connected_ms: int = 0,
     ) -> None:
@@ -113,7 +104,6 @@ class Session:
         self.pending_bytes = 0
         self.closed = False
         self.on_close = close
-        self.outbox = outbox
         self.remote = remote
         self.connected_ms = connected_ms
         #: How many groups this session is live in, and the group when that is exactly one.
@@ -125,15 +115,3 @@ class Session:
         self.seen = 0.0
         #: Bytes its transport held after the last write (for the node-wide bound).
         self.buffered = 0
-
-    def send(self, frame: bytes) -> None:
-        """Queue a whole wire frame; it is written at the end of this loop tick."""
-        self.outbox.send(self, frame)
-
-    def flush(self) -> None:
-        """Write the pending frames now, in one write."""
-        self.outbox.flush(self)
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the connection with ``code`` (pending frames are flushed first)."""
-        self.outbox.close(self, code, reason)

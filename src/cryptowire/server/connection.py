@@ -22,6 +22,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from cryptowire import closecodes
 from cryptowire.clock import now_ms
 from cryptowire.closecodes import CLOSE_INTERNAL_ERROR
+from cryptowire.core.fanout import Fanout
 from cryptowire.core.session import Encoder, Principal, Session, Transport
 from cryptowire.logthrottle import log_throttled
 from cryptowire.server.context import NODE
@@ -63,7 +64,7 @@ async def open_session(
     ws.headers.clear()
     transport = request.transport
     assert transport is not None
-    session = Session(node.hub.fanout, transport, encoder, close_transport, principal=principal,
+    session = Session(transport, encoder, close_transport, principal=principal,
                       remote=client_address(node, request), connected_ms=now_ms())
     session.seen = asyncio.get_running_loop().time()
     node.track(session)
@@ -130,7 +131,7 @@ class guarded:  # noqa: N801 - used as ``async with guarded(node, session)``, li
                 # (sys.exc_info() is ``exc`` here).
                 log_throttled(log, logging.ERROR, "session %s failed in its handler",
                               session.id, exc_info=True)
-                session.close(CLOSE_INTERNAL_ERROR, "Internal error")
+                self.node.hub.fanout.close(session, CLOSE_INTERNAL_ERROR, "Internal error")
                 return True  # handled: the socket is closed with 1011
             return False
         finally:
@@ -153,17 +154,14 @@ def over_connection_limits(node: ServerNode, session: Session) -> str | None:
     return None
 
 
-def refuse(session: Session, error_frame: bytes, code: closecodes.CloseCode) -> None:
-    session.send(error_frame)
-    session.close(code.code, code.meaning)
-
-
-def send_frame(session: Session, frame: bytes) -> None:
-    session.send(frame)
+def refuse(fanout: Fanout, session: Session, error_frame: bytes,
+           code: closecodes.CloseCode) -> None:
+    fanout.send(session, error_frame)
+    fanout.close(session, code.code, code.meaning)
 
 
 def inbound_ok(node: ServerNode, session: Session, dialect: Dialect,
-               send: Callable[[Session, bytes], None] = send_frame) -> bool:
+               send: Callable[[Session, bytes], None]) -> bool:
     """Take one client message from the session's inbound rate: ``False`` (and the
     dialect's answer sent) when it is over; a flood closes the session with 4009."""
     bucket = session.inbound
@@ -175,7 +173,8 @@ def inbound_ok(node: ServerNode, session: Session, dialect: Dialect,
         frame = dialect.flooding()
         if frame is not None:
             send(session, frame)
-        session.close(closecodes.RATE_LIMITED.code, closecodes.RATE_LIMITED.meaning)
+        node.hub.fanout.close(session, closecodes.RATE_LIMITED.code,
+                              closecodes.RATE_LIMITED.meaning)
     else:
         frame = dialect.dropped(int(bucket.rate))
         if frame is not None:
@@ -243,5 +242,6 @@ def client_ping_allowed(node: ServerNode, session: Session) -> bool:
     node.counters.rate_limited += 1
     if bucket.flooding and not session.closed:
         node.counters.rate_limit_closes += 1
-        session.close(closecodes.RATE_LIMITED.code, "Flooding with pings: closing.")
+        node.hub.fanout.close(session, closecodes.RATE_LIMITED.code,
+                              "Flooding with pings: closing.")
     return False

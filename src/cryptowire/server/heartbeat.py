@@ -76,5 +76,6 @@ class Heartbeat:
             self.node.counters.ping_timeouts += 1
             log.info("session %s sent no pong within %.1f s: closing with 4011",
                      session.id, self.timeout_s)
-            session.close(closecodes.PING_TIMEOUT.code, closecodes.PING_TIMEOUT.meaning)
+            self.node.hub.fanout.close(session, closecodes.PING_TIMEOUT.code,
+                                       closecodes.PING_TIMEOUT.meaning)
         return dropped

@@ -175,8 +175,8 @@ async def native_token_op(node: ServerNode, session: Session, req: Request) -> N
     if req.op == "list_tokens":
         check(session.principal, WATCHLIST, "read", node.policy)
         tokens = await admin.list(req.args[0] if req.args else None)
-        session.send(native.reply(req.id, {"op": "list_tokens", "success": True,
-                                           "data": [t.public() for t in tokens]}))
+        node.hub.fanout.send(session, native.reply(req.id, {
+            "op": "list_tokens", "success": True, "data": [t.public() for t in tokens]}))
         return
     check(session.principal, WATCHLIST, "admin", node.policy)
     if len(req.args) != 1 or not isinstance(req.args[0], dict):
@@ -184,11 +184,11 @@ async def native_token_op(node: ServerNode, session: Session, req: Request) -> N
                                             '[{"chain": 1, "address": "0x..."}].')
     if req.op == "add_token":
         token = await admin.add(req.args[0])
-        session.send(native.reply(req.id, {"op": "add_token", "success": True,
-                                           "message": "Successfully added token",
-                                           "data": token.public()}))
+        node.hub.fanout.send(session, native.reply(req.id, {
+            "op": "add_token", "success": True, "message": "Successfully added token",
+            "data": token.public()}))
         return
     removed = await admin.remove(req.args[0])
-    session.send(native.reply(req.id, {
+    node.hub.fanout.send(session, native.reply(req.id, {
         "op": "remove_token", "success": removed,
         "message": "Removed" if removed else "Token is not tracked"}))

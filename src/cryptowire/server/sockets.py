@@ -21,6 +21,7 @@ from typing import Generic, Protocol, TypeVar, cast
 from aiohttp import web
 
 from cryptowire import closecodes
+from cryptowire.core.fanout import Fanout
 from cryptowire.core.session import Encoder, Principal, Session
 from cryptowire.errors import AuthError
 from cryptowire.server import browser
@@ -98,9 +99,10 @@ class SocketKind(Protocol[S]):
 class BaseKind(Generic[S]):
     """The defaults of a :class:`SocketKind`: the key comes with the upgrade request
     (``X-API-Key``, ``api_key``, bearer; none: anonymous), no in-band key, binary frames
-    get the dialect's answer, frames go out with ``session.send``."""
+    get the dialect's answer, frames go out through the node's fan-out."""
 
     dialect: Dialect
+    node: ServerNode
 
     async def authenticate(self, request: web.Request) -> Principal | web.StreamResponse:
         return await principal_for(request.app[NODE], request_key(request))
@@ -114,19 +116,19 @@ class BaseKind(Generic[S]):
             self.send(session, frame)
 
     def send(self, session: Session, frame: bytes) -> None:
-        session.send(frame)
+        self.node.hub.fanout.send(session, frame)
 
 
-def refuse(session: Session, dialect: Dialect, code: str, message: str,
+def refuse(fanout: Fanout, session: Session, dialect: Dialect, code: str, message: str,
            close: closecodes.CloseCode) -> None:
     """The dialect's refusal frame, then ``close``; a dialect without one says why in the
     close frame's reason instead."""
     frame = dialect.refused(code, message)
     if frame is None:
-        session.close(close.code, message)
+        fanout.close(session, close.code, message)
         return
-    session.send(frame)
-    session.close(close.code, close.meaning)
+    fanout.send(session, frame)
+    fanout.close(session, close.code, close.meaning)
 
 
 class Served(Generic[S]):
@@ -155,13 +157,14 @@ class Served(Generic[S]):
         ws, session = await open_session(request, kind.encoder, principal)
         async with guarded(node, session):
             if why is not None:
-                refuse(session, kind.dialect, code, why, closecodes.UNAUTHORIZED)
+                refuse(node.hub.fanout, session, kind.dialect, code, why,
+                       closecodes.UNAUTHORIZED)
                 await read_loop(node, ws, session, ignore_text, ignore_binary)
                 return ws
             reason = over_connection_limits(node, session)
             if reason is not None:
                 node.counters.rejected_connections += 1
-                refuse(session, kind.dialect, "LIMIT_EXCEEDED", reason,
+                refuse(node.hub.fanout, session, kind.dialect, "LIMIT_EXCEEDED", reason,
                        closecodes.SERVER_FULL)
                 await read_loop(node, ws, session, ignore_text, ignore_binary)
                 return ws
@@ -190,10 +193,12 @@ class Served(Generic[S]):
         timeout = self.node.settings.server.auth_timeout_s
         frame = self.kind.dialect.no_key(timeout)
         if frame is None:
-            session.close(closecodes.UNAUTHORIZED.code, f"No API key within {timeout:g} s")
+            self.node.hub.fanout.close(session, closecodes.UNAUTHORIZED.code,
+                                       f"No API key within {timeout:g} s")
             return
         self.kind.send(session, frame)
-        session.close(closecodes.UNAUTHORIZED.code, closecodes.UNAUTHORIZED.meaning)
+        self.node.hub.fanout.close(session, closecodes.UNAUTHORIZED.code,
+                                   closecodes.UNAUTHORIZED.meaning)
 
     async def on_text(self, session: Session, text: str) -> None:
         if inbound_ok(self.node, session, self.kind.dialect, self.kind.send):

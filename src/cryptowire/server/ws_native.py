@@ -42,6 +42,7 @@ class NativeSocket(sockets.BaseKind[None]):
 
     def __init__(self, node: ServerNode, dialect: NativeDialect) -> None:
         self.node = node
+        self.fanout = node.hub.fanout  # sends, flushes and closes go through the fan-out
         self.dialect = dialect
         self.encoder = dialect.encoder()
         #: Seed 004 clients send ``{"action": ...}`` here; set by :func:`setup`, it
@@ -74,24 +75,25 @@ class NativeSocket(sockets.BaseKind[None]):
             req = self.dialect.parse(text, state)
             if isinstance(req, Invalid):
                 self.node.counters.errors_sent += 1
-                session.send(req.frame)
+                self.fanout.send(session, req.frame)
                 return
             rid = req.id
             await self.dispatch(session, req)
         except (ProtocolError, AuthError) as exc:
             self.node.counters.errors_sent += 1
-            session.send(native.error(exc.code, exc.message, rid))
+            self.fanout.send(session, native.error(exc.code, exc.message, rid))
         except CryptowireError as exc:
             self.node.counters.errors_sent += 1
-            session.send(native.error(exc.code, exc.message, rid))
+            self.fanout.send(session, native.error(exc.code, exc.message, rid))
         except Exception:
             log_exception(log, "op failed on session %s", session.id)
-            session.send(native.error("INTERNAL_ERROR", "Internal error; try again.", rid))
+            self.fanout.send(session, native.error("INTERNAL_ERROR", "Internal error; try again.",
+                                                   rid))
 
     async def dispatch(self, session: Session, req: Request) -> None:
         op = req.op
         if op == "ping":
-            session.send(native.pong(req.id))
+            self.fanout.send(session, native.pong(req.id))
         elif op == "subscribe":
             await self.subscribe(session, req)
         elif op == "unsubscribe":
@@ -99,7 +101,7 @@ class NativeSocket(sockets.BaseKind[None]):
         elif op == "auth":
             await self.auth(session, req)
         elif op == "channels":
-            session.send(native.reply(req.id, {
+            self.fanout.send(session, native.reply(req.id, {
                 "op": "channels", "success": True, "data": self.node.grammar.catalog()}))
         elif op == "publish":
             await self.publish(session, req)
@@ -110,7 +112,7 @@ class NativeSocket(sockets.BaseKind[None]):
         try:
             principal = await principal_for(self.node, req.args[0])
         except AuthError as exc:
-            refuse(session, native.error(exc.code, exc.message, req.id),
+            refuse(self.fanout, session, native.error(exc.code, exc.message, req.id),
                    closecodes.UNAUTHORIZED)
             return
         old_key = self.node.key_of(session)
@@ -118,7 +120,7 @@ class NativeSocket(sockets.BaseKind[None]):
         self.node.rekey(session, old_key)
         reason = over_connection_limits(self.node, session)
         if reason is not None:
-            refuse(session, native.error("LIMIT_EXCEEDED", reason, req.id),
+            refuse(self.fanout, session, native.error("LIMIT_EXCEEDED", reason, req.id),
                    closecodes.SERVER_FULL)
             return
         # A new principal may read less than the old one: its subscriptions are rechecked.
@@ -126,7 +128,7 @@ class NativeSocket(sockets.BaseKind[None]):
             principal, self.node.grammar.parse(name)) is not None]
         if lost:
             await self.node.hub.unsubscribe(session, lost)
-        session.send(native.reply(req.id, {
+        self.fanout.send(session, native.reply(req.id, {
             "op": "auth", "success": True, "message": f"Authenticated as {principal.name}",
             "scopes": sorted(principal.scopes), **({"unsubscribed": lost} if lost else {})}))
 
@@ -171,7 +173,7 @@ class NativeSocket(sockets.BaseKind[None]):
                 # op's own question only now, and raising here, refuses the op as before.
                 check(session.principal, CHANNELS, "read", self.node.policy)
             result.rejected[:0] = rejected
-            session.send(native.subscribe_reply(req.id, result, already))
+            self.fanout.send(session, native.subscribe_reply(req.id, result, already))
 
         await self.node.hub.subscribe(session, new, recover, on_accepted=send_reply)
 
@@ -179,13 +181,13 @@ class NativeSocket(sockets.BaseKind[None]):
         channels, rejected = self._parse_channels(req.args)
         removed = await self.node.hub.unsubscribe(session, [c.name for c in channels])
         missing = [(c.name, "Not subscribed.") for c in channels if c.name not in removed]
-        session.send(native.unsubscribe_reply(req.id, removed, rejected + missing))
+        self.fanout.send(session, native.unsubscribe_reply(req.id, removed, rejected + missing))
 
     async def publish(self, session: Session, req: Request) -> None:
         check(session.principal, CHANNELS, "publish", self.node.policy)
         positions = await publish_items(self.node, req.args)
-        session.send(native.reply(req.id, {"op": "publish", "success": True,
-                                           "positions": positions}))
+        self.fanout.send(session, native.reply(req.id, {"op": "publish", "success": True,
+                                                        "positions": positions}))
 
 
 def native_dialect(node: ServerNode) -> NativeDialect:

@@ -80,6 +80,7 @@ _GRANT: web.RequestKey[tuple[list[Channel], Grant]] = web.RequestKey("pg002_gran
 class PgSocket(sockets.BaseKind["asyncio.TimerHandle | None"]):
     def __init__(self, node: ServerNode) -> None:
         self.node = node
+        self.fanout = node.hub.fanout  # sends, flushes and closes go through the fan-out
         self.dialect = PgDialect()
         self.encoder = self.dialect.encoder()
 
@@ -137,13 +138,12 @@ class PgSocket(sockets.BaseKind["asyncio.TimerHandle | None"]):
         if timer is not None:
             timer.cancel()
 
-    @staticmethod
-    def _expire_at(session: Session, exp: float | None) -> asyncio.TimerHandle | None:
+    def _expire_at(self, session: Session, exp: float | None) -> asyncio.TimerHandle | None:
         if exp is None:
             return None
         delay = max(0.0, exp - time.time())
         return asyncio.get_running_loop().call_later(
-            delay, session.close, CLOSE_JWT_EXPIRED, "JWT expired")
+            delay, self.fanout.close, session, CLOSE_JWT_EXPIRED, "JWT expired")
 
 
 def _mirror_handler(channel: str) -> Any:

@@ -38,6 +38,7 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
 
     def __init__(self, node: ServerNode) -> None:
         self.node = node
+        self.fanout = node.hub.fanout  # sends, flushes and closes go through the fan-out
         cfg = node.settings.rfq
         self.config = RfqConfig(interval_s=cfg.interval_s, commission=cfg.commission,
                                 quote_ttl_s=cfg.quote_ttl_s, max_offers=cfg.max_offers,
@@ -60,10 +61,10 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
         """The quoting state of an admitted session."""
         node, principal = self.node, session.principal
         uuid = request.headers.get("Sec-WebSocket-Key", "")
-        session.send(rfq001.handshake(uuid))
+        self.fanout.send(session, rfq001.handshake(uuid))
 
         def send(obj: dict[str, Any]) -> None:
-            session.send(rfq001.frame(obj))
+            self.fanout.send(session, rfq001.frame(obj))
 
         starts, allowance, key = self.starts, self.starts.connection(), node.key_of(session)
         who = "this API key" if principal.key_id else "this address"
@@ -75,7 +76,7 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
     async def on_text(self, session: Session, conn: RfqConnection, text: str) -> None:
         msg = self.dialect.parse(text, None)
         if isinstance(msg, Invalid):
-            session.send(msg.frame)
+            self.fanout.send(session, msg.frame)
             return
         try:
             if isinstance(msg, rfq001.ChannelOp):
@@ -84,7 +85,7 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
                 await conn.handle(msg.action, msg.body)
         except Exception:
             log_exception(log, "rfq frame failed")
-            session.send(rfq001.error("Internal error; try again."))
+            self.fanout.send(session, rfq001.error("Internal error; try again."))
 
     async def end(self, session: Session, conn: RfqConnection) -> None:
         await conn.close()
@@ -92,28 +93,31 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
     async def channel_op(self, session: Session, msg: rfq001.ChannelOp) -> None:
         for name in msg.channels:
             if name == "rfq":
-                session.send(rfq001.frame({msg.op: "rfq", "status": "ok", "channel": "rfq"}))
+                self.fanout.send(session, rfq001.frame({msg.op: "rfq", "status": "ok",
+                                                        "channel": "rfq"}))
                 continue
             try:
                 channel = self.node.grammar.parse(name)
             except ChannelError as exc:
-                session.send(rfq001.error(exc.reason, channel=name))
+                self.fanout.send(session, rfq001.error(exc.reason, channel=name))
                 continue
             if msg.op == "subscribe":
                 limit = self.node.settings.server.max_subscriptions
                 if channel.name not in session.channels and len(session.channels) >= limit:
-                    session.send(rfq001.error(f"Subscription limit reached: at most {limit} "
-                                              "channels per connection.", channel=name))
+                    self.fanout.send(session, rfq001.error(
+                        f"Subscription limit reached: at most {limit} channels per connection.",
+                        channel=name))
                     continue
                 await self.node.hub.subscribe(session, [channel],
-                                              on_accepted=_subscribe_reply(session, name))
+                                              on_accepted=self._subscribe_reply(session, name))
             elif msg.op == "unsubscribe":
                 await self.node.hub.unsubscribe(session, [channel.name])
-                session.send(rfq001.frame({"unsubscribe": channel.name, "status": "ok"}))
+                self.fanout.send(session, rfq001.frame({"unsubscribe": channel.name,
+                                                        "status": "ok"}))
             else:
                 denied = authorize(session.principal, channel, "read", self.node.policy)
                 if denied is not None:
-                    session.send(rfq001.error(denied.reason, channel=name))
+                    self.fanout.send(session, rfq001.error(denied.reason, channel=name))
                     continue
                 await self.current(session, channel.name)
 
@@ -121,23 +125,25 @@ class RfqSocket(sockets.BaseKind[RfqConnection]):
         epoch, top = await self.node.broker.position(name)
         pubs = await self.node.broker.history_since(name, epoch, max(top - 1, 0)) if top else []
         if not pubs:
-            session.send(rfq001.frame({"current": name, "data": None,
-                                       "message": "No value yet on this channel."}))
+            self.fanout.send(session, rfq001.frame({"current": name, "data": None,
+                                                    "message": "No value yet on this channel."}))
             return
         last = pubs[-1]
-        session.send(text_frame(orjson.dumps({"current": name, "ts": last.ts})[:-1]
-                                + b',"data":' + last.data_json + b"}"))
+        self.fanout.send(session, text_frame(
+            orjson.dumps({"current": name, "ts": last.ts})[:-1]
+            + b',"data":' + last.data_json + b"}"))
 
+    def _subscribe_reply(self, session: Session, name: str,
+                         ) -> Callable[[SubscribeResult], None]:
+        def reply(result: SubscribeResult) -> None:
+            if result.accepted:
+                self.fanout.send(session, rfq001.frame({"subscribe": result.accepted[0],
+                                                        "status": "ok"}))
+            else:
+                reason = result.rejected[0][1] if result.rejected else "Already subscribed."
+                self.fanout.send(session, rfq001.error(reason, channel=name))
 
-def _subscribe_reply(session: Session, name: str) -> Callable[[SubscribeResult], None]:
-    def reply(result: SubscribeResult) -> None:
-        if result.accepted:
-            session.send(rfq001.frame({"subscribe": result.accepted[0], "status": "ok"}))
-        else:
-            reason = result.rejected[0][1] if result.rejected else "Already subscribed."
-            session.send(rfq001.error(reason, channel=name))
-
-    return reply
+        return reply
 
 
 def setup(app: web.Application, node: ServerNode) -> None:

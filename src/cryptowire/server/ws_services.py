@@ -39,6 +39,7 @@ class ServicesProtocol:
 
     def __init__(self, node: ServerNode) -> None:
         self.node = node
+        self.fanout = node.hub.fanout  # sends, flushes and closes go through the fan-out
         self.dialect = s004.Services004Dialect()
         self.encoder = self.dialect.encoder()
         self.clients: weakref.WeakKeyDictionary[Session, ClientState] = \
@@ -58,9 +59,9 @@ class ServicesProtocol:
         """A 004 client: greeted, and subscribed to its path's services."""
         state = self.clients[session] = self.dialect.new_state()
         now = state.connected_ms
-        session.send(s004.connection_established(state, endpoint, now))
+        self.fanout.send(session, s004.connection_established(state, endpoint, now))
         if endpoint.welcome:
-            session.send(s004.welcome(now))
+            self.fanout.send(session, s004.welcome(now))
         if endpoint.auto:
             target = "all" if endpoint.auto == SERVICES else endpoint.auto[0]
             await self._subscribe(session, state, target, auto=True)
@@ -70,14 +71,15 @@ class ServicesProtocol:
         action = self.dialect.parse(text, None)
         if isinstance(action, Invalid):
             self.node.counters.errors_sent += 1
-            session.send(action.frame)
+            self.fanout.send(session, action.frame)
             return
         try:
             await self._act(session, action)
         except Exception:
             log_exception(log, "action %s failed on session %s", action.action, session.id)
             self.node.counters.errors_sent += 1
-            session.send(s004.error({"message": "Internal error; try again."}, now_ms()))
+            self.fanout.send(session, s004.error({"message": "Internal error; try again."},
+                                                 now_ms()))
 
     async def native_action(self, session: Session, text: str) -> bool:
         """The native socket's hook: handle ``text`` if it is an ``{"action": ...}`` frame
@@ -96,7 +98,7 @@ class ServicesProtocol:
         action = self.dialect.parse_object(obj)
         if isinstance(action, Invalid):
             self.node.counters.errors_sent += 1
-            session.send(action.frame)
+            self.fanout.send(session, action.frame)
             return True
         await self._act(session, action)
         return True
@@ -109,7 +111,7 @@ class ServicesProtocol:
         state = self.clients.get(session)
         if state is None:
             state = self.clients[session] = self.dialect.new_state()
-        session.send(s004.connection_established(state, s004.NATIVE_ENDPOINT, now))
+        self.fanout.send(session, s004.connection_established(state, s004.NATIVE_ENDPOINT, now))
 
     def _hybrid(self, encoder: Encoder) -> Encoder:
         if encoder.name.startswith("services004"):
@@ -128,14 +130,14 @@ class ServicesProtocol:
         now = now_ms()
         state.last_activity_ms = now
         if action.action == "ping":
-            session.send(s004.pong(action.data, now))
+            self.fanout.send(session, s004.pong(action.data, now))
         elif action.action == "get_status":
-            session.send(s004.status(state, len(self.live_clients()), now))
+            self.fanout.send(session, s004.status(state, len(self.live_clients()), now))
         elif action.action == "subscribe":
             assert action.service is not None
             denied = authorize(session.principal, CHANNELS, "read", self.node.policy)
             if denied is not None:
-                session.send(s004.error({"message": denied.reason}, now))
+                self.fanout.send(session, s004.error({"message": denied.reason}, now))
                 return
             await self._subscribe(session, state, action.service)
         else:
@@ -154,14 +156,14 @@ class ServicesProtocol:
             if service == "system" and "system" not in state.subscriptions:
                 state.subscriptions.append("system")
             for name, why in result.rejected:
-                session.send(s004.error({"message": f"Service unavailable: "
-                                                    f"{name.partition(':')[2]}: {why}",
-                                         "service": name.partition(":")[2]}, now))
+                self.fanout.send(session, s004.error({"message": f"Service unavailable: "
+                                                                f"{name.partition(':')[2]}: {why}",
+                                                     "service": name.partition(":")[2]}, now))
             if done or not result.rejected:
-                session.send(s004.subscription_confirmed(service, state.subscriptions, now,
-                                                         auto=auto))
+                self.fanout.send(session, s004.subscription_confirmed(
+                    service, state.subscriptions, now, auto=auto))
                 if auto and service == "all":  # /ws/all, as the seed announced it
-                    session.send(s004.auto_subscribed(now))
+                    self.fanout.send(session, s004.auto_subscribed(now))
 
         if channels:
             # A service's first update is published while demand starts it, before the hub
@@ -177,7 +179,8 @@ class ServicesProtocol:
         await self.node.hub.unsubscribe(session, [f"service:{s}" for s in targets])
         drop = set(targets) | ({"system"} if service in ("system", "all") else set())
         state.subscriptions[:] = [s for s in state.subscriptions if s not in drop]
-        session.send(s004.unsubscription_confirmed(service, state.subscriptions, now_ms()))
+        self.fanout.send(session, s004.unsubscription_confirmed(service, state.subscriptions,
+                                                                now_ms()))
 
     # -- REST --------------------------------------------------------------------------
 
@@ -235,6 +238,7 @@ class ServicesSocket(sockets.BaseKind[ClientState]):
 
     def __init__(self, protocol: ServicesProtocol, endpoint: Endpoint) -> None:
         self.protocol = protocol
+        self.node = protocol.node
         self.endpoint = endpoint
         self.dialect = protocol.dialect
         self.encoder = protocol.encoder

@@ -75,6 +75,7 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
 
     def __init__(self, node: ServerNode) -> None:
         self.node = node
+        self.fanout = node.hub.fanout  # sends, flushes and closes go through the fan-out
         self.dialect = swaps000.Swaps000Dialect()
         self.encoder = self.dialect.encoder()
 
@@ -113,20 +114,20 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
         if isinstance(transport, BatchingTransport):
             # Streaming: what the hub queues are event lines for batch(); a reply is a whole
             # frame, so it goes to the socket itself, after the lines queued so far.
-            session.flush()
+            self.fanout.flush(session)
             if not session.closed and not transport.is_closing():
                 socket_transport(session).write(frame)
             return
-        session.send(frame)
+        self.fanout.send(session, frame)
 
     def _refuse(self, session: Session, body: bytes, code: closecodes.CloseCode) -> None:
         self._send(session, body)
-        session.close(code.code, code.meaning)
+        self.fanout.close(session, code.code, code.meaning)
 
     def _done(self, session: Session, body: bytes) -> None:
         """Reply and end the connection (one command per connection)."""
         self._send(session, body)
-        session.close(1000, "Done")
+        self.fanout.close(session, 1000, "Done")
 
     async def on_text(self, session: Session, state: SwapsState, text: str) -> None:
         step = state.step
@@ -173,7 +174,8 @@ class SwapsSocket(sockets.BaseKind[SwapsState]):
                 self._done(session, swaps000.error(403, denied.reason))
                 return
             state.step = "streaming"
-            session.flush()  # replies so far go out as they are; data goes through batching
+            # Replies so far go out as they are; data goes through batching.
+            self.fanout.flush(session)
             wrap_transport(session, BatchingTransport(socket_transport(session), self.encoder))
             result = await self.node.hub.subscribe(session, channels)
             if not result.accepted:

@@ -54,7 +54,8 @@ class EchoDialect:
 class Echo(sockets.BaseKind[None]):
     """The server side: no state, no greeting."""
 
-    def __init__(self) -> None:
+    def __init__(self, node: Node) -> None:
+        self.node = node
         self.dialect = EchoDialect()
         self.encoder = self.dialect.encoder()
 
@@ -65,7 +66,7 @@ class Echo(sockets.BaseKind[None]):
         return None
 
     async def on_text(self, session: Session, state: None, text: str) -> None:
-        session.send(text_frame(b'{"echo":' + self.dialect.parse(text, state) + b"}"))
+        self.send(session, text_frame(b'{"echo":' + self.dialect.parse(text, state) + b"}"))
 
     async def end(self, session: Session, state: None) -> None:
         return None
@@ -75,7 +76,7 @@ class Echo(sockets.BaseKind[None]):
 async def echo_hub(tmp_path: Path) -> Hub:
     node = Node(hub_settings(tmp_path, server={"max_inbound_rate": 5}))
     app = create_app(node)
-    sockets.register(app, node, "/echo7", Echo())  # the one registration line
+    sockets.register(app, node, "/echo7", Echo(node))  # the one registration line
     runner, port = await serve_app(app)
     return Hub(node=node, runner=runner, port=port, http=None)  # type: ignore[arg-type]
 

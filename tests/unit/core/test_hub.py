@@ -88,7 +88,7 @@ class Env:
             self.closes[session.id] = (code, reason)
             transport.closing = True
 
-        sess = Session(self.hub.fanout, transport, encoder, close, principal=Principal())
+        sess = Session(transport, encoder, close, principal=Principal())
         self.hub.register(sess)
         return sess
 
@@ -295,7 +295,7 @@ async def test_close_flushes_pending_frames_first(env: Env) -> None:
     s = env.session(encoder)
     await sub(env, s, "app:x")
     env.publish("app:x", "last words")
-    s.close(1001, "bye")
+    env.hub.fanout.close(s, 1001, "bye")
     assert frames(s) == [(1, "last words")]
     assert env.closes[s.id] == (1001, "bye")
     env.publish("app:x", "after")
@@ -324,7 +324,7 @@ async def test_reply_is_queued_before_any_data(env: Env) -> None:
 
     def on_accepted(result: SubscribeResult) -> None:
         order.append(f"reply:{result.accepted}:{result.positions['app:x'][1]}")
-        s.send(b"REPLY;")
+        env.hub.fanout.send(s, b"REPLY;")
 
     epoch, _ = await env.broker.position("app:x")
     await env.hub.subscribe(s, [GRAMMAR.parse("app:x")], {"app:x": (epoch, 1)},
@@ -382,7 +382,8 @@ async def test_publications_during_a_slow_subscribe_are_held_then_sent_in_order(
     replies: list[SubscribeResult] = []
     task = asyncio.create_task(env.hub.subscribe(
         late, [GRAMMAR.parse("app:x")],
-        on_accepted=lambda r: (replies.append(r), late.send(b"count|0|\"reply\";"))))
+        on_accepted=lambda r: (replies.append(r),
+                               env.hub.fanout.send(late, b"count|0|\"reply\";"))))
     await asyncio.wait_for(asked.wait(), 1)
     env.publish("app:x", 2)
     env.publish("app:x", 3)

@@ -56,7 +56,7 @@ async def test_a_reply_queued_in_the_same_tick_goes_in_the_same_write(env: Env) 
     s = env.session(encoder)
     await sub(env, s, "app:x")
     env.publish("app:x", "a")
-    s.send(b"count|0|\"pong\";")
+    env.hub.fanout.send(s, b"count|0|\"pong\";")
     env.publish("app:x", "b")
     await tick()
     assert len(transport(s).writes) == 1
@@ -71,7 +71,7 @@ async def test_unsubscribe_reply_follows_the_publications_before_it(env: Env) ->
     await sub(env, other, "app:x")
     env.publish("app:x", "before")
     assert await env.hub.unsubscribe(s, ["app:x"]) == ["app:x"]
-    s.send(b"count|0|\"unsubscribed\";")
+    env.hub.fanout.send(s, b"count|0|\"unsubscribed\";")
     env.publish("app:x", "after")
     await tick()
     assert data(s) == ["before", "unsubscribed"]
@@ -85,7 +85,7 @@ async def test_close_writes_the_tick_frames_before_the_close(env: Env) -> None:
         await sub(env, s, "app:x")
     env.publish("app:x", 1)
     env.publish("app:x", 2)
-    a.close(1001, "Server shutting down")
+    env.hub.fanout.close(a, 1001, "Server shutting down")
     assert data(a) == [1, 2]  # written by the close itself
     await tick()
     assert data(a) == [1, 2]  # and not a second time
