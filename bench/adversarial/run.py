@@ -1,6 +1,6 @@
 """Adversarial figures of issue 10, measured on a hub subprocess of a given source tree.
 
-    python bench/adversarial/run.py --target /work/main [--only rfq_pairs,ws_pings]
+    python bench/adversarial/run.py --target . [--only rfq_pairs,ws_pings]
 
 Each scenario starts its own hub (``python -m cryptowire serve``, PYTHONPATH=<target>/src,
 a private SQLite file; mirror_cpu a private Postgres database and NOTIFY channel), runs as
