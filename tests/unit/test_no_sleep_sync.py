@@ -27,9 +27,6 @@ ALLOWED: dict[str, str] = {
         "a fake source's latency (the slow upstream the test is about)",
     "integration/server/test_faults.py::test_over_the_rate_gets_errors_but_stays_open.served":
         "pacing inside a polled predicate: a faster poll would spend the bucket's tokens",
-    "integration/server/test_swaps_robustness.py::"
-    "test_a_socket_without_its_key_in_time_is_closed_4001":
-        "time passing is the point (past the auth deadline); a cancelled timer is unobservable",
     "integration/server/test_rest.py::test_publish_a_body_that_arrives_in_pieces.pieces":
         "paces a chunked upload (the client side of the test)",
     "integration/server/test_rest.py::test_publish_chunked_body_over_the_limit_is_413.pieces":

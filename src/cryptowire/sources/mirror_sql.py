@@ -176,6 +176,9 @@ def _sqlite(payload: Any, key: str, value: str) -> ColumnElement[bool]:
     number = _number(value)
     if number is not None:
         exact = number == number.to_integral_value() and abs(number) < _INT64
+        # SQLite's json_extract reads a JSON fraction as a double, so the index-side test
+        # can only be a double one; rows it passes are re-checked exactly (row_matches),
+        # and equal decimals round to the same double, so no exact match is lost here.
         wanted: int | float = int(number) if exact else float(number)
         branches.append(and_(kind.in_(("integer", "real")), field == wanted))
     container = _container(value)
