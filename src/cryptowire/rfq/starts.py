@@ -17,35 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptowire.allowance import Allowance
+
 #: The period the start limits count over (``rfq.max_session_starts*`` are per minute).
 PERIOD_S = 60.0
 #: Most keys/addresses whose start budget is remembered at once.
 MAX_KEYS = 10_000
-
-
-class Allowance:
-    """``count`` actions per ``period_s``, refilled continuously."""
-
-    __slots__ = ("count", "period_s", "tokens", "stamp")
-
-    def __init__(self, count: int, now: float, period_s: float = PERIOD_S) -> None:
-        if count < 1:
-            raise ValueError("an allowance is at least 1 per period")
-        self.count = count
-        self.period_s = period_s
-        self.tokens = float(count)
-        self.stamp = now
-
-    def wait(self, now: float) -> float:
-        """Seconds until one action is allowed (0 when one is allowed now)."""
-        self.tokens = min(float(self.count),
-                          self.tokens + (now - self.stamp) * self.count / self.period_s)
-        self.stamp = now
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) * self.period_s / self.count
-
-    def take(self) -> None:
-        """Spend one action (after :meth:`wait` said 0)."""
-        self.tokens -= 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +49,13 @@ class StartLimits:
         return len(self._keys)
 
     def connection(self) -> Allowance:
-        return Allowance(self.per_connection, self._clock())
+        return Allowance(self.per_connection, self._clock(), PERIOD_S)
 
     def _for_key(self, key: str, now: float) -> Allowance:
         keys = self._keys
         allowance = keys.get(key)
         if allowance is None:
-            allowance = keys[key] = Allowance(self.per_key, now)
+            allowance = keys[key] = Allowance(self.per_key, now, PERIOD_S)
             while len(keys) > self.max_keys:
                 keys.popitem(last=False)
         else:

@@ -165,7 +165,7 @@ def inbound_ok(node: ServerNode, session: Session, dialect: Dialect,
     """Take one client message from the session's inbound rate: ``False`` (and the
     dialect's answer sent) when it is over; a flood closes the session with 4009."""
     bucket = session.inbound
-    if not isinstance(bucket, TokenBucket) or bucket.take():
+    if not isinstance(bucket, TokenBucket) or bucket.allow():
         return True
     node.counters.rate_limited += 1
     if bucket.flooding:
@@ -237,7 +237,7 @@ def client_ping_allowed(node: ServerNode, session: Session) -> bool:
     """A client's PING frame is a message like any other for the session's inbound rate: over
     it, it gets no pong; a flood of them closes the session with 4009."""
     bucket = session.inbound
-    if not isinstance(bucket, TokenBucket) or bucket.take():
+    if not isinstance(bucket, TokenBucket) or bucket.allow():
         return True
     node.counters.rate_limited += 1
     if bucket.flooding and not session.closed:

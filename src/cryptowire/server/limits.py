@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from cryptowire.allowance import Allowance
 
-class TokenBucket:
+
+class TokenBucket(Allowance):
     """``rate`` messages per second with a burst of ``rate``.
 
     A message that finds the bucket empty is refused (the client gets
@@ -13,22 +15,24 @@ class TokenBucket:
     flooding and is closed with 4009.
     """
 
-    __slots__ = ("rate", "tokens", "stamp", "refused", "_window", "_refused_in_window")
+    __slots__ = ("refused", "_window", "_refused_in_window")
 
     def __init__(self, rate: int) -> None:
-        self.rate = float(rate)
-        self.tokens = float(rate)
-        self.stamp = time.monotonic()
+        now = time.monotonic()
+        super().__init__(rate, now)
         self.refused = 0
-        self._window = self.stamp
+        self._window = now
         self._refused_in_window = 0
 
-    def take(self, now: float | None = None) -> bool:
+    @property
+    def rate(self) -> int:
+        return self.count
+
+    def allow(self, now: float | None = None) -> bool:
+        """Spend one message if the bucket allows it; count a refusal if not."""
         now = time.monotonic() if now is None else now
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.wait(now) == 0.0:
+            self.take()
             return True
         self.refused += 1
         if now - self._window >= 1.0:
@@ -39,4 +43,4 @@ class TokenBucket:
 
     @property
     def flooding(self) -> bool:
-        return self._refused_in_window > self.rate
+        return self._refused_in_window > self.count

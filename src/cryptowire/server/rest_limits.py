@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from cryptowire.allowance import Allowance
 from cryptowire.server.auth import request_key
 from cryptowire.server.context import NODE
 from cryptowire.server.proxied import client_address
@@ -34,9 +35,9 @@ class RestRateLimiter:
     """Token buckets by caller: ``take(who)`` is ``None`` (allowed) or seconds to wait."""
 
     def __init__(self, rate: int, max_callers: int = MAX_CALLERS) -> None:
-        self.rate = float(rate)
+        self.rate = rate
         self.max_callers = max_callers
-        self._buckets: dict[str, tuple[float, float]] = {}  # who -> (tokens, stamp)
+        self._buckets: dict[str, Allowance] = {}
 
     def __len__(self) -> int:
         """Callers tracked now."""
@@ -44,18 +45,19 @@ class RestRateLimiter:
 
     def take(self, who: str, now: float | None = None) -> float | None:
         now = time.monotonic() if now is None else now
-        tokens, stamp = self._buckets.get(who, (self.rate, now))
-        tokens = min(self.rate, tokens + (now - stamp) * self.rate)
-        if tokens >= 1.0:
-            if who not in self._buckets and len(self._buckets) >= self.max_callers:
+        bucket = self._buckets.get(who)
+        if bucket is None:
+            if len(self._buckets) >= self.max_callers:
                 self._forget(now)
-            self._buckets[who] = (tokens - 1.0, now)
-            return None
-        self._buckets[who] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+            bucket = self._buckets[who] = Allowance(self.rate, now)
+        wait = bucket.wait(now)
+        if wait:
+            return wait
+        bucket.take()
+        return None
 
     def _forget(self, now: float) -> None:
-        idle = [w for w, (_, stamp) in self._buckets.items() if now - stamp >= 1.0]
+        idle = [w for w, bucket in self._buckets.items() if now - bucket.stamp >= 1.0]
         for who in idle:  # a bucket idle for a second is full: the same as a new one
             del self._buckets[who]
         if len(self._buckets) >= self.max_callers:  # a burst of distinct callers
