@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import ConfigError
 from cryptowire.events import Event
 from cryptowire.jsonnum import dumps_checked, loads_exact
+from cryptowire.logthrottle import Throttle
 from cryptowire.settings import PgNotifySettings
 from cryptowire.store.tables import pg_mirror
 from cryptowire.tasks import Supervisor
@@ -177,7 +177,7 @@ class PgNotifySource:
         self._publish: PublishFn | None = None
         # (channel, the payload's JSON text): encoded once, when it was accepted
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_SIZE)
-        self._reject_logged: dict[str, tuple[float, int]] = {}
+        self._reject_log = Throttle(REJECT_LOG_INTERVAL_S, max_keys=_REJECT_LOG_CHANNELS)
         self._supervisor = Supervisor("pgnotify")
         self._topics: set[str] = set()
         self._connected_once = False
@@ -287,14 +287,9 @@ class PgNotifySource:
         """Count a refused notification; log it (never its payload) at most once per
         :data:`REJECT_LOG_INTERVAL_S` for each channel, with how many were refused since."""
         self._status.rejected += 1
-        now = time.monotonic()
-        last, since = self._reject_logged.get(where, (-REJECT_LOG_INTERVAL_S, 0))
-        if now - last < REJECT_LOG_INTERVAL_S:
-            self._reject_logged[where] = (last, since + 1)
+        since = self._reject_log.admit(where)
+        if since is None:
             return
-        if len(self._reject_logged) >= _REJECT_LOG_CHANNELS:
-            self._reject_logged.clear()
-        self._reject_logged[where] = (now, 0)
         more = f" ({since} more refused since the last report)" if since else ""
         log.warning("pgnotify: refused a notification on %s: %s%s", where, reason, more)
 
