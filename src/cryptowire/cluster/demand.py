@@ -280,9 +280,6 @@ class ClusterDemand(Demand):
     async def clear_verdict(self, name: str) -> None:
         await self._redis.delete(self.key("verdict", name))
 
-    def cluster_stats(self) -> dict[str, object]:
-        return {"node_id": self.node_id, "local_demand": sorted(self._local)}
-
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     """Wait until ``event`` is set or ``seconds`` passed."""

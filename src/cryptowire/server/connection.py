@@ -38,12 +38,6 @@ ABORT_AFTER_S = 2.0
 _CLOSING = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 
 
-def remote_of(transport: asyncio.BaseTransport) -> str:
-    """The peer's address (not ``request.remote``: that caches a dict on every request)."""
-    peer = transport.get_extra_info("peername")
-    return str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-
-
 async def open_session(
     request: web.Request, encoder: Encoder, principal: Principal | None = None,
 ) -> tuple[web.WebSocketResponse, Session]:
