@@ -68,6 +68,27 @@ class TradeData(TypedDict):
     isBlockTrade: bool
 
 
+class BookData(TypedDict, total=False):
+    """A ``book:`` snapshot or delta (PROTOCOLS.md 4.1): ``[price, size]`` decimal strings,
+    bids best (highest) first, asks best (lowest) first; in a delta size ``"0"`` removes."""
+
+    symbol: str
+    bids: list[list[str]]
+    asks: list[list[str]]
+    venueSeq: int
+
+
+class LiquidationData(TypedDict):
+    """A ``liquidation:`` event (PROTOCOLS.md 4.4); ``side`` is the liquidated position's
+    order side as the venue gives it (``Buy``/``Sell``)."""
+
+    symbol: str
+    side: str
+    price: str
+    size: str
+    time: int
+
+
 class SwapData(TypedDict):
     chain: int
     pair: str
@@ -106,8 +127,8 @@ def exact_bytes(encoded: bytes) -> bytes:
 class Event:
     """One normalized message on one channel, before the broker stamps it.
 
-    ``type`` is ``snapshot`` | ``update`` | ``gap`` | ``removed`` (a correction of an earlier
-    on-chain event) or another word a source documents.
+    ``type`` is ``snapshot`` | ``update`` | ``delta`` (a book change) | ``gap`` | ``removed``
+    (a correction of an earlier on-chain event) or another word a source documents.
     """
 
     channel: str

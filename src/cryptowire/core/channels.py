@@ -6,6 +6,8 @@ Canonical names are ``kind:params`` (DESIGN.md, "Channel"):
 ``ticker:BTCUSDT``         exchange ticker (default venue); ``ticker:BTCUSDT@spot``
 ``trade:BTCUSDT``          exchange trades
 ``kline:1h:BTCUSDT``       candles; intervals 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w 1M
+``book:50:BTCUSDT``        order book cut at a depth the venue serves (PROTOCOLS.md 4.1)
+``liquidation:BTCUSDT``    liquidations (PROTOCOLS.md 4.4)
 ``swap:eth``               DEX swaps on a chain; ``swap:eth:0x<token>`` for one token
 ``burn:bsc``               burns on a chain; ``burn:bsc:0x<token>``
 ``service:market_data``    a periodic data service (seed 004)
@@ -15,7 +17,8 @@ Canonical names are ``kind:params`` (DESIGN.md, "Channel"):
 
 Aliases (Bybit topic names, as the Mudrex seed accepts them) are canonicalized:
 ``tickers.BTCUSDT`` -> ``ticker:BTCUSDT``, ``kline.60.BTCUSDT`` -> ``kline:1h:BTCUSDT``,
-``publicTrade.BTCUSDT`` -> ``trade:BTCUSDT``. Chains are accepted by name or id
+``publicTrade.BTCUSDT`` -> ``trade:BTCUSDT``, ``orderbook.50.BTCUSDT`` -> ``book:50:BTCUSDT``,
+``allLiquidation.BTCUSDT`` -> ``liquidation:BTCUSDT``. Chains are accepted by name or id
 (``swap:1`` -> ``swap:eth``); token addresses are lower-cased.
 """
 
@@ -43,9 +46,15 @@ SERVICES: tuple[str, ...] = (
 )  # fmt: skip
 
 VENUES: tuple[str, ...] = ("linear", "spot")
-MARKET_KINDS = frozenset({"ticker", "trade", "kline"})
+#: Book depths each venue serves (Bybit V5 docs: websocket/public/orderbook).
+BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"linear": (1, 50, 200, 500), "spot": (1, 50, 200)}
+MARKET_KINDS = frozenset({"ticker", "trade", "kline", "book", "liquidation"})
+#: Kinds whose channels have a state (the latest value follows a subscribe, PROTOCOLS.md 4.2;
+#: conflation sends the state at the end of each interval, 4.3). The others are event streams.
+STATE_KINDS = frozenset({"ticker", "kline", "book"})
 CHAIN_KINDS = frozenset({"swap", "burn"})
-KINDS: tuple[str, ...] = ("ticker", "trade", "kline", "swap", "burn", "service", "pg", "app")
+KINDS: tuple[str, ...] = ("ticker", "trade", "kline", "book", "liquidation", "swap", "burn",
+                          "service", "pg", "app")
 
 # Validators: always used with ``fullmatch`` (``$`` would accept a trailing newline).
 _SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
@@ -69,6 +78,12 @@ class Channel:
     chain_id: int | None = None
     token: str | None = None
     key: str | None = None  # service name, pg channel or app name
+    depth: int | None = None  # book channels
+
+    @property
+    def stateful(self) -> bool:
+        """True for channels with a state (ticker, kline, book): see :data:`STATE_KINDS`."""
+        return self.kind in STATE_KINDS
 
     @property
     def upstream(self) -> bool:
@@ -118,9 +133,16 @@ class ChannelGrammar:
                 "catalog.",
             )
         kind = kind.lower()
-        if kind in ("ticker", "trade"):
+        if kind in ("ticker", "trade", "liquidation"):
             symbol, venue = self._symbol_venue(arg, rest)
             return self._market(kind, symbol, venue)
+        if kind == "book":
+            depth_text, sep, sym = rest.partition(":")
+            if not sep:
+                raise ChannelError(arg, "Book channels are book:<depth>:<SYMBOL>[@<venue>], "
+                                        "e.g. book:50:BTCUSDT.")
+            symbol, venue = self._symbol_venue(arg, sym)
+            return self._book(arg, depth_text, symbol, venue)
         if kind == "kline":
             interval, sep, sym = rest.partition(":")
             if not sep:
@@ -131,6 +153,10 @@ class ChannelGrammar:
             return self._market("kline", symbol, venue, canonical)
         if kind in CHAIN_KINDS:
             return self._chain_channel(arg, kind, rest)
+        return self._keyed(arg, kind, rest)
+
+    def _keyed(self, arg: str, kind: str, rest: str) -> Channel:
+        """``service:``, ``pg:`` and ``app:`` channels (a name after the kind)."""
         if kind == "service":
             if rest not in self.services:
                 raise ChannelError(
@@ -162,6 +188,13 @@ class ChannelGrammar:
                     "example": "kline:1h:BTCUSDT",
                     "intervals": list(KLINE_INTERVALS),
                 },
+                "book": {
+                    "grammar": "book:<depth>:<SYMBOL>[@<venue>]",
+                    "example": "book:50:BTCUSDT",
+                    "depths": {venue: list(d) for venue, d in BOOK_DEPTHS.items()},
+                },
+                "liquidation": {"grammar": "liquidation:<SYMBOL>[@<venue>]",
+                                "example": "liquidation:BTCUSDT"},
                 "swap": {"grammar": "swap:<chain>[:<token address>]", "example": "swap:eth"},
                 "burn": {"grammar": "burn:<chain>[:<token address>]", "example": "burn:bsc"},
                 "service": {"grammar": "service:<name>", "services": list(self.services),
@@ -176,6 +209,8 @@ class ChannelGrammar:
                 "tickers.<SYMBOL>": "ticker:<SYMBOL>",
                 "kline.<bybit interval>.<SYMBOL>": "kline:<interval>:<SYMBOL>",
                 "publicTrade.<SYMBOL>": "trade:<SYMBOL>",
+                "orderbook.<depth>.<SYMBOL>": "book:<depth>:<SYMBOL>",
+                "allLiquidation.<SYMBOL>": "liquidation:<SYMBOL>",
             },
         }
 
@@ -188,6 +223,10 @@ class ChannelGrammar:
             return self._market("ticker", self._symbol(arg, parts[1]), self.default_venue)
         if topic == "publicTrade" and len(parts) == 2:
             return self._market("trade", self._symbol(arg, parts[1]), self.default_venue)
+        if topic == "allLiquidation" and len(parts) == 2:
+            return self._market("liquidation", self._symbol(arg, parts[1]), self.default_venue)
+        if topic == "orderbook" and len(parts) == 3:
+            return self._book(arg, parts[1], self._symbol(arg, parts[2]), self.default_venue)
         if topic == "kline" and len(parts) == 3:
             interval = BYBIT_INTERVALS.get(parts[1])
             if interval is None:
@@ -197,7 +236,8 @@ class ChannelGrammar:
         raise ChannelError(
             arg,
             f"Unknown topic '{raw}'. Bybit-style topics are tickers.<SYMBOL>, "
-            "kline.<interval>.<SYMBOL> and publicTrade.<SYMBOL>; or use ticker:BTCUSDT.",
+            "kline.<interval>.<SYMBOL>, publicTrade.<SYMBOL>, orderbook.<depth>.<SYMBOL> and "
+            "allLiquidation.<SYMBOL>; or use ticker:BTCUSDT.",
         )
 
     def _market(
@@ -207,6 +247,18 @@ class ChannelGrammar:
         middle = f"{interval}:" if interval else ""
         return Channel(name=f"{kind}:{middle}{symbol}{suffix}", kind=kind, symbol=symbol,
                        venue=venue, interval=interval)
+
+    def _book(self, arg: str, depth_text: str, symbol: str, venue: str) -> Channel:
+        depths = BOOK_DEPTHS.get(venue, ())
+        valid = ", ".join(str(d) for d in depths)
+        if not depth_text.isdigit() or int(depth_text) not in depths:
+            where = "" if venue == self.default_venue else f"@{venue}"
+            raise ChannelError(arg, f"Unsupported book depth '{depth_text}' for {symbol}{where}. "
+                                    f"Use one of {valid} (e.g. book:50:{symbol}{where}).")
+        depth = int(depth_text)
+        suffix = "" if venue == self.default_venue else f"@{venue}"
+        return Channel(name=f"book:{depth}:{symbol}{suffix}", kind="book", symbol=symbol,
+                       venue=venue, depth=depth)
 
     def _symbol_venue(self, arg: str, text: str) -> tuple[str, str]:
         symbol, sep, venue = text.partition("@")

@@ -137,11 +137,17 @@ def test_configured_chains() -> None:
     ("", "Empty channel. Use e.g. 'ticker:BTCUSDT' or 'swap:eth'."),
     ("   ", "Empty channel."),
     ("BTCUSDT", "Unknown channel 'BTCUSDT'. Use kind:params with kind one of ticker, trade, "
-                "kline, swap, burn, service, pg, app"),
+                "kline, book, liquidation, swap, burn, service, pg, app"),
     ("ticker:", "Unknown channel 'ticker:'."),
-    ("weather:berlin", "Unknown channel kind 'weather'. Use one of ticker, trade, kline, swap, "
-                       "burn, service, pg, app."),
-    ("orderbook.50.BTCUSDT", "Unknown topic 'orderbook.50.BTCUSDT'. Bybit-style topics are"),
+    ("weather:berlin", "Unknown channel kind 'weather'. Use one of ticker, trade, kline, book, "
+                       "liquidation, swap, burn, service, pg, app."),
+    ("orderbook.20.BTCUSDT", "Unsupported book depth '20' for BTCUSDT. Use one of 1, 50, 200, "
+                             "500 (e.g. book:50:BTCUSDT)."),
+    ("book:500:BTCUSDT@spot", "Unsupported book depth '500' for BTCUSDT@spot. Use one of 1, 50, "
+                              "200 (e.g. book:50:BTCUSDT@spot)."),
+    ("book:x:BTCUSDT", "Unsupported book depth 'x'"),
+    ("book:50", "Book channels are book:<depth>:<SYMBOL>[@<venue>], e.g. book:50:BTCUSDT."),
+    ("orderBook.50.BTCUSDT", "Unknown topic 'orderBook.50.BTCUSDT'. Bybit-style topics are"),
     ("tickers.BTC.USDT", "Unknown topic"),
     ("ticker:BTC-USDT", "Invalid symbol 'BTC-USDT'. Symbols are 2-30 letters or digits"),
     ("ticker:B", "Invalid symbol 'B'."),
@@ -162,6 +168,40 @@ def test_rejections_say_why(grammar: ChannelGrammar, arg: str, reason: str) -> N
     assert info.value.arg == arg
     assert info.value.code == "INVALID_ARGS"
     assert isinstance(info.value, ValueError) and isinstance(info.value, CryptowireError)
+
+
+@pytest.mark.parametrize(("arg", "name", "depth", "venue"), [
+    ("book:50:BTCUSDT", "book:50:BTCUSDT", 50, "linear"),
+    ("orderbook.200.ethusdt", "book:200:ETHUSDT", 200, "linear"),
+    ("book:1:btcusdt@spot", "book:1:BTCUSDT@spot", 1, "spot"),
+    ("book:500:BTCUSDT@linear", "book:500:BTCUSDT", 500, "linear"),
+])
+def test_book_channels(grammar: ChannelGrammar, arg: str, name: str, depth: int,
+                       venue: str) -> None:
+    channel = grammar.parse(arg)
+    assert (channel.name, channel.kind, channel.depth, channel.venue) == (
+        name, "book", depth, venue)
+    assert channel.symbol == name.split(":")[2].split("@")[0]
+    assert channel.stateful and channel.upstream
+
+
+@pytest.mark.parametrize(("arg", "name"), [
+    ("liquidation:BTCUSDT", "liquidation:BTCUSDT"),
+    ("allLiquidation.ethusdt", "liquidation:ETHUSDT"),
+    ("liquidation:BTCUSDT@spot", "liquidation:BTCUSDT@spot"),
+])
+def test_liquidation_channels_are_event_streams(grammar: ChannelGrammar, arg: str,
+                                                name: str) -> None:
+    channel = grammar.parse(arg)
+    assert channel.name == name and channel.kind == "liquidation"
+    assert not channel.stateful
+
+
+def test_state_kinds() -> None:
+    g = ChannelGrammar()
+    assert [g.parse(a).stateful for a in ("ticker:BTCUSDT", "kline:1m:BTCUSDT", "trade:BTCUSDT",
+                                          "swap:eth", "app:x", "pg:x")] == [
+        True, True, False, False, False, False]
 
 
 @pytest.mark.parametrize("arg", [None, 5, ["ticker:BTCUSDT"], {"channel": "x"}])
