@@ -117,11 +117,25 @@ class DemoBook:
         for side in _SIDES:
             self._apply(side, self._crossing(side, price))
         best_bid, best_ask = self.book.best_bid(), self.book.best_ask()
-        if price - self.tick > 0 and (best_bid is None
-                                      or Decimal(best_bid[0]) != price - self.tick):
-            self._set("bids", price - self.tick, self._size())
-        if best_ask is None or Decimal(best_ask[0]) != price + self.tick:
-            self._set("asks", price + self.tick, self._size())
+        self._quote("bids", price - self.tick, None if best_bid is None else best_bid[0])
+        self._quote("asks", price + self.tick, None if best_ask is None else best_ask[0])
+
+    def _quote(self, side: Side, best: Decimal, held: str | None) -> None:
+        """Make ``best`` the best level of ``side``; when the price moved away from the
+        best level held, most of the ticks in between are quoted too (a few at most)."""
+        if best <= 0 or (held is not None and Decimal(held) == best):
+            return
+        levels: list[Level] = [[decimal_str(best), decimal_str(self._size())]]
+        if held is not None:  # (bids: held < best; asks: held > best)
+            outward = -self.tick if side == "bids" else self.tick
+            price = best + outward
+            for _ in range(8):
+                if price == Decimal(held) or price <= 0:
+                    break
+                if self.rng.random() < 0.7:
+                    levels.append([decimal_str(price), decimal_str(self._size())])
+                price += outward
+        self._apply(side, levels)
 
     def _crossing(self, side: Side, price: Decimal) -> list[Level]:
         """Removals for the levels of ``side`` at or through ``price`` (best first, so the
