@@ -197,6 +197,9 @@ class DemoSource:
                 known = ", ".join(self._markets)
                 raise SourceError(f"Unknown symbol '{channel.symbol}' on the demo market. "
                                   f"Demo symbols: {known}.")
+            if channel.kind == "liquidation" and channel.venue == "spot":
+                raise SourceError("Spot markets have no liquidations (as on Bybit); use "
+                                  f"liquidation:{channel.symbol}.")
         elif channel.kind in ("swap", "burn"):
             if channel.chain != self.settings.chain:
                 raise SourceError(f"The demo chain is '{self.settings.chain}'; "

@@ -163,12 +163,14 @@ async def test_the_whole_book_is_the_deepest_venue_depth() -> None:
     assert snapshot["symbol"] == "BTCUSDT"
 
 
-async def test_unknown_symbol_book_is_refused_with_the_demo_symbols() -> None:
+async def test_unknown_symbols_and_spot_liquidations_are_refused_with_a_reason() -> None:
     demo = Driven(1)
     with pytest.raises(SourceError, match="Demo symbols: BTCUSDT"):
         await demo.subscribe("book:50:NOPEUSDT")
     with pytest.raises(SourceError, match="Unknown symbol 'NOPEUSDT'"):
         await demo.subscribe("liquidation:NOPEUSDT")
+    with pytest.raises(SourceError, match="no liquidations .* use liquidation:BTCUSDT"):
+        await demo.subscribe("liquidation:BTCUSDT@spot")
     assert demo.events == []
 
 
