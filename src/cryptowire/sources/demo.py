@@ -36,7 +36,7 @@ log = logging.getLogger("cryptowire.sources.demo")
 _START = {"BTCUSDT": "66000.00", "ETHUSDT": "3200.00", "SOLUSDT": "150.000",
           "ETHBTC": "0.048485"}
 _QUOTE = "USDT"
-#: Size steps (order quantity grid) of the book levels, trades' peers and liquidations.
+#: Size steps (order quantity grid) of the book levels and liquidations.
 _SIZE_STEP = {"BTCUSDT": "0.001", "ETHUSDT": "0.01", "SOLUSDT": "0.1", "ETHBTC": "0.01"}
 #: Chance that a demo tick liquidates someone on a subscribed ``liquidation:`` channel.
 _LIQUIDATION_ODDS = 0.2
@@ -221,11 +221,11 @@ class DemoSource:
         """A (re)subscribed book channel starts with a snapshot of the book cut at depth."""
         assert channel.symbol is not None and channel.depth is not None
         market = self._markets[channel.symbol]
-        book = self._books.get(market.symbol)
-        if book is None:
-            book = self._books[market.symbol] = DemoBook(market.symbol, market.tick,
-                                                         market.size_step, self._rng)
         async with self._book_lock:
+            book = self._books.get(market.symbol)
+            if book is None:
+                book = self._books[market.symbol] = DemoBook(market.symbol, market.tick,
+                                                             market.size_step, self._rng)
             snapshot = book.subscribe(channel.name, channel.depth, market.price)
             await self._emit(channel.name, snapshot, "snapshot")
 
@@ -238,7 +238,7 @@ class DemoSource:
         """One step of every watched demo book: a delta per ``book:`` channel (public for
         tests)."""
         async with self._book_lock:
-            for symbol, book in self._books.items():
+            for symbol, book in list(self._books.items()):
                 if not book.views:
                     continue
                 for name, delta in book.step(self._markets[symbol].price).items():
