@@ -5,6 +5,7 @@ walk; liquidations have the 4.4 shape; event channels are never a snapshot."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from decimal import Decimal
 from typing import Any
@@ -208,3 +209,37 @@ async def test_event_channels_never_carry_a_snapshot() -> None:
         assert demo.of(name), name
         assert {e.type for e in demo.of(name)} == {"update"}, name
     assert {e.type for e in demo.of("book:50:BTCUSDT")} == {"snapshot", "delta"}
+
+
+async def test_subscribes_during_steps_never_interleave_a_snapshot_with_deltas() -> None:
+    demo = Driven(8)
+    published = demo.source._publish
+    assert published is not None
+
+    async def slow_publish(event: Event) -> None:
+        # every publication lets others run, a snapshot for longer (as a slower bus would)
+        for _ in range(4 if event.type == "snapshot" else 1):
+            await asyncio.sleep(0)
+        await published(event)
+
+    demo.source._publish = slow_publish
+    await demo.subscribe("book:50:BTCUSDT")
+
+    async def steps() -> None:
+        for _ in range(30):
+            await demo.source.step_books()
+
+    async def subscribes() -> None:
+        for name in ("book:1:ETHUSDT", "book:200:SOLUSDT", "book:50:BTCUSDT@spot"):
+            await asyncio.sleep(0)
+            await demo.subscribe(name)
+
+    await asyncio.gather(steps(), subscribes(), steps())
+    for name, depth in (("book:50:BTCUSDT", 50), ("book:1:ETHUSDT", 1),
+                        ("book:200:SOLUSDT", 200), ("book:50:BTCUSDT@spot", 50)):
+        client = Client(depth)
+        for event in demo.of(name):
+            client.apply(event)  # a snapshot first, then venueSeq + 1 each time
+        own = demo.source._books[name.split(":")[2].split("@")[0]]
+        assert client.seq == own.seq and client.frames > 1, name
+        assert client.book.levels("bids") == own.book.levels("bids", depth)
