@@ -275,6 +275,7 @@ async def test_page_and_assets_are_served_with_types_and_csp(hub: Hub) -> None:
             ["https://www.tradingview.com/"]
         for name, ctype in [("app.js", "text/javascript"), ("style.css", "text/css"),
                             ("favicon.svg", "image/svg+xml"), ("chart.js", "text/javascript"),
+                            ("book.js", "text/javascript"),
                             ("vendor/lightweight-charts.standalone.production.js",
                              "text/javascript")]:
             async with http.get(f"{hub.base}/static/{name}") as resp:
@@ -286,9 +287,10 @@ async def test_page_and_assets_are_served_with_types_and_csp(hub: Hub) -> None:
                     "/static/vendor/swagger-ui-bundle.js.LICENSE.txt"]:
             async with http.get(hub.base + bad) as resp:
                 assert resp.status == 404, bad
-        async with http.get(hub.base + "/static/app.js") as resp:
-            script = await resp.text()
-        assert "parseFloat" not in script and "toFixed(2)" not in script
+        for name in ("app.js", "book.js"):
+            async with http.get(f"{hub.base}/static/{name}") as resp:
+                script = await resp.text()
+            assert "parseFloat" not in script and "toFixed(2)" not in script, name
         async with http.get(hub.base + "/api/v1/info") as resp:
             info = await resp.json()
         assert info["dashboard"] == "/" and info["websocket"] == "/ws" and info["demo"] is True

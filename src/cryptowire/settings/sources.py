@@ -21,6 +21,8 @@ class DemoSettings(Section):
         description="Symbols the demo market quotes.",
     )
     interval_s: float = Field(0.5, description="Seconds between demo ticks.")
+    book_interval_s: float = Field(
+        0.1, gt=0, description="Seconds between demo order-book deltas (book: channels).")
     chain: str = Field("eth", description="Chain name the demo swaps and burns appear on.")
 
 

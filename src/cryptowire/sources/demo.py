@@ -1,9 +1,13 @@
 """The demo source: a synthetic market and chain, so a newcomer offline sees data at once.
 
-Random-walk tickers, trades and klines for a few symbols, and synthetic swaps and burns on
-one chain. Every event says ``source: "demo"``; prices are ``Decimal`` quantized to the
-symbol's tick, sent as strings like real ones. It only produces channels someone subscribed
-to.
+Random-walk tickers, trades, klines, order books (:mod:`~cryptowire.sources.demo_book`) and
+liquidations for a few symbols, and synthetic swaps and burns on one chain. Every event says
+``source: "demo"``; prices are ``Decimal`` quantized to the symbol's tick, sent as strings
+like real ones. It only produces channels someone subscribed to.
+
+A ``book:`` channel gets a ``snapshot`` when it is subscribed (again), then a ``delta`` every
+``demo.book_interval_s`` (PROTOCOLS.md 4.1). Trades and liquidations are events: always type
+``update``, never ``snapshot`` (4.2).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from cryptowire.errors import SourceError
 from cryptowire.events import Event
 from cryptowire.jsonnum import decimal_str
 from cryptowire.settings import DemoSettings
+from cryptowire.sources.demo_book import DemoBook
 from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.sources.demo")
@@ -31,6 +36,10 @@ log = logging.getLogger("cryptowire.sources.demo")
 _START = {"BTCUSDT": "66000.00", "ETHUSDT": "3200.00", "SOLUSDT": "150.000",
           "ETHBTC": "0.048485"}
 _QUOTE = "USDT"
+#: Size steps (order quantity grid) of the book levels and liquidations.
+_SIZE_STEP = {"BTCUSDT": "0.001", "ETHUSDT": "0.01", "SOLUSDT": "0.1", "ETHBTC": "0.01"}
+#: Chance that a demo tick liquidates someone on a subscribed ``liquidation:`` channel.
+_LIQUIDATION_ODDS = 0.2
 #: Open interest at start, in the base coin, and its step (linear tickers).
 _OPEN_INTEREST = {"BTCUSDT": "55000.000", "ETHUSDT": "900000.00", "SOLUSDT": "6000000.0",
                   "ETHBTC": "120000.00"}
@@ -61,6 +70,7 @@ class _Market:
         start = Decimal(_START.get(symbol, "100.00"))
         self.symbol = symbol
         self.tick = Decimal(1).scaleb(start.as_tuple().exponent)  # type: ignore[arg-type]
+        self.size_step = Decimal(_SIZE_STEP.get(symbol, "0.01"))
         self.legs = legs
         if legs is not None:
             start = self._cross()
@@ -153,7 +163,7 @@ class DemoSource:
     """Implements :class:`~cryptowire.core.source.Source` with synthetic data."""
 
     name = "demo"
-    kinds = frozenset({"ticker", "trade", "kline", "swap", "burn"})
+    kinds = frozenset({"ticker", "trade", "kline", "book", "liquidation", "swap", "burn"})
 
     def __init__(self, settings: DemoSettings, *, chain_id: int = 1, seed: int | None = None,
                  ) -> None:
@@ -167,34 +177,72 @@ class DemoSource:
         self._status = SourceStatus(name="demo", state="stopped", demo=True,
                                     detail="synthetic data (demo mode)")
         self._block = 19_000_000
+        self._books: dict[str, DemoBook] = {}
+        # A snapshot and the deltas of a step are published in order, never interleaved.
+        self._book_lock = asyncio.Lock()
 
     async def start(self, publish: PublishFn) -> None:
         self._publish = publish
         self._status.state = "up"
         self._supervisor.spawn("ticks", self._run)
+        self._supervisor.spawn("books", self._run_books)
 
     async def stop(self) -> None:
         await self._supervisor.stop()
         self._status.state = "stopped"
 
     async def subscribe(self, channel: Channel) -> None:
-        if channel.kind in ("ticker", "trade", "kline"):
+        if channel.kind in ("ticker", "trade", "kline", "book", "liquidation"):
             if channel.symbol not in self._markets:
                 known = ", ".join(self._markets)
                 raise SourceError(f"Unknown symbol '{channel.symbol}' on the demo market. "
                                   f"Demo symbols: {known}.")
+            if channel.kind == "liquidation" and channel.venue == "spot":
+                raise SourceError("Spot markets have no liquidations (as on Bybit); use "
+                                  f"liquidation:{channel.symbol}.")
         elif channel.kind in ("swap", "burn"):
             if channel.chain != self.settings.chain:
                 raise SourceError(f"The demo chain is '{self.settings.chain}'; "
                                   f"'{channel.chain}' has no demo data.")
         else:
             raise SourceError(f"The demo source does not serve {channel.kind} channels.")
+        if channel.kind == "book":
+            await self._subscribe_book(channel)
         self._channels[channel.name] = channel
         self._status.topics = len(self._channels)
 
     async def unsubscribe(self, channel: Channel) -> None:
         self._channels.pop(channel.name, None)
         self._status.topics = len(self._channels)
+        if channel.kind == "book" and channel.symbol in self._books:
+            self._books[channel.symbol].unsubscribe(channel.name)
+
+    async def _subscribe_book(self, channel: Channel) -> None:
+        """A (re)subscribed book channel starts with a snapshot of the book cut at depth."""
+        assert channel.symbol is not None and channel.depth is not None
+        market = self._markets[channel.symbol]
+        async with self._book_lock:
+            book = self._books.get(market.symbol)
+            if book is None:
+                book = self._books[market.symbol] = DemoBook(market.symbol, market.tick,
+                                                             market.size_step, self._rng)
+            snapshot = book.subscribe(channel.name, channel.depth, market.price)
+            await self._emit(channel.name, snapshot, "snapshot")
+
+    async def _run_books(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.book_interval_s)
+            await self.step_books()
+
+    async def step_books(self) -> None:
+        """One step of every watched demo book: a delta per ``book:`` channel (public for
+        tests)."""
+        async with self._book_lock:
+            for symbol, book in list(self._books.items()):
+                if not book.views:
+                    continue
+                for name, delta in book.step(self._markets[symbol].price).items():
+                    await self._emit(name, delta, "delta")
 
     def status(self) -> SourceStatus:
         return self._status
@@ -232,8 +280,21 @@ class DemoSource:
                     }])
                 elif channel.kind == "kline" and channel.interval is not None:
                     await self._emit(channel.name, self._kline(market, channel.interval, ts))
+                elif channel.kind == "liquidation" and self._rng.random() < _LIQUIDATION_ODDS:
+                    await self._emit(channel.name, self._liquidation(market, ts))
         if n % 4 == 0:
             await self._chain_events(ts)
+
+    def _liquidation(self, market: _Market, ts: int) -> dict[str, object]:
+        """A forced close near the price. ``side`` is the liquidated position's, as Bybit's
+        ``allLiquidation`` gives it: ``Buy`` a long (at or below the price), ``Sell`` a short
+        (at or above it)."""
+        side = self._rng.choice(("Buy", "Sell"))
+        away = market.tick * self._rng.randint(0, 20)
+        price = market.price + away if side == "Sell" else max(market.tick, market.price - away)
+        size = Decimal(self._rng.randint(1, 20_000)) * market.size_step
+        return {"symbol": market.symbol, "side": side, "price": decimal_str(price),
+                "size": decimal_str(size), "time": ts}
 
     @staticmethod
     def _kline(market: _Market, interval: str, ts: int) -> dict[str, object]:

@@ -1,7 +1,8 @@
 /* cryptowire dashboard: plain JavaScript, no framework, no build step.
  *
- * Two sockets to the hub that served this page: /ws (native protocol: tickers, swaps, burns)
- * and /rfq (seed 001 quotes). Both reconnect by themselves with capped, jittered backoff.
+ * Two sockets to the hub that served this page: /ws (native protocol: tickers, candles, the
+ * order book, swaps, burns) and /rfq (seed 001 quotes). Both reconnect by themselves with
+ * capped, jittered backoff.
  * Money values arrive as decimal strings and are shown exactly as they came: nothing here
  * turns a price or an amount into a float (the candle chart, chart.js, is a picture: it
  * plots numbers on a canvas; its legend shows the candle's exact strings).
@@ -436,6 +437,14 @@
       ? new window.CryptowireCandleChart($('chart'), $('chart-legend')) : null,
   };
 
+  // ---- order book: book:50:<symbol> of the selected row (ladder and depth: book.js)
+
+  const bookView = window.CryptowireOrderBook ? new window.CryptowireOrderBook({
+    root: $('book'), ladder: $('book-ladder'), canvas: $('depth-chart'),
+    status: $('book-msg'), title: $('book-symbol'),
+    request: (op, args, extra, callback) => request(native, op, args, extra, callback),
+  }) : null;
+
   function setChartMsg(text, isError) {
     const msg = $('chart-msg');
     msg.textContent = text;
@@ -474,6 +483,7 @@
     const before = chartState.channel;
     chartState.symbol = symbol;
     chartState.interval = interval;
+    if (bookView) bookView.setSymbol(symbol);
     if (channel === before) return;
     if (before) request(native, 'unsubscribe', [before]);
     chartState.channel = channel;
@@ -653,8 +663,10 @@
       subscribeTickers(rows);
       subscribeFeed(feedChannels(), true);
       subscribeChart();
+      if (bookView) bookView.subscribe();
     },
     onDown() {
+      if (bookView) bookView.stale('the connection dropped');
       clearInterval(pingTimer);
       pingSentAt = 0;
       pending.clear();
@@ -672,6 +684,7 @@
         if (channel.startsWith('ticker:')) onTicker(channel, msg, msg.data);
         else if (channel.startsWith('swap:') || channel.startsWith('burn:')) onFeed(channel, msg, msg.data);
         else if (channel.startsWith('kline:')) onKline(channel, msg, msg.data);
+        else if (channel.startsWith('book:') && bookView) bookView.onFrame(channel, msg);
         return;
       }
       if (msg.op === 'pong') {
