@@ -66,8 +66,9 @@ class Depth:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one call did: the events applied (in order), whether the book was set from a
-    snapshot, and, when the book is unknown until a new snapshot, why (``resync``)."""
+    """What one call did: the events applied (in order), whether the book now stands on the
+    snapshot just given, and, when the book is unknown until a new snapshot, why
+    (``resync``; the events from the break on are kept for that next snapshot)."""
 
     applied: tuple[Depth, ...] = ()
     snapshot: bool = False
@@ -115,7 +116,7 @@ class DepthSync:
         buffered = list(self._buffer)
         self._buffer.clear()
         step = self._apply_all(buffered)
-        return Step(step.applied, True, step.resync)
+        return Step(step.applied, step.resync is None, step.resync)
 
     def _apply_all(self, events: Sequence[Depth]) -> Step:
         applied: list[Depth] = []
