@@ -120,6 +120,7 @@ OKX_FIELDS = {
                     "interestRate method maxFundingRate minFundingRate nextFundingRate "
                     "nextFundingTime premium settFundingRate settState ts",
     "liquidation-orders": "details instFamily instId instType uly",
+    "mark-price": "instType instId markPx ts",
     "books": "asks bids ts checksum prevSeqId seqId",
 }
 
