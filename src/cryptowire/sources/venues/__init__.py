@@ -1,0 +1,15 @@
+"""Venue declarations and sans-I/O venue parsers (issue 14: Binance and OKX beside Bybit).
+
+Issue 14 puts every exchange behind one seam: a venue is declarations (endpoints, topic
+names, symbol mapping, subscribe/ack/ping formats, limits) plus sans-I/O parsers from its
+frames to the normalized events, served by one shared connection supervisor. This package
+is where those declarations and parsers will live. Today it holds the venue-specific book
+checks, pure and tested against the fixtures in ``tests/fixtures/<venue>/``:
+
+- :mod:`.binance_book`: Binance's documented local order book procedure (REST depth
+  snapshot plus the buffered diff stream, ``U``/``u`` on spot, ``pu`` on USD-M futures);
+- :mod:`.okx_book`: OKX's book checksum (CRC32 over the top 25 levels) and its
+  ``seqId``/``prevSeqId`` continuity rule.
+
+No module here does I/O: bytes and parsed frames in, decisions out.
+"""
