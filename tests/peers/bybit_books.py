@@ -22,6 +22,10 @@ Faults (:meth:`BookFeed.inject`), applied to the next frame:
   the ``u == 1`` rule alone), and ``u`` goes on from there;
 - ``"crossed"``: a bad delta (a bid at the best ask) is sent with the next ``u``; the venue's
   book is not changed by it (the next snapshot is right again), the ``u`` after it goes on.
+
+:meth:`BookFeed.burst` sends the next frames back to back: behind a fault they are the
+frames already in flight when the client notices it (they reach it before its re-subscribe
+reaches the venue), which it must drop.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class BookFeed:
         self.sent: list[dict[str, Any]] = []
         self.subscribers: set[asyncio.Queue[str]] = set()
         self.faults: deque[str] = deque()
+        self._burst = 0
         self._index = 0
         self._round = 0
         self._u_shift = 0
@@ -90,6 +95,10 @@ class BookFeed:
     def inject(self, fault: str) -> None:
         assert fault in FAULTS, fault
         self.faults.append(fault)
+
+    def burst(self, frames: int) -> None:
+        """Produce the next ``frames`` frames with no pause between them."""
+        self._burst = frames
 
     # -- serving -------------------------------------------------------------------------
 
@@ -124,7 +133,10 @@ class BookFeed:
 
     async def _run(self) -> None:
         while self.subscribers:
-            await asyncio.sleep(self.interval_s)
+            if self._burst:
+                self._burst -= 1
+            else:
+                await asyncio.sleep(self.interval_s)
             while self.stalled():
                 await asyncio.sleep(0.01)
             frame = self._next()
