@@ -165,8 +165,8 @@ async def test_after_each_fault_the_book_is_never_wrong_and_exact_again(
         peer.book(TOPIC).burst(6)
     if fault.startswith("restart"):
         # u = 1 overwrites the book: a snapshot, no gap, no re-sync.
-        await client.read_until(lambda c: any(f["data"].get("venueSeq") == 1
-                                              for f in c.frames) and c.deltas_since("snapshot") >= 10)
+        await client.read_until(lambda c: c.deltas_since("snapshot") >= 10 and any(
+            f["data"].get("venueSeq") == 1 for f in c.frames))
         restart = next(f for f in client.frames if f["data"].get("venueSeq") == 1)
         assert restart["type"] == "snapshot"
         assert "gap" not in client.types
