@@ -7,8 +7,9 @@ re-subscribes every desired topic (chunked, :data:`~.topics.MAX_ARGS_PER_REQUEST
 request) and only then starts reading, so a gap marker always precedes the fresh data (Bybit
 sends a new ticker snapshot after each subscribe). While up it sends ``{"op":"ping"}`` every
 ``ping_interval_s`` and a watchdog replaces a socket from which nothing (not even a pong) came
-for ``watchdog_s``. Frame parsing is :mod:`.parser`, the events a data frame becomes
-:mod:`.events`; this module only moves bytes.
+for ``watchdog_s``. A broken order book (:mod:`.book`) re-syncs on the same socket: unsubscribe
+then subscribe, and Bybit sends a fresh snapshot. Frame parsing is :mod:`.parser`, the events
+a data frame becomes :mod:`.events`; this module only moves bytes.
 """
 
 from __future__ import annotations
