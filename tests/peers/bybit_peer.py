@@ -8,14 +8,18 @@ It listens on ``127.0.0.1`` (a free port) and serves, like ``stream.bybit.com`` 
   ``{"success":false,"ret_msg":"error:handler not found,topic:tickers.NOPEUSDT",..}`` (for
   symbols it does not list and for topics given to :meth:`BybitPeer.reject_topic`), pongs
   ``{"success":true,"ret_msg":"pong","conn_id":..,"req_id":..,"op":"ping"}``, and for each
-  subscribed topic the recorded frames of ``tests/fixtures/bybit/<category>.jsonl`` in order,
-  one every ``interval_s``, looping with ``ts`` moved forward each round;
+  subscribed topic the recorded frames of ``tests/fixtures/bybit/<category>.jsonl`` (and
+  ``<category>.generated.jsonl``) in order, one every ``interval_s``, looping with ``ts``
+  moved forward each round; ``orderbook.<depth>.<symbol>`` topics are served by a
+  :class:`~tests.peers.bybit_books.BookFeed` per topic (a snapshot of the venue's book on
+  every subscribe, then its deltas; ``allLiquidation`` on linear only, as on Bybit);
 - ``GET /v5/market/instruments-info?category=..&limit=..&cursor=..`` in Bybit's REST shape,
   paginated by ``nextPageCursor`` (``page_size`` per page).
 
 Switches: :meth:`drop` (abort every connection, no close frame), :meth:`stall` (send nothing,
 pongs included), :meth:`reject_topic`, :meth:`send_raw`, :meth:`fail_instruments`,
-:meth:`first_frame_with_ack`.
+:meth:`first_frame_with_ack`; for order books :meth:`inject_u_gap`, :meth:`inject_restart`,
+:meth:`inject_crossed` (:meth:`book` is the venue's book of a topic, which knows what it sent).
 Counters: :attr:`subscribe_requests` / :attr:`unsubscribe_requests` per ``(category,
 topic)``, :attr:`connections` (open ones, with their subscribed topics),
 :attr:`connections_total`, :attr:`pings`, :attr:`instrument_requests`.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 import time
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from tests.peers.bybit_books import BookFeed
 
 from cryptowire.settings import BybitSettings
 
@@ -50,6 +56,8 @@ KLINE_SPAN_MS = {
     "720": 43_200_000, "D": 86_400_000, "W": 604_800_000, "M": 2_592_000_000,
 }  # fmt: skip
 QUOTES = ("USDT", "USDC", "BTC", "ETH")
+#: Order book depths per category (docs: v5/websocket/public/orderbook).
+BOOK_DEPTHS = {"linear": ("1", "50", "200", "500", "1000"), "spot": ("1", "50", "200", "1000")}
 
 
 def dumps(obj: Any) -> str:
@@ -58,9 +66,11 @@ def dumps(obj: Any) -> str:
 
 
 def load_fixture(category: str, directory: Path = FIXTURES) -> list[dict[str, Any]]:
-    """The recorded frames of one category, in file order."""
-    path = directory / f"{category}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The recorded frames of one category (``<category>.jsonl``, then the generated ones of
+    ``<category>.generated.jsonl`` if there are), in file order."""
+    paths = [directory / f"{category}.jsonl", directory / f"{category}.generated.jsonl"]
+    return [json.loads(line) for path in paths if path.exists()
+            for line in path.read_text().splitlines() if line.strip()]
 
 
 @dataclass(eq=False)
@@ -120,6 +130,7 @@ class BybitPeer:
         self._first_frame_with_ack = False
         self._instruments_fail = False
         self._runner: web.AppRunner | None = None
+        self.books: dict[tuple[str, str], BookFeed] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -138,6 +149,8 @@ class BybitPeer:
 
     async def close(self) -> None:
         self.drop()
+        for feed in self.books.values():
+            await feed.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -183,6 +196,32 @@ class BybitPeer:
         """Send a newly subscribed topic's first frame right behind the subscribe ack, with
         nothing in between (as a busy exchange may): the client reads both at once."""
         self._first_frame_with_ack = on
+
+    def book(self, topic: str = "orderbook.50.BTCUSDT", category: str = "linear") -> BookFeed:
+        """The venue's book of ``topic`` (created on first use, from the fixture)."""
+        feed = self.books.get((category, topic))
+        if feed is None:
+            frames = self._frames_for(category, topic)
+            feed = BookFeed(topic, frames, self.interval_s, lambda: self._stalled)
+            self.books[(category, topic)] = feed
+        return feed
+
+    def inject_u_gap(self, topic: str = "orderbook.50.BTCUSDT", category: str = "linear") -> None:
+        """Lose the next delta of ``topic``: the book moves, its ``u`` is skipped."""
+        self.book(topic, category).inject("gap")
+
+    def inject_restart(self, topic: str = "orderbook.50.BTCUSDT", category: str = "linear",
+                       frame_type: str = "snapshot") -> None:
+        """A service restart: the next change of ``topic`` comes as the whole book with
+        ``u = 1`` (``frame_type`` ``snapshot`` as documented, or ``delta``)."""
+        self.book(topic, category).inject("restart" if frame_type == "snapshot"
+                                          else "restart-delta")
+
+    def inject_crossed(self, topic: str = "orderbook.50.BTCUSDT", category: str = "linear",
+                       ) -> None:
+        """Send a crossed delta (a bid at the best ask) as the next ``u`` of ``topic``; the
+        venue's book stays right (the next snapshot is uncrossed)."""
+        self.book(topic, category).inject("crossed")
 
     def reject_topic(self, topic: str) -> None:
         """Refuse subscriptions to ``topic`` as Bybit refuses an unknown topic."""
@@ -313,6 +352,11 @@ class BybitPeer:
                 accepted.append(topic)
         start = 1 if self._first_frame_with_ack else 0
         for topic in accepted:
+            if topic.startswith("orderbook."):
+                feed = self.book(topic, conn.category)
+                send = functools.partial(self._send, conn)
+                conn.streams[topic] = asyncio.create_task(feed.stream(send))
+                continue
             conn.streams[topic] = asyncio.create_task(self._stream(conn, topic, start))
         await self._reply(
             conn,
@@ -326,6 +370,8 @@ class BybitPeer:
         )
         if start:
             for topic in accepted:
+                if topic.startswith("orderbook."):
+                    continue
                 frames = self._frames_for(conn.category, topic)
                 if frames:
                     await self._send(conn, dumps(frames[0]))
@@ -338,6 +384,10 @@ class BybitPeer:
             symbol = parts[1]
         elif parts[0] == "kline" and len(parts) == 3 and parts[1] in KLINE_SPAN_MS:
             symbol = parts[2]
+        elif parts[0] == "orderbook" and len(parts) == 3 and parts[1] in BOOK_DEPTHS[category]:
+            symbol = parts[2]
+        elif parts[0] == "allLiquidation" and len(parts) == 2 and category == "linear":
+            symbol = parts[1]
         else:
             return False
         return self.instruments[category].get(symbol) == "Trading"
@@ -357,6 +407,10 @@ class BybitPeer:
         if frames:
             return frames
         parts = topic.split(".")
+        if parts[0] == "orderbook" and len(parts) == 3 and int(parts[1]) >= 50:
+            # No recording at this depth: the level-50 book is a valid book of any deeper one.
+            recorded = self.frames[category].get(f"orderbook.50.{parts[2]}", [])
+            return [{**frame, "topic": topic} for frame in recorded]
         if parts[0] != "kline":
             return []
         # No recording for this interval: re-label another interval's candles of the symbol.

@@ -34,6 +34,9 @@ class SourceStatus:
     rejected: int = 0
     reconnects: int = 0
     topics: int = 0
+    #: Order books re-synchronised after a break, by cause (``sequence``, ``crossed``...):
+    #: ``cryptowire_book_resyncs_total{source,reason}``.
+    book_resyncs: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -68,7 +68,14 @@ class NodeCollector(Collector):
             "cryptowire_source_rejected",
             "Upstream messages a source refused one by one (not JSON, cannot be encoded).",
             labels=["source"])
+        resyncs = CounterMetricFamily(
+            "cryptowire_book_resyncs",
+            "Order books a source re-synchronised after a break (gap, then a new snapshot), "
+            "by cause: sequence, no_snapshot, malformed, crossed.",
+            labels=["source", "reason"])
         for st in node.source_statuses():
+            for cause, count in sorted(st.book_resyncs.items()):
+                resyncs.add_metric([st.name, cause], count)
             for s in _STATES:
                 state.add_metric([st.name, s], 1.0 if st.state == s else 0.0)
             msgs.add_metric([st.name], st.messages)
@@ -78,6 +85,7 @@ class NodeCollector(Collector):
         yield msgs
         yield errs
         yield rejected
+        yield resyncs
         yield from _rpc_families(node)
 
 

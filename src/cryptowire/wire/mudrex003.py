@@ -22,7 +22,9 @@ class MudrexEncoder:
     ``mudrex.futures.trade.<SYMBOL>``, ``mudrex.futures.kline.<bybit interval>.<SYMBOL>``
     (``mudrex.spot...`` for ``@spot``); ``type`` is ``snapshot`` or ``update``, the only two
     a 003 client knows, so gap markers are not sent in this envelope. Other channels keep
-    the native frame, which 003 clients never subscribe to."""
+    the native frame: those 003 never had, among them ``book:`` (alias
+    ``orderbook.50.BTCUSDT``, which a 003-dialect client may ask for) and ``liquidation:``,
+    whose deltas and gaps the 003 envelope has no shape for (docs/protocol.md)."""
 
     name = "mudrex"
 

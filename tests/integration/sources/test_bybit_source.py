@@ -95,7 +95,7 @@ def test_is_a_source(peer: BybitPeer) -> None:
     source = BybitSource(peer.settings())
     assert isinstance(source, Source)
     assert source.name == "bybit"
-    assert source.kinds == frozenset({"ticker", "trade", "kline"})
+    assert source.kinds == frozenset({"ticker", "trade", "kline", "book", "liquidation"})
 
 
 @pytest.mark.parametrize(
@@ -393,7 +393,7 @@ async def test_subscribe_before_start_and_foreign_kinds_are_refused(peer: BybitP
     with pytest.raises(SourceError, match="not running"):
         await source.subscribe(ch("ticker:BTCUSDT"))
     async with running(peer) as (started, _):
-        with pytest.raises(SourceError, match="ticker, trade and kline"):
+        with pytest.raises(SourceError, match="ticker, trade, kline, book and liquidation"):
             await started.subscribe(ch("swap:eth"))
         assert started.status().state == "up"
         assert started.status().detail.startswith("idle")

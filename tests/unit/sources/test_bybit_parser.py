@@ -21,6 +21,7 @@ from cryptowire.sources.bybit.parser import (
     channel_for,
     parse_frame,
     parse_klines,
+    parse_liquidations,
     parse_topic,
     parse_trades,
     ping_request,
@@ -87,6 +88,12 @@ def frame(text: str) -> DataFrame:
         ("kline:1h:BTCUSDT", "kline.60.BTCUSDT", "linear"),
         ("ticker:BTCUSDT@spot", "tickers.BTCUSDT", "spot"),
         ("kline:1M:ETHUSDT@spot", "kline.M.ETHUSDT", "spot"),
+        ("book:50:BTCUSDT", "orderbook.50.BTCUSDT", "linear"),
+        ("orderbook.500.BTCUSDT", "orderbook.500.BTCUSDT", "linear"),
+        ("book:1:ETHUSDT@spot", "orderbook.1.ETHUSDT", "spot"),
+        ("book:200:ETHUSDT@spot", "orderbook.200.ETHUSDT", "spot"),
+        ("liquidation:BTCUSDT", "allLiquidation.BTCUSDT", "linear"),
+        ("allLiquidation.ETHUSDT", "allLiquidation.ETHUSDT", "linear"),
     ],
 )
 def test_channel_to_topic_and_back(arg: str, topic: str, category: str) -> None:
@@ -115,11 +122,23 @@ def test_thirteen_intervals() -> None:
 
 
 def test_non_market_channel_has_no_topic() -> None:
-    with pytest.raises(SourceError, match="ticker, trade and kline"):
+    with pytest.raises(SourceError, match="ticker, trade, kline, book and liquidation"):
         topic_for(ChannelGrammar().parse("swap:eth"))
 
 
-@pytest.mark.parametrize("text", ["orderbook.50.BTCUSDT", "kline.7.BTCUSDT", "tickers", "x.y.z"])
+def test_spot_has_no_liquidation_stream() -> None:
+    channel = ChannelGrammar().parse("liquidation:BTCUSDT@spot")
+    with pytest.raises(SourceError) as info:
+        topic_for(channel, category_of(channel))
+    assert str(info.value) == (
+        "Bybit has no liquidations on spot (liquidation:BTCUSDT@spot): its allLiquidation "
+        "stream covers USDT, USDC and inverse contracts. Use liquidation:BTCUSDT.")
+    linear = ChannelGrammar().parse("liquidation:BTCUSDT")
+    assert topic_for(linear, "linear").name == "allLiquidation.BTCUSDT"
+
+
+@pytest.mark.parametrize("text", ["orderbook.7.BTCUSDT", "orderbook.50", "allLiquidation",
+                                  "kline.7.BTCUSDT", "tickers", "x.y.z"])
 def test_parse_topic_refuses_others(text: str) -> None:
     with pytest.raises(ValueError, match="not a Bybit"):
         parse_topic(text)
@@ -325,7 +344,7 @@ def test_pongs(text: str) -> None:
         ('{"hello":"world"}', "neither"),
         ('{"topic":"tickers.BTCUSDT","type":"delta","data":{}}', "ts"),
         ('{"topic":"tickers.BTCUSDT","type":"other","ts":1,"data":{}}', "type"),
-        ('{"topic":"orderbook.1.BTCUSDT","type":"delta","ts":1,"data":{}}', "not a Bybit"),
+        ('{"topic":"orderbook.7.BTCUSDT","type":"delta","ts":1,"data":{}}', "not a Bybit"),
         ('{"topic":42,"type":"delta","ts":1,"data":{}}', "topic"),
         ('{"topic":"tickers.BTCUSDT","type":"delta","ts":1}', "without 'data'"),
     ],
@@ -405,3 +424,34 @@ def test_unsubscribe_request_and_empty() -> None:
 def test_ping() -> None:
     assert orjson.dumps(ping_request()) == b'{"op":"ping"}'
     assert ping_request("100001") == {"req_id": "100001", "op": "ping"}
+
+
+# -- liquidations (docs: v5/websocket/public/all-liquidation, its response example) ---------
+
+LIQUIDATIONS = (
+    '{"topic":"allLiquidation.ROSEUSDT","type":"snapshot","ts":1739502303204,"data":['
+    '{"T":1739502302929,"s":"ROSEUSDT","S":"Sell","v":"20000","p":"0.04499"},'
+    '{"T":1739502302931,"s":"ROSEUSDT","S":"Buy","v":"1.500","p":"0.04510"}]}'
+)
+
+
+def test_liquidations_one_per_item_with_the_strings_as_sent() -> None:
+    assert parse_liquidations(frame(LIQUIDATIONS)) == [
+        {"symbol": "ROSEUSDT", "side": "Sell", "price": "0.04499", "size": "20000",
+         "time": 1739502302929},
+        {"symbol": "ROSEUSDT", "side": "Buy", "price": "0.04510", "size": "1.500",
+         "time": 1739502302931},
+    ]
+
+
+@pytest.mark.parametrize("text", [
+    LIQUIDATIONS.replace('"p":"0.04499"', '"p":0.04499'),  # a float: digits may be lost
+    LIQUIDATIONS.replace('"v":"20000",', ""),
+    LIQUIDATIONS.replace('"s":"ROSEUSDT","S":"Sell"', '"s":"BTCUSDT","S":"Sell"'),
+    LIQUIDATIONS.replace('"T":1739502302929', '"T":"soon"'),
+])
+def test_malformed_liquidations(text: str) -> None:
+    with pytest.raises(MalformedFrameError):
+        parse_liquidations(frame(text))
+    with pytest.raises(MalformedFrameError):
+        parse_liquidations(frame(TRADES))

@@ -7,8 +7,9 @@ re-subscribes every desired topic (chunked, :data:`~.topics.MAX_ARGS_PER_REQUEST
 request) and only then starts reading, so a gap marker always precedes the fresh data (Bybit
 sends a new ticker snapshot after each subscribe). While up it sends ``{"op":"ping"}`` every
 ``ping_interval_s`` and a watchdog replaces a socket from which nothing (not even a pong) came
-for ``watchdog_s``. Frame parsing is :mod:`.parser`, the events a data frame becomes
-:mod:`.events`; this module only moves bytes.
+for ``watchdog_s``. A broken order book (:mod:`.book`) re-syncs on the same socket: unsubscribe
+then subscribe, and Bybit sends a fresh snapshot. Frame parsing is :mod:`.parser`, the events
+a data frame becomes :mod:`.events`; this module only moves bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import Counter
 from typing import Any, Literal
 
 import aiohttp
@@ -27,7 +29,7 @@ from cryptowire.clock import now_ms
 from cryptowire.core.source import PublishFn
 from cryptowire.errors import SourceError
 from cryptowire.events import Event
-from cryptowire.sources.bybit.events import events_of
+from cryptowire.sources.bybit.events import events_of, reconnect_gaps
 from cryptowire.sources.bybit.parser import Ack, DataFrame, Pong, TickerBook, parse_frame
 from cryptowire.sources.bybit.subscriptions import (
     Subscription,
@@ -81,6 +83,7 @@ class BybitConnection:
         self.messages = 0
         self.errors = 0
         self.rejections = 0
+        self.book_resyncs: Counter[str] = Counter()  # book breaks by cause (book.BREAK_CAUSES)
         self.last_message_ms: int | None = None
         self.connected_since_ms: int | None = None
         self.conn_id: str | None = None
@@ -164,6 +167,7 @@ class BybitConnection:
             "messages": self.messages,
             "errors": self.errors,
             "rejections": self.rejections,
+            "book_resyncs": dict(self.book_resyncs),
             "last_message_ms": self.last_message_ms,
             "connected_since_ms": self.connected_since_ms,
             "conn_id": self.conn_id,
@@ -266,15 +270,8 @@ class BybitConnection:
             await ws.close()
 
     async def _publish_gaps(self) -> None:
-        for sub in self._subs:
-            if sub.gap_since is None:
-                continue
-            data = {"reason": f"upstream reconnected: {self._gap_reason}", "since": sub.gap_since}
-            sub.gap_since = None
-            for channel in list(sub.channels):
-                await self._emit(
-                    Event(channel=channel, data=data, type="gap", source=self._source_name)
-                )
+        for event in reconnect_gaps(self._subs, self._gap_reason, self._source_name):
+            await self._emit(event)
 
     # -- the three loops of one socket ----------------------------------------------------
 
@@ -326,6 +323,13 @@ class BybitConnection:
             return
         for event in events_of(frame, sub, self._book, self.category, self._source_name):
             await self._emit(event)
+        if (broken := sub.broken) is not None:  # a book broke and its gap is out: count it,
+            sub.broken = None  # and unsubscribe + subscribe: Bybit sends a fresh snapshot
+            self.book_resyncs[broken.cause] += 1
+            _log.warning("bybit %s: %s", self.category, broken.reason)
+            if (ws := self._ws) is not None and sub.sent:
+                for request in self._subs.resubscribe(sub):
+                    await self._send(ws, request)
 
     async def _on_ack(self, ack: Ack) -> None:
         if ack.conn_id:

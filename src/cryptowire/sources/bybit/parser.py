@@ -12,7 +12,9 @@ Payloads follow PROTOCOLS.md section 1 (the Mudrex seed's shapes):
 - :func:`parse_klines` -> one :class:`~cryptowire.events.KlineData` per candle of the frame,
   with the canonical interval of the topic (the interval asked for is the one delivered).
 - :func:`parse_trades` -> the frame's trades as one list of
-  :class:`~cryptowire.events.TradeData`.
+  :class:`~cryptowire.events.TradeData`;
+- :func:`parse_liquidations` -> one :class:`~cryptowire.events.LiquidationData` per item of
+  an ``allLiquidation`` frame. Order books are validated by :mod:`.book`.
 
 Prices and sizes stay the upstream's decimal strings, byte for byte; a JSON float in a money
 field is refused as malformed rather than turned into a string that was never sent.
@@ -29,7 +31,7 @@ import orjson
 
 from cryptowire.core.channels import KLINE_INTERVALS
 from cryptowire.errors import SourceError
-from cryptowire.events import KlineData, TickerData, TradeData
+from cryptowire.events import KlineData, LiquidationData, TickerData, TradeData
 from cryptowire.jsonnum import decimal_str
 from cryptowire.sources.bybit.topics import (
     CATEGORIES,
@@ -62,6 +64,7 @@ __all__ = [
     "normalize_ticker",
     "parse_frame",
     "parse_klines",
+    "parse_liquidations",
     "parse_topic",
     "parse_trades",
     "ping_request",
@@ -323,6 +326,24 @@ def parse_trades(frame: DataFrame) -> list[TradeData]:
             }
         )
     return trades
+
+
+def parse_liquidations(frame: DataFrame) -> list[LiquidationData]:
+    """The liquidations of an ``allLiquidation.<symbol>`` frame (docs:
+    v5/websocket/public/all-liquidation): ``T`` time, ``s`` symbol, ``S`` position side
+    (``Buy``: a long was liquidated), ``v`` size, ``p`` bankruptcy price; strings as sent."""
+    if frame.topic.kind != "liquidation":
+        raise MalformedFrameError(f"{frame.topic.name} is not an allLiquidation topic")
+    items = _object_list(frame)
+    out: list[LiquidationData] = []
+    for item in items:
+        symbol = _req_text(item, "s")
+        if symbol != frame.topic.symbol:
+            raise MalformedFrameError(f"{frame.topic.name}: liquidation of {symbol!r}")
+        out.append({"symbol": symbol, "side": _req_text(item, "S"),
+                    "price": _req_text(item, "p"), "size": _req_text(item, "v"),
+                    "time": _int(item, "T")})
+    return out
 
 
 # -- field checks ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""``BybitSource``: Bybit V5 public market data (tickers, trades, klines) as cryptowire events.
+"""``BybitSource``: Bybit V5 public market data (tickers, trades, klines, order books,
+liquidations) as cryptowire events.
 
 One supervised socket per category (:class:`~.connection.BybitConnection`), opened when the
 first topic of that category is subscribed. A channel's symbol is checked against Bybit's
@@ -7,16 +8,20 @@ refused with a reason before anything goes upstream; without that list the subsc
 decides. Events carry the channel name the core subscribed with, Bybit's ``ts`` as
 ``ts_source`` and ``source="bybit"``; a ticker event always carries the full merged state.
 
-Event types: ``snapshot`` for the first frame of a topic after each (re)subscribe and for a
-linear ticker snapshot (a reset), ``update`` otherwise, and ``gap`` with
-``{"reason": .., "since": <ms of the last frame before the loss>}`` for every affected channel
-after a reconnect, published before any data of the new socket.
+Event types: ``snapshot`` for the first frame of a ticker or kline topic after each
+(re)subscribe and for a linear ticker snapshot (a reset), ``update`` otherwise (trades and
+liquidations are always ``update``), and ``gap`` with ``{"reason": .., "since": <ms of the
+last frame before the loss>}`` for every affected channel after a reconnect, published before
+any data of the new socket. Book channels get ``snapshot`` / ``delta`` / ``gap`` as
+:mod:`.book` validates them (PROTOCOLS.md 4.1); each break is counted by cause in
+``SourceStatus.book_resyncs``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 import aiohttp
 
@@ -38,7 +43,8 @@ _STATES: dict[str, tuple[int, SourceState]] = {
 
 
 class BybitSource:
-    """The Bybit V5 public source (``name="bybit"``, kinds ticker, trade, kline).
+    """The Bybit V5 public source (``name="bybit"``, kinds ticker, trade, kline, book,
+    liquidation).
 
     ``ping_interval_s``: period of ``{"op":"ping"}``; ``watchdog_s``: a socket silent this
     long is replaced; ``backoff_max_s``: cap of the reconnect backoff; ``ack_timeout_s``: how
@@ -46,7 +52,7 @@ class BybitSource:
     """
 
     name = "bybit"
-    kinds: frozenset[str] = frozenset({"ticker", "trade", "kline"})
+    kinds: frozenset[str] = frozenset({"ticker", "trade", "kline", "book", "liquidation"})
 
     def __init__(
         self,
@@ -99,8 +105,8 @@ class BybitSource:
             raise SourceError("Bybit is disabled on this server (bybit.enabled = false).")
         if self._session is None or self._publish is None:
             raise SourceError("The Bybit source is not running; try again shortly.")
-        topic = topic_for(channel)
         category = category_of(channel, self.settings.default_category)
+        topic = topic_for(channel, category)
         await self.instruments.check(self._session, category, topic.symbol)
         await self._connection(category).subscribe(topic, channel.name)
 
@@ -138,6 +144,9 @@ class BybitSource:
                 for c in conns
             )
         last = [c.last_message_ms for c in conns if c.last_message_ms is not None]
+        resyncs: Counter[str] = Counter()
+        for conn in conns:
+            resyncs.update(conn.book_resyncs)
         return SourceStatus(
             name=self.name,
             state=state,
@@ -147,6 +156,7 @@ class BybitSource:
             errors=sum(c.errors for c in conns),
             reconnects=sum(c.reconnects for c in conns),
             topics=sum(len(c.topics) for c in conns),
+            book_resyncs=dict(resyncs),
             extra=extra,
         )
 

@@ -2,7 +2,8 @@
 
 Bookkeeping only (no socket): which channel names each topic serves, whether the topic was
 requested and acknowledged on the current socket, whether its next frame is a fresh snapshot,
-whether a lost socket left a gap to announce, and which ``req_id`` answers which request.
+whether a lost socket left a gap to announce, an order book topic's validated book (and a
+break of it still to act on), and which ``req_id`` answers which request.
 An ack resolves its request's future with the :class:`~.parser.Ack`; a lost socket resolves
 every pending one with ``None`` (the topics stay desired and are sent again on connect).
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cryptowire.sources.bybit.book import BookBreak, TopicBook
 from cryptowire.sources.bybit.parser import Ack
 from cryptowire.sources.bybit.topics import Topic, build_requests
 
@@ -32,6 +34,8 @@ class Subscription:
     fresh: bool = True  # the next data frame is published as a "snapshot"
     gap_since: int | None = None  # a gap to announce after the next connect
     waiter: AckFuture | None = None  # the ack of the latest subscribe request
+    book: TopicBook | None = None  # the validated book of an orderbook topic
+    broken: BookBreak | None = None  # a book break not yet acted on (count, re-subscribe)
 
 
 @dataclass(slots=True)
@@ -80,6 +84,8 @@ class SubscriptionTable:
 
     def add(self, topic: Topic, channel: str) -> Subscription:
         sub = Subscription(topic, {channel: None})
+        if topic.kind == "book" and topic.depth is not None:
+            sub.book = TopicBook(topic.name, topic.symbol, topic.depth)
         self._subs[topic.name] = sub
         return sub
 
@@ -104,6 +110,11 @@ class SubscriptionTable:
                     by_topic[topic].waiter = pending.future
         return requests
 
+    def resubscribe(self, sub: Subscription) -> list[dict[str, Any]]:
+        """An ``unsubscribe`` then a ``subscribe`` of ``sub`` on the same socket, registered
+        (Bybit answers the subscribe with a fresh snapshot: how a broken book re-syncs)."""
+        return [*self.prepare("unsubscribe", [sub]), *self.prepare("subscribe", [sub])]
+
     def pop_request(self, req_id: str | None) -> PendingRequest | None:
         return self._requests.pop(req_id, None) if req_id is not None else None
 
@@ -121,6 +132,9 @@ class SubscriptionTable:
         for sub in subs:
             sub.sent = sub.live = False
             sub.fresh = True
+            sub.broken = None
+            if sub.book is not None:
+                sub.book.reset()
         return subs
 
     def socket_lost(self, since_ms: int) -> None:
