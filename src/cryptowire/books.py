@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 
+from cryptowire.errors import CryptowireError
 from cryptowire.jsonnum import decimal_str
 
 Side = Literal["bids", "asks"]
@@ -51,7 +52,7 @@ _MAX_EXPONENT = 100
 _Change = tuple[Decimal, str, str | None]
 
 
-class BookError(ValueError):
+class BookError(CryptowireError, ValueError):
     """A level that is not two decimal strings (the message must not be applied)."""
 
 
