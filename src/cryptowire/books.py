@@ -56,6 +56,12 @@ class BookError(CryptowireError, ValueError):
     """A level that is not two decimal strings (the message must not be applied)."""
 
 
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to a length an error message can carry."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _plain(text: str) -> bool:
     """``text`` is ASCII digits with at most one ``.`` (and at least one digit)."""
     return text.isascii() and text.replace(".", "", 1).isdigit()
@@ -73,7 +79,7 @@ def _text(value: object, what: str) -> str:
             number = Decimal(value)  # "1E-5" and the like: cannot fail after those checks
             if abs(number.as_tuple().exponent) <= _MAX_EXPONENT:  # type: ignore[arg-type]
                 return decimal_str(number)
-    raise BookError(f"{what} {value!r} is not a plain decimal string "
+    raise BookError(f"{what} {_shown(value)} is not a plain decimal string "
                     "(digits and at most one '.', e.g. \"17440.50\")")
 
 
@@ -211,12 +217,12 @@ class OrderBook:
         append = out.append
         for level in levels:
             if level.__class__ is not list and not isinstance(level, (list, tuple)):
-                raise BookError(f"level {level!r} is not [price, size]")
+                raise BookError(f"level {_shown(level)} is not [price, size]")
             try:
                 price, size = level
                 key = memo.get(price)  # not a str: a miss, refused below
             except (ValueError, TypeError):
-                raise BookError(f"level {level!r} is not [price, size]") from None
+                raise BookError(f"level {_shown(level)} is not [price, size]") from None
             if key is None:
                 price = _text(price, "price")
                 key = memo[price] = Decimal(price)

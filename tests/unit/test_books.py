@@ -242,3 +242,11 @@ def test_price_memo_stays_bounded() -> None:
         book.apply([[f"{i}.5", "1"]], [])
     assert len(book._memo) <= PRICE_MEMO + 1
     assert len(book) == 50 and book.best_bid() == [f"{PRICE_MEMO * 2 + 9}.5", "1"]
+
+
+def test_errors_stay_short_for_huge_input() -> None:
+    book = OrderBook()
+    for level in (["1" * 100_000 + "x", "1"], ["1", "x" * 100_000], ["1"] * 100_000):
+        with pytest.raises(BookError) as err:
+            book.apply([level], [])
+        assert len(str(err.value)) < 200
