@@ -54,7 +54,7 @@ def render_ladder(book: Book, levels: int = DEFAULT_LEVELS) -> Table:
     dim = "" if book.valid else " dim"
     for price, size, total in reversed(asks):
         table.add_row("ask", price, size, total, style=f"red{dim}")
-    table.add_row("", _spread(book), "", "", style="bold", end_section=True)
+    table.add_row("", _spread(book), "", "", style="bold")
     for price, size, total in bids:
         table.add_row("bid", price, size, total, style=f"green{dim}")
     return table
