@@ -97,20 +97,20 @@ class ChannelState:
                 book.snapshot(data["bids"], data["asks"])
                 self._symbol = data.get("symbol")
                 self._venue_seq = data.get("venueSeq")
-                self._known = not book.crossed()
-                self._lost = not self._known
-                return
-            if kind == "delta" and self._known and contiguous:
+                self._known = self._lost = False  # a new start: known unless crossed
+            elif kind == "delta" and self._known and contiguous:
                 data = orjson.loads(pub.data_json)
                 book.apply(data["bids"], data["asks"])
                 if "venueSeq" in data:
                     self._venue_seq = data["venueSeq"]
-                self._known = not book.crossed()
+            else:  # a gap, a delta after a hole or on an unknown book, a type books lack
+                raise ValueError(kind)
+            if not book.crossed():
+                self._known = True
                 return
         except (BookError, KeyError, TypeError, ValueError):
-            pass  # cannot be applied: the book is unknown from here (below)
-        # A gap, a delta that cannot be applied exactly, or a type a book does not have.
-        self._lost = self._lost or self._known
+            pass  # cannot be applied exactly: the book is unknown from here (below)
+        self._lost = self._lost or self._known or kind == "snapshot"
         self._known = False
         book.clear()
 
