@@ -138,6 +138,13 @@ async def nothing_more(hub: Hub, ws: ClientConnection) -> None:
     assert (await request(ws, {"op": "ping"}, 1))[0]["op"] == "pong"
 
 
+async def scrape(hub: Hub) -> dict[str, float]:
+    async with hub.http.get(f"{hub.url}/metrics") as resp:
+        text = await resp.text()
+    return {name: float(value) for name, value in (
+        line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")}
+
+
 async def test_snapshot_follows_the_reply_on_ticker_book_and_kline(quiet_hubs: Start) -> None:
     hub = await quiet_hubs()
     pub = Publisher(hub)
@@ -261,6 +268,10 @@ async def test_interval_batch_carries_every_event_in_order(quiet_hubs: Start) ->
     for before, after in zip(got, got[1:], strict=False):
         assert after["offsets"][0] == before["offsets"][1] + 1  # contiguous, none twice
     assert got[-1]["ts"] == sent[-1].ts and got[-1]["source"] == "test"
+    metrics = await scrape(hub)
+    assert metrics["cryptowire_conflated_sessions"] == 1.0
+    assert metrics["cryptowire_conflation_groups"] == 1.0
+    assert metrics["cryptowire_conflated_frames_total"] == len(got)
 
 
 async def test_interval_book_snapshot_is_the_publishers_book(quiet_hubs: Start) -> None:
