@@ -19,7 +19,7 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 from tests.integration.hubkit import serve, stop_all
-from tests.integration.server.conftest import TIMEOUT, Hub, hub_settings, recv_json
+from tests.integration.server.conftest import TIMEOUT, Hub, call, hub_settings, recv_json
 from tests.waiting import eventually, subscribed
 from websockets.asyncio.client import ClientConnection
 
@@ -90,6 +90,8 @@ class Publisher:
         self.hub = hub
         self.channel = channel
         self.book = OrderBook(50)
+        #: offset -> the publisher's book right after that publication
+        self.history: dict[int, tuple[list[list[str]], list[list[str]]]] = {}
 
     async def send(self, type_: str, data: Any) -> Publication:
         return await self.hub.node.broker.publish(Event(channel=self.channel, type=type_,
@@ -97,11 +99,15 @@ class Publisher:
 
     async def snapshot(self, bids: list[list[str]], asks: list[list[str]]) -> Publication:
         self.book.snapshot(bids, asks)
-        return await self.send("snapshot", {"symbol": "BTCUSDT", "bids": bids, "asks": asks})
+        pub = await self.send("snapshot", {"symbol": "BTCUSDT", "bids": bids, "asks": asks})
+        self.history[pub.offset] = self.levels()
+        return pub
 
     async def delta(self, bids: list[list[str]], asks: list[list[str]]) -> Publication:
         self.book.apply(bids, asks)
-        return await self.send("delta", {"symbol": "BTCUSDT", "bids": bids, "asks": asks})
+        pub = await self.send("delta", {"symbol": "BTCUSDT", "bids": bids, "asks": asks})
+        self.history[pub.offset] = self.levels()
+        return pub
 
     def levels(self) -> tuple[list[list[str]], list[list[str]]]:
         return self.book.levels("bids"), self.book.levels("asks")
@@ -337,6 +343,60 @@ async def test_two_nodes_on_redis_late_subscriber_gets_the_latest_book(
     for frame in missed:
         client.apply(frame)
     assert client.levels() == pub.levels()
+    # A recover that fails: the snapshot, from the state key and the stream after it.
+    lost = await b.connect()
+    reply, snap = await request(lost, {"op": "subscribe", "args": [BOOK], "recover": {
+        BOOK: {"epoch": "gone", "offset": 3}}}, 2)
+    assert reply["recovered"] == {BOOK: False}
+    fresh = ClientBook()
+    fresh.apply(snap)
+    assert fresh.offset == missed[-1]["offset"] and fresh.levels() == pub.levels()
+
+
+async def test_subscribers_joining_during_a_stream_of_deltas_are_exact_at_every_step(
+        quiet_hubs: Start, redis_url: str, prefix: str) -> None:
+    """Node a publishes deltas without pause while clients subscribe on node b (Redis):
+    each client's first frame after the reply is a snapshot, then deltas with contiguous
+    offsets, and its book equals the publisher's at every offset it sees."""
+    bus = {"url": redis_url, "prefix": prefix}
+    a = await quiet_hubs(bus=bus)
+    b = await quiet_hubs(bus=bus)
+    pub = Publisher(a)
+    await pub.snapshot([[f"{100 - i}", "1"] for i in range(5)], [["101", "1"]])
+    done = asyncio.Event()
+
+    async def publish() -> None:
+        i = 0
+        while not done.is_set():
+            await pub.delta([[f"{90 + i % 10}", str(i % 3)]], [[f"{102 + i % 5}", "1"]])
+            i += 1
+
+    async def client() -> int:
+        ws = await b.connect()
+        [reply] = await request(ws, {"op": "subscribe", "args": [BOOK]}, 1)
+        book = ClientBook()
+        seen = 0
+        async with asyncio.timeout(TIMEOUT):
+            while seen < 40:
+                frame = await recv_json(ws)
+                assert seen or frame["type"] == "snapshot", frame
+                book.apply(frame)  # asserts contiguous offsets
+                assert book.levels() == pub.history[frame["offset"]]
+                seen += 1
+        assert reply["positions"][BOOK]["offset"] < book.offset  # type: ignore[operator]
+        # Read what is still coming up to the unsubscribe's reply, so the close is quick.
+        assert (await call(ws, {"op": "unsubscribe", "args": [BOOK]}))["args"] == [BOOK]
+        await ws.close()
+        return seen
+
+    task = asyncio.create_task(publish())
+    try:
+        for _ in range(2):
+            counts = await asyncio.gather(*(client() for _ in range(3)))
+            assert counts == [40, 40, 40]
+    finally:
+        done.set()
+        await task
 
 
 async def test_two_nodes_on_redis_ticker_and_conflated_trades(
