@@ -215,12 +215,13 @@ async def test_a_gap_frame_makes_the_book_stale_until_the_next_snapshot(
     await hub.node.broker.publish(_event("book:50:BTCUSDT", "gap", {"reason": "test"}))
     await page.wait_for_selector("#book[data-state=stale]", timeout=WAIT_MS)
     assert "gap (test)" in await page.inner_text("#book-msg")
-    # Deltas alone do not bring it back (nothing is drawn from them)...
+    # Deltas alone do not bring it back (the conflated subscription sends nothing while the
+    # hub's book is unknown, and the page draws nothing from deltas)...
     draws = int(await page.get_attribute("#book", "data-draws") or 0)
-    received = len(await page.evaluate("() => window.__book"))
-    await page.wait_for_function(
-        "(n) => window.__book.slice(n).filter((t) => t === 'delta').length >= 3",
-        arg=received, timeout=WAIT_MS)
+    _, top = await hub.node.broker.position("book:50:BTCUSDT")
+    await eventually(lambda: _published_past(hub, top + 3), timeout=WAIT_MS / 1000,
+                     what="three more book deltas published after the gap")
+    await page.evaluate("() => new Promise((r) => requestAnimationFrame(() => r(null)))")
     assert await page.get_attribute("#book", "data-state") == "stale"
     assert int(await page.get_attribute("#book", "data-draws") or 0) == draws
     # ...the next snapshot does (the demo source sends one when the channel starts again).
@@ -228,6 +229,11 @@ async def test_a_gap_frame_makes_the_book_stale_until_the_next_snapshot(
     await demo._subscribe_book(hub.node.grammar.parse("book:50:BTCUSDT"))  # type: ignore[attr-defined]
     await _wait_full_ladder(page, "book:50:BTCUSDT")
     assert problems.errors == []
+
+
+async def _published_past(hub: Hub, offset: int) -> bool:
+    _, top = await hub.node.broker.position("book:50:BTCUSDT")
+    return top >= offset
 
 
 def _event(channel: str, kind: str, data: Any) -> Any:

@@ -48,7 +48,7 @@ class ChannelState:
     """The state of one stateful channel, fed its publications in offset order."""
 
     __slots__ = ("channel", "book", "epoch", "offset", "_last", "_full", "_known", "_symbol",
-                 "_venue_seq", "_cached", "_lost")
+                 "_venue_seq", "_cached", "_lost", "_gap")
 
     def __init__(self, channel: str) -> None:
         self.channel = channel
@@ -63,6 +63,7 @@ class ChannelState:
         self._venue_seq: Any = None
         self._cached: Publication | None = None
         self._lost = False  # known once, unknown since (see marker())
+        self._gap: Publication | None = None  # the gap that made the book unknown, if one did
 
     @property
     def known(self) -> bool:
@@ -107,9 +108,12 @@ class ChannelState:
                 raise ValueError(kind)
             if not book.crossed():
                 self._known = True
+                self._gap = None
                 return
         except (BookError, KeyError, TypeError, ValueError):
             pass  # cannot be applied exactly: the book is unknown from here (below)
+        if kind == "gap":
+            self._gap = pub  # its reason is the one subscribers should read
         self._lost = self._lost or self._known or kind == "snapshot"
         self._known = False
         book.clear()
@@ -131,6 +135,8 @@ class ChannelState:
             return None
         if last.type == "gap":
             return last
+        if self._gap is not None:  # deltas after the gap changed nothing: its reason holds
+            return self._gap
         return Publication(
             channel=self.channel, type="gap", epoch=last.epoch, offset=last.offset,
             ts=last.ts, ts_received=last.ts_received, source=last.source,

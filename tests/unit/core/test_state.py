@@ -89,6 +89,8 @@ def test_a_book_is_unknown_after_a_gap_until_the_next_snapshot() -> None:
     assert gap is not None and gap.type == "gap" and gap.offset == 2
     state.apply(delta(3, [["100", "2"]], []))
     assert state.snapshot() is None  # a delta on an unknown book stays unknown
+    # ...and the marker a conflated subscriber gets is still the source's gap, with its reason
+    assert state.marker() is gap and data_of(gap) == {"reason": "resync"}
     state.apply(snap(4, [["90", "1"]], [["91", "1"]]))
     assert data_of(state.snapshot())["bids"] == [["90", "1"]]
     assert state.marker() is None
