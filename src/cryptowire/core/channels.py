@@ -8,6 +8,7 @@ Canonical names are ``kind:params`` (DESIGN.md, "Channel"):
 ``kline:1h:BTCUSDT``       candles; intervals 1m 3m 5m 15m 30m 1h 2h 4h 6h 12h 1d 1w 1M
 ``book:50:BTCUSDT``        order book cut at a depth the venue serves (PROTOCOLS.md 4.1)
 ``liquidation:BTCUSDT``    liquidations (PROTOCOLS.md 4.4)
+``bbo:BTCUSDT``            best bid and offer across the venues listing the symbol (4.5)
 ``swap:eth``               DEX swaps on a chain; ``swap:eth:0x<token>`` for one token
 ``burn:bsc``               burns on a chain; ``burn:bsc:0x<token>``
 ``service:market_data``    a periodic data service (seed 004)
@@ -45,20 +46,33 @@ SERVICES: tuple[str, ...] = (
     "onchain", "health_checker", "pool_manager", "scheduler", "huggingface", "persistence",
 )  # fmt: skip
 
-VENUES: tuple[str, ...] = ("linear", "spot")
+#: Venues (PROTOCOLS.md 4.5): Bybit USDT perpetuals (``linear``) and spot, Binance USDⓈ-M
+#: perpetuals and spot, OKX USDT swaps and spot. ``@bybit``/``@bybit-spot`` are aliases.
+VENUES: tuple[str, ...] = ("linear", "spot", "binance", "binance-spot", "okx", "okx-spot")
+VENUE_ALIASES: dict[str, str] = {"bybit": "linear", "bybit-spot": "spot"}
+#: The ``source`` name of each venue's events and the market it is.
+VENUE_SOURCE: dict[str, str] = {
+    "linear": "bybit", "spot": "bybit", "binance": "binance", "binance-spot": "binance",
+    "okx": "okx", "okx-spot": "okx",
+}  # fmt: skip
 #: Book depths each venue serves (Bybit V5 docs: websocket/public/orderbook). Bybit's docs
 #: list 1/50/200/1000 for both since 2025; linear 500 was taken offline on 2025-09-30 but is
 #: kept for deployments that still serve it (real Bybit refuses it, and the client gets
 #: Bybit's reason in the subscribe reply).
-BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"linear": (1, 50, 200, 500, 1000),
-                                           "spot": (1, 50, 200, 1000)}
+#: Binance and OKX books are kept whole from their streams (Binance: REST snapshot + diff
+#: stream; OKX: ``books``, 400 levels) and cut to the asked depth.
+BOOK_DEPTHS: dict[str, tuple[int, ...]] = {
+    "linear": (1, 50, 200, 500, 1000), "spot": (1, 50, 200, 1000),
+    "binance": (5, 10, 20, 50, 100, 500, 1000), "binance-spot": (5, 10, 20, 50, 100, 500, 1000),
+    "okx": (1, 5, 50, 400), "okx-spot": (1, 5, 50, 400),
+}  # fmt: skip
 MARKET_KINDS = frozenset({"ticker", "trade", "kline", "book", "liquidation"})
 #: Kinds whose channels have a state (the latest value follows a subscribe, PROTOCOLS.md 4.2;
 #: conflation sends the state at the end of each interval, 4.3). The others are event streams.
-STATE_KINDS = frozenset({"ticker", "kline", "book"})
+STATE_KINDS = frozenset({"ticker", "kline", "book", "bbo"})
 CHAIN_KINDS = frozenset({"swap", "burn"})
-KINDS: tuple[str, ...] = ("ticker", "trade", "kline", "book", "liquidation", "swap", "burn",
-                          "service", "pg", "app")
+KINDS: tuple[str, ...] = ("ticker", "trade", "kline", "book", "liquidation", "bbo", "swap",
+                          "burn", "service", "pg", "app")
 
 # Validators: always used with ``fullmatch`` (``$`` would accept a trailing newline).
 _SYMBOL = re.compile(r"[A-Z0-9]{2,30}")
@@ -140,6 +154,12 @@ class ChannelGrammar:
         if kind in ("ticker", "trade", "liquidation"):
             symbol, venue = self._symbol_venue(arg, rest)
             return self._market(kind, symbol, venue)
+        if kind == "bbo":
+            if "@" in rest:
+                raise ChannelError(arg, "bbo:<SYMBOL> is consolidated across venues: it takes "
+                                        "no @venue (e.g. bbo:BTCUSDT).")
+            symbol = self._symbol(arg, rest)
+            return Channel(name=f"bbo:{symbol}", kind="bbo", symbol=symbol)
         if kind == "book":
             depth_text, sep, sym = rest.partition(":")
             if not sep:
@@ -199,6 +219,7 @@ class ChannelGrammar:
                 },
                 "liquidation": {"grammar": "liquidation:<SYMBOL>[@<venue>]",
                                 "example": "liquidation:BTCUSDT"},
+                "bbo": {"grammar": "bbo:<SYMBOL>", "example": "bbo:BTCUSDT"},
                 "swap": {"grammar": "swap:<chain>[:<token address>]", "example": "swap:eth"},
                 "burn": {"grammar": "burn:<chain>[:<token address>]", "example": "burn:bsc"},
                 "service": {"grammar": "service:<name>", "services": list(self.services),
@@ -207,6 +228,7 @@ class ChannelGrammar:
                 "app": {"grammar": "app:<name>", "example": "app:signals"},
             },
             "venues": list(VENUES),
+            "venue_aliases": dict(VENUE_ALIASES),
             "default_venue": self.default_venue,
             "chains": dict(self.chains),
             "aliases": {
@@ -268,6 +290,7 @@ class ChannelGrammar:
         symbol, sep, venue = text.partition("@")
         if sep:
             venue = venue.lower()
+            venue = VENUE_ALIASES.get(venue, venue)
             if venue not in VENUES:
                 raise ChannelError(arg, f"Unknown venue '{venue}'. Use one of "
                                         f"{', '.join(VENUES)} (e.g. ticker:BTCUSDT@spot).")

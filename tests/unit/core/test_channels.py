@@ -137,10 +137,10 @@ def test_configured_chains() -> None:
     ("", "Empty channel. Use e.g. 'ticker:BTCUSDT' or 'swap:eth'."),
     ("   ", "Empty channel."),
     ("BTCUSDT", "Unknown channel 'BTCUSDT'. Use kind:params with kind one of ticker, trade, "
-                "kline, book, liquidation, swap, burn, service, pg, app"),
+                "kline, book, liquidation, bbo, swap, burn, service, pg, app"),
     ("ticker:", "Unknown channel 'ticker:'."),
     ("weather:berlin", "Unknown channel kind 'weather'. Use one of ticker, trade, kline, book, "
-                       "liquidation, swap, burn, service, pg, app."),
+                       "liquidation, bbo, swap, burn, service, pg, app."),
     ("orderbook.20.BTCUSDT", "Unsupported book depth '20' for BTCUSDT. Use one of 1, 50, 200, "
                              "500, 1000 (e.g. book:50:BTCUSDT)."),
     ("book:500:BTCUSDT@spot", "Unsupported book depth '500' for BTCUSDT@spot. Use one of 1, 50, "
@@ -151,7 +151,12 @@ def test_configured_chains() -> None:
     ("tickers.BTC.USDT", "Unknown topic"),
     ("ticker:BTC-USDT", "Invalid symbol 'BTC-USDT'. Symbols are 2-30 letters or digits"),
     ("ticker:B", "Invalid symbol 'B'."),
-    ("ticker:BTCUSDT@futures", "Unknown venue 'futures'. Use one of linear, spot"),
+    ("ticker:BTCUSDT@futures", "Unknown venue 'futures'. Use one of linear, spot, binance, "
+                               "binance-spot, okx, okx-spot"),
+    ("bbo:BTCUSDT@okx", "bbo:<SYMBOL> is consolidated across venues: it takes no @venue"),
+    ("bbo:B", "Invalid symbol 'B'."),
+    ("book:1:BTCUSDT@binance", "Unsupported book depth '1' for BTCUSDT@binance. Use one of 5, "
+                               "10, 20, 50, 100, 500, 1000"),
     ("swap:solana", "Unknown chain 'solana'. Known chains: eth (1), bsc (56)."),
     ("swap:137", "Unknown chain '137'."),
     ("swap:eth:0x123", "Invalid token address '0x123'. Use a 0x-prefixed 40-hex-digit"),
@@ -195,6 +200,27 @@ def test_liquidation_channels_are_event_streams(grammar: ChannelGrammar, arg: st
     channel = grammar.parse(arg)
     assert channel.name == name and channel.kind == "liquidation"
     assert not channel.stateful
+
+
+@pytest.mark.parametrize(("arg", "name", "venue"), [
+    ("ticker:BTCUSDT@bybit", "ticker:BTCUSDT", "linear"),
+    ("ticker:BTCUSDT@BYBIT-SPOT", "ticker:BTCUSDT@spot", "spot"),
+    ("trade:ethusdt@binance", "trade:ETHUSDT@binance", "binance"),
+    ("kline:1m:BTCUSDT@okx-spot", "kline:1m:BTCUSDT@okx-spot", "okx-spot"),
+    ("book:400:BTCUSDT@okx", "book:400:BTCUSDT@okx", "okx"),
+    ("liquidation:BTCUSDT@binance", "liquidation:BTCUSDT@binance", "binance"),
+])
+def test_venues_and_their_aliases(grammar: ChannelGrammar, arg: str, name: str,
+                                  venue: str) -> None:
+    channel = grammar.parse(arg)
+    assert (channel.name, channel.venue) == (name, venue)
+
+
+def test_bbo_is_a_state_channel_without_venue(grammar: ChannelGrammar) -> None:
+    channel = grammar.parse("bbo:btcusdt")
+    assert (channel.name, channel.kind, channel.symbol, channel.venue) == (
+        "bbo:BTCUSDT", "bbo", "BTCUSDT", None)
+    assert channel.stateful
 
 
 def test_state_kinds() -> None:
