@@ -132,7 +132,7 @@ def test_a_level_removed_inside_the_cut_brings_the_next_one_in() -> None:
                               "prevSeqId": 5, "seqId": 6}], "update")
     result = book.apply(update)
     assert isinstance(result, dict)
-    assert result[2].data == {"symbol": "BTCUSDT", "bids": [["8", "3"], ["10", "0"]],
+    assert result[2].data == {"symbol": "BTCUSDT", "bids": [["10", "0"], ["8", "3"]],
                               "asks": [], "venueSeq": 6}
     better = Push(snap.arg, [{"bids": [["9.5", "7", "0", "1"]], "asks": [], "checksum": 0,
                               "prevSeqId": 6, "seqId": 7}], "update")
@@ -243,3 +243,49 @@ def test_fixture_sizes_are_converted_exactly() -> None:
     best = push.data[0]["asks"][0]
     assert result[1].data["asks"] == [[best[0], format(Decimal(best[1]) / 100, "f")]]
     assert json.dumps(result[1].data).count("E") == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_updates_across_the_cut_ends_equal_a_naive_cut(seed: int) -> None:
+    """Small books and depths, updates that insert, resize and delete anywhere (also past
+    the cut and on an emptying side): every cut view equals the naive cut at every step."""
+    import random
+
+    rng = random.Random(seed)
+    inst = INSTS["swap"]
+    arg = {"channel": "books", "instId": inst.inst_id}
+    depths = (1, 2, 3, 7)
+    book, client = OkxBook(inst, depths), Client()
+    venue: dict[str, dict[int, str]] = {"bids": {}, "asks": {}}
+    seq = 1
+    pushes = [Push(arg, [{"bids": [["99", "4", "0", "1"]], "asks": [["101", "2", "0", "1"]],
+                          "checksum": 0, "prevSeqId": -1, "seqId": seq}], "snapshot")]
+    venue["bids"][99], venue["asks"][101] = "4", "2"
+    for _ in range(300):
+        data: dict[str, Any] = {"bids": [], "asks": []}
+        for _ in range(rng.randint(0, 4)):
+            side = rng.choice(["bids", "asks"])
+            price = rng.randint(80, 100) if side == "bids" else rng.randint(101, 121)
+            size = rng.choice(["0", "0", str(rng.randint(1, 9)), "1.5"])
+            if any(lv[0] == str(price) for lv in data[side]):
+                continue
+            data[side].append([str(price), size, "0", "1"])
+            if size == "0":
+                venue[side].pop(price, None)
+            else:
+                venue[side][price] = size
+        pushes.append(Push(arg, [{**data, "checksum": 0, "prevSeqId": seq, "seqId": seq + 1}],
+                           "update"))
+        seq += 1
+        pushes[-1].data[0]["expected"] = {
+            side: [[str(p), _base(venue[side][p], inst)] for p in sorted(
+                venue[side], reverse=side == "bids")] for side in ("bids", "asks")}
+    for push in pushes:
+        result = book.apply(push)
+        assert isinstance(result, dict)
+        client.feed(result)
+        expected = push.data[0].get("expected")
+        if expected is None:
+            continue
+        for depth in depths:
+            assert client.view(depth) == {s: expected[s][:depth] for s in ("bids", "asks")}

@@ -280,3 +280,21 @@ def test_pushes_for_another_instrument_are_refused() -> None:
     candle: Any = pushes("spot-business.jsonl", "candle1m")[0]
     with pytest.raises(OkxFrameError, match="candles of 'BTC-USDT'"):
         parse_candles(candle, BTC_SWAP)
+
+
+@pytest.mark.parametrize("ct_val", ["1", "0.1", "0.01", "0.001", "0.0000001", "0.010", "10",
+                                    "0.5", "100"])
+def test_the_fast_point_shift_is_the_exact_product(ct_val: str) -> None:
+    import random
+
+    rng = random.Random(ct_val)
+    inst = Instrument("XUSDT", "X-USDT-SWAP", "okx", "live", Decimal(ct_val))
+    assert (inst.shift is not None) == (ct_val in ("1", "0.1", "0.01", "0.001", "0.0000001"))
+    sizes = ["1", "10", "0.5", "00.5", "5.", ".5", "100.000", "0.0001", "123456789.987654321"]
+    sizes += [f"{rng.randint(0, 10**rng.randint(0, 12))}.{rng.randint(0, 999):03d}"
+              [:rng.randint(1, 18)]
+              .rstrip(".") or "1" for _ in range(300)]
+    for size in sizes:
+        if not size.strip("0."):
+            continue
+        assert inst.base_size(size) == format(Decimal(size) * Decimal(ct_val), "f"), size

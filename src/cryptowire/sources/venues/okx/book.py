@@ -29,6 +29,7 @@ keeps OKX's strings, which the checksum is computed on. ``venueSeq`` is OKX's ``
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -64,42 +65,68 @@ class BookChange:
 
 
 class _View:
-    """The cut of the book one ``book:<depth>`` channel publishes (in OKX's units)."""
+    """The cut one ``book:<depth>`` channel publishes, known by its last price per side.
 
-    __slots__ = ("depth", "prev", "worst")
+    After an update the cut's changes are found without rebuilding it: the levels the update
+    touched that are in the new cut (their new size) or were in the old one and are not in
+    the new (``"0"``), then the untouched levels that crossed the cut's end because it moved
+    (entered: their size; left: ``"0"``), read from the book's sorted prices by bisection.
+    The end of a cut holding a whole side is that side's infinity.
+    """
+
+    __slots__ = ("depth", "worst")
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
-        self.prev: dict[Side, dict[str, str]] = {"bids": {}, "asks": {}}
-        self.worst: dict[Side, Decimal | None] = {"bids": None, "asks": None}
+        self.worst: dict[Side, Decimal] = {"bids": _NEG_INF, "asks": _POS_INF}
 
     def load(self, book: OrderBook) -> dict[Side, list[Level]]:
-        out: dict[Side, list[Level]] = {}
         for side in _SIDES:
-            top = book.levels(side, self.depth)
-            self.prev[side] = {price: size for price, size in top}
-            self.worst[side] = Decimal(top[-1][0]) if len(top) == self.depth else None
-            out[side] = top
+            self.worst[side] = self._end(book, side)
+        return {side: book.levels(side, self.depth) for side in _SIDES}
+
+    def _end(self, book: OrderBook, side: Side) -> Decimal:
+        order = book.bids.order if side == "bids" else book.asks.order
+        if len(order) < self.depth:
+            return _NEG_INF if side == "bids" else _POS_INF
+        return order[-self.depth] if side == "bids" else order[self.depth - 1]
+
+    def changes(self, book: OrderBook, side: Side, touched: list[tuple[Decimal, str]]
+                ) -> list[Level]:
+        """The cut's changes on ``side`` after the levels ``touched`` (price key and text)
+        were applied."""
+        old, new = self.worst[side], self._end(book, side)
+        self.worst[side] = new
+        if not touched and old == new:
+            return []
+        bids = side == "bids"
+        book_side = book.bids if bids else book.asks
+        levels, order = book_side.levels, book_side.order
+        out: list[Level] = []
+        for key, price in touched:
+            level = levels.get(key)
+            if level is not None and (key >= new if bids else key <= new):
+                out.append(list(level))
+            elif key >= old if bids else key <= old:
+                out.append([price if level is None else level[0], "0"])
+        if old != new:
+            if bids:
+                low, high = sorted((old, new))
+                span = order[bisect_left(order, low):bisect_left(order, high)]
+            else:
+                low, high = sorted((old, new))
+                span = order[bisect_right(order, low):bisect_right(order, high)]
+            entered = new < old if bids else new > old
+            keys = {key for key, _ in touched}
+            for key in span:
+                if key not in keys:
+                    price, size = levels[key]
+                    out.append([price, size if entered else "0"])
         return out
 
-    def changes(self, book: OrderBook, side: Side, touched: list[Level]) -> list[Level]:
-        """The cut's changes on ``side`` after the levels ``touched`` were applied."""
-        worst = self.worst[side]
-        if not touched or worst is not None and all(
-                _beyond(side, Decimal(level[0]), worst) for level in touched):
-            return []  # a full cut is only changed by levels at or inside its last price
-        top = book.levels(side, self.depth)
-        prev = self.prev[side]
-        new = {price: size for price, size in top}
-        out = [[price, size] for price, size in top if prev.get(price) != size]
-        out.extend([price, "0"] for price in prev if price not in new)
-        self.prev[side] = new
-        self.worst[side] = Decimal(top[-1][0]) if len(top) == self.depth else None
-        return out
 
-
-def _beyond(side: Side, price: Decimal, worst: Decimal) -> bool:
-    return price < worst if side == "bids" else price > worst
+_NEG_INF = Decimal("-Infinity")
+_POS_INF = Decimal("Infinity")
 
 
 class OkxBook:
@@ -162,9 +189,13 @@ class OkxBook:
             return problem
         self.seq = seq_data["seqId"]
         out: dict[int, BookChange] = {}
+        if not self.views:
+            return out
+        bid_keys = [(Decimal(level[0]), level[0]) for level in bids]
+        ask_keys = [(Decimal(level[0]), level[0]) for level in asks]
         for depth, view in self.views.items():
-            changed_bids = view.changes(self.book, "bids", bids)
-            changed_asks = view.changes(self.book, "asks", asks)
+            changed_bids = view.changes(self.book, "bids", bid_keys)
+            changed_asks = view.changes(self.book, "asks", ask_keys)
             if changed_bids or changed_asks:
                 out[depth] = BookChange("delta", self._data(changed_bids, changed_asks))
         return out
@@ -197,7 +228,8 @@ class OkxBook:
             assert bid is not None and ask is not None
             return self._break("crossed", f"crossed book at seqId {seq_id} (best bid {bid[0]} "
                                           f">= best ask {ask[0]})")
-        if check(book.levels("bids", 25), book.levels("asks", 25), checksum) is False:
+        if checksum and check(book.levels("bids", 25), book.levels("asks", 25),
+                              checksum) is False:
             return self._break("checksum", f"checksum {checksum} is not the book's at seqId "
                                            f"{seq_id}")
         return None

@@ -24,7 +24,7 @@ already and pass unchanged.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 
@@ -53,6 +53,12 @@ class Instrument:
     state: str  # live | suspend | preopen | ...
     #: Base units per contract (SWAP), ``None`` for spot (sizes are base units already).
     ct_val: Decimal | None = None
+    #: :func:`point_shift` of ``ct_val`` (derived).
+    shift: int | None = field(default=None, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ct_val is not None:
+            object.__setattr__(self, "shift", point_shift(self.ct_val))
 
     @property
     def live(self) -> bool:
@@ -63,17 +69,35 @@ class Instrument:
         spot sizes unchanged. ``ValueError`` if ``size`` is not a plain decimal string."""
         if self.ct_val is None:
             return size
-        return contracts_to_base(size, self.ct_val)
+        return contracts_to_base(size, self.ct_val, self.shift)
 
 
-def contracts_to_base(size: str, ct_val: Decimal) -> str:
+def contracts_to_base(size: str, ct_val: Decimal, shift: int | None = None) -> str:
     """``size`` contracts of ``ct_val`` base units each, exactly (``"12.5"`` x ``0.01`` ->
-    ``"0.125"``, ``"0"`` -> ``"0"``); ``ValueError`` for anything but a plain decimal string."""
+    ``"0.125"``, ``"0"`` -> ``"0"``); ``ValueError`` for anything but a plain decimal string.
+    ``shift`` is :func:`point_shift` of ``ct_val`` (the fast path), if the caller has it."""
     if size.__class__ is not str or not (size.isascii() and size.replace(".", "", 1).isdigit()):
         raise ValueError(f"size {size!r} is not a plain decimal string")
     if not size.strip("0."):
         return "0"
+    if shift is not None:  # ctVal 1, 0.1, 0.01 ...: move the point, as the product would
+        whole, _, frac = size.partition(".")
+        digits, scale = whole + frac, len(frac) + shift
+        if not scale:
+            return digits.lstrip("0") or "0"
+        digits = digits.rjust(scale + 1, "0")
+        return f"{digits[:-scale].lstrip('0') or '0'}.{digits[-scale:]}"
     return decimal_str(_EXACT.multiply(Decimal(size), ct_val))
+
+
+def point_shift(ct_val: Decimal) -> int | None:
+    """The places a ``ctVal`` written ``1``, ``0.1``, ``0.01``... moves the decimal point
+    (its product with a size is that size's digits at a larger scale); ``None`` for others
+    (``0.010``, ``10``, ``0.5``: the general product)."""
+    sign, digits, exponent = ct_val.as_tuple()
+    if sign == 0 and digits == (1,) and isinstance(exponent, int) and -30 <= exponent <= 0:
+        return -exponent
+    return None
 
 
 class Instruments:
