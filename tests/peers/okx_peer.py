@@ -23,7 +23,7 @@ Switches: :meth:`drop` (abort every connection), :meth:`stall` (send nothing, po
 :meth:`inject_gap`, :meth:`inject_checksum`, :meth:`inject_reset`. Counters:
 :attr:`subscribe_requests`/:attr:`unsubscribe_requests` per ``(channel, target)``,
 :attr:`connections`, :attr:`connections_total` per path, :attr:`pings`,
-:attr:`instrument_requests`.
+:attr:`instrument_requests`; :attr:`sent` is every recorded push sent, in order.
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ class OkxPeer:
         self.connections_total: Counter[str] = Counter()
         self.pings = 0
         self.instrument_requests = 0
+        #: Every recorded push sent (not books), in send order: ``(path, text)``.
+        self.sent: list[tuple[str, str]] = []
         self._rejected: set[str] = set()
         self._stalled = False
         self._instruments_fail = False
@@ -333,8 +335,10 @@ class OkxPeer:
                 while self._stalled:
                     await asyncio.sleep(0.01)
                 out = shifted(frame, round_ * span) if round_ else frame
-                if not await self._send(conn, dumps(out)):
+                text = dumps(out)
+                if not await self._send(conn, text):
                     return
+                self.sent.append((conn.path, text))
             round_ += 1
 
     async def _error(self, conn: PeerConnection, head: dict[str, Any], code: str,
@@ -384,7 +388,8 @@ def _stamps(frame: dict[str, Any]) -> list[str]:
         if isinstance(item, list):
             out.append(item[0])
         else:
-            out.append(item["ts"])
+            if "ts" in item:
+                out.append(item["ts"])
             out.extend(d["ts"] for d in item.get("details", []))
     return out
 
@@ -396,7 +401,7 @@ def shifted(frame: dict[str, Any], by: int) -> dict[str, Any]:
         if isinstance(item, list):
             data.append([str(int(item[0]) + by), *item[1:]])
             continue
-        moved = {**item, "ts": str(int(item["ts"]) + by)}
+        moved = {**item, "ts": str(int(item["ts"]) + by)} if "ts" in item else dict(item)
         if "details" in item:
             moved["details"] = [{**d, "ts": str(int(d["ts"]) + by)} for d in item["details"]]
         data.append(moved)
