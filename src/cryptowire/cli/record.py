@@ -32,8 +32,8 @@ import typer
 from cryptowire.core.channels import ChannelGrammar
 from cryptowire.errors import ChannelError, ConfigError, SourceError
 from cryptowire.settings import load_settings
+from cryptowire.sources.bybit.codec import is_refusal
 from cryptowire.sources.bybit.parser import Ack, DataFrame, MalformedFrameError, parse_frame
-from cryptowire.sources.bybit.subscriptions import is_refusal
 from cryptowire.sources.bybit.topics import (
     Category,
     build_requests,
