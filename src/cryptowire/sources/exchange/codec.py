@@ -120,7 +120,9 @@ class TopicState(Protocol):
         ...
 
     def on_snapshot(self, body: Any, channels: Mapping[str, Channel]) -> Iterable[Pub]:
-        """The decoded JSON body of the REST snapshot asked by :meth:`snapshot_request`."""
+        """The JSON body of the REST snapshot asked by :meth:`snapshot_request`, decoded by
+        :func:`cryptowire.jsonnum.loads_exact` (a number with a fraction is an
+        ``orjson.Fragment`` of its exact text, never a float)."""
         ...
 
 

@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
-import orjson
 
 from cryptowire.backoff import backoff_delay
 from cryptowire.core.channels import Channel
 from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import ConfigError, SourceError
 from cryptowire.events import Event
+from cryptowire.jsonnum import loads_exact
 from cryptowire.sources.exchange.codec import Data, Pub, TopicState
 from cryptowire.sources.exchange.connection import Connection
 from cryptowire.sources.exchange.instruments import InstrumentCatalog
@@ -291,7 +291,7 @@ class ExchangeSource:
                 async with self._session.get(url, timeout=timeout) as resp:
                     if resp.status != 200:
                         raise SourceError(f"HTTP {resp.status}")
-                    body = orjson.loads(await resp.read())
+                    body = loads_exact(await resp.read())
                 await self._emit_all(sub.state.on_snapshot(body, sub.channels))
             except (aiohttp.ClientError, TimeoutError, SourceError, ValueError, KeyError,
                     TypeError) as exc:
