@@ -138,15 +138,16 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     procs: list[Proc] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "PYTHONPATH": str(a.src.resolve())}
             peer = Proc("peer", [PY, str(HERE / "peer.py"), "--symbols", str(a.symbols),
                                  "--rate", str(a.rate), "--book-stamp", a.book_stamp],
-                        a.client_cpu, cwd=ROOT)
+                        a.client_cpu, cwd=ROOT, env=env)
             procs.append(peer)
             peer_port = int(peer.expect("LISTENING", 30).split()[1])
             hub_port = free_port()
             config = hub_config(Path(tmp), hub_port, peer_port)
             hub = Proc("hub", [PY, "-m", "cryptowire", "serve", "--config", str(config)],
-                       a.hub_cpu, cwd=tmp)
+                       a.hub_cpu, cwd=tmp, env=env)
             procs.append(hub)
             deadline = time.monotonic() + 60
             while True:
@@ -224,10 +225,23 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                             "kernel": platform.release(),
                             "loadavg_before": os.getloadavg()},
                 "window_s": round(wall, 2),
+                "src": str(a.src), "commit": commit_of(a.src),
             }
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def commit_of(src: Path) -> str | None:
+    """The commit of the tree the hub ran (``+dirty`` when it had uncommitted changes)."""
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def channel_of(a: argparse.Namespace) -> str:
@@ -236,11 +250,15 @@ def channel_of(a: argparse.Namespace) -> str:
 
 def per_client_second(result: dict[str, Any], hub_cpu: float, clients: int) -> dict[str, Any]:
     """What one client costs and gets per second of the window: hub CPU (us), bytes and
-    frames received."""
+    frames received; and hub CPU per frame the clients received (the hub's ``messages_out``
+    does not count conflated frames)."""
     window = result["window_s"] or 1.0
+    frames = result["frames_received"]
     return {"hub_cpu_us": round(hub_cpu * 1e6 / clients, 2),
             "bytes": round(result["bytes_received"] / clients / window, 1),
-            "frames": round(result["frames_received"] / clients / window, 2)}
+            "frames": round(frames / clients / window, 2),
+            "hub_cpu_us_per_frame": round(hub_cpu * window * 1e6 / frames, 2) if frames
+            else None}
 
 
 def cpu_model() -> str:
@@ -269,6 +287,8 @@ def main() -> None:
                         help="stamp book deltas in ns in one level's size (books.py); none: "
                              "only ts (ms), the frames as the fixture has them")
     parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="the cryptowire source tree the hub runs (default: this checkout)")
     parser.add_argument("--rate", default="0",
                         help="peer frames/s per topic, 0 = the peer's full speed; a comma "
                              "list runs each in turn (e.g. 10,100,0)")
