@@ -7,6 +7,8 @@
      ├── ChannelError (ValueError)         a channel name the grammar refuses; ``reason`` says why
      ├── ProtocolError (ValueError)        a client frame that cannot be understood; ``code`` is
      │                                     the wire error code (``INVALID_JSON``, ``UNKNOWN_OP``...)
+     ├── BookError (ValueError)            an order book level that is not two decimal strings
+     │                                     (``books.py``; the message is not applied)
      ├── AuthError (PermissionError)       no/wrong key (``UNAUTHORIZED``), scope (``FORBIDDEN``)
      ├── SourceError                       an upstream refused or failed (reason for the client)
      ├── StoreError                        the store failed or refused (duplicate, not found)

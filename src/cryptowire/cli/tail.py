@@ -3,7 +3,9 @@
 Built on :mod:`cryptowire.client`, so it reconnects with backoff, recovers what it missed
 from the hub's history and prints a gap when that is impossible. ``--json`` writes one JSON
 object per line on stdout (the native data frame; a gap is ``{"event": "gap", ...}``) and
-connection news on stderr, so the output can be piped into ``jq``.
+connection news on stderr, so the output can be piped into ``jq``. On a terminal, the
+``book:`` channels are drawn as a live ladder (``cli/ladder.py``) instead of one line per
+message; piped, they print lines like every channel.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cryptowire.cli.ladder import DEFAULT_LEVELS, Ladder
 from cryptowire.client import (
     AuthRejected,
     ClientError,
@@ -42,14 +45,22 @@ def _clock(ts: int) -> str:
 
 
 class TailPrinter:
-    """Renders what the client yields: rich lines, or JSON lines (``json_out``)."""
+    """Renders what the client yields: rich lines, or JSON lines (``json_out``); the
+    ``book:`` channels as a live ladder of ``levels`` a side when ``ladder`` (by default:
+    when ``out`` is a terminal and not ``json_out``)."""
 
     def __init__(self, json_out: bool, out: TextIO | None = None,
-                 err: TextIO | None = None) -> None:
+                 err: TextIO | None = None, *, levels: int = DEFAULT_LEVELS,
+                 ladder: bool | None = None) -> None:
         self.json_out = json_out
         self.out = out or sys.stdout
         self.console = Console(file=self.out, soft_wrap=True, emoji=False)
         self.err = Console(file=err or sys.stderr, soft_wrap=True, emoji=False)
+        if ladder is None:
+            ladder = not json_out and self.out.isatty()
+        self.want_ladder = ladder
+        self.levels = levels
+        self.ladder: Ladder | None = None
 
     def _line(self, obj: object) -> None:
         self.out.write(orjson.dumps(obj).decode() + "\n")
@@ -63,8 +74,20 @@ class TailPrinter:
             self.err.print(f"[yellow]rejected[/yellow] {escape(rejected.arg)}: "
                            f"{escape(rejected.reason)}")
         self.err.print(f"[green]subscribed[/green] {escape(', '.join(reply.channels))}")
+        books = [c for c in reply.channels if c.startswith("book:")]
+        if self.want_ladder and books and self.ladder is None:
+            self.ladder = Ladder(self.console, books, self.levels)
+            self.err = self.console  # news goes above the ladder, not through it
+            self.ladder.start()
+
+    def close(self) -> None:
+        """Stop drawing the ladder (its last state stays on the screen)."""
+        if self.ladder is not None:
+            self.ladder.stop()
 
     def show(self, item: ClientEvent) -> None:
+        if self.ladder is not None and self.ladder.apply(item) and isinstance(item, Message):
+            return  # drawn in the ladder
         if isinstance(item, Message):
             self.message(item)
         elif isinstance(item, Gap):
@@ -101,8 +124,15 @@ async def run_tail(channels: list[str], url: str, api_key: str | None,
     async with connect(url, api_key, connect_timeout_s=None,
                        backoff_max_s=TAIL_BACKOFF_MAX_S) as client:
         printer.subscribed(await client.subscribe(*channels))
-        async for item in client:
-            printer.show(item)
+        redraw = asyncio.create_task(printer.ladder.redraw()) if printer.ladder else None
+        try:
+            async for item in client:
+                printer.show(item)
+        finally:
+            if redraw is not None:
+                redraw.cancel()
+                await asyncio.wait({redraw})
+            printer.close()
 
 
 def tail(
@@ -116,13 +146,20 @@ def tail(
         help="API key (default: $CRYPTOWIRE_API_KEY; none = anonymous read).")] = None,
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print each message as one raw JSON object per line.")] = False,
+    levels: Annotated[int, typer.Option(
+        "--levels", min=1, max=500,
+        help="Price levels a side in the live ladder drawn for book: channels on a terminal "
+             "(piped or with --json, book messages print as lines).")] = DEFAULT_LEVELS,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="Log every connection attempt.")] = False,
 ) -> None:
-    """Print live messages of CHANNEL... (reconnects and recovers across hub restarts)."""
+    """Print live messages of CHANNEL... (reconnects and recovers across hub restarts).
+
+    On a terminal, an order book channel such as book:50:BTCUSDT is drawn as a live ladder.
+    """
     logging.basicConfig(level=logging.INFO if verbose else logging.CRITICAL,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    printer = TailPrinter(json_out)
+    printer = TailPrinter(json_out, levels=levels)
     try:
         asyncio.run(run_tail(channels, url, api_key, printer))
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -48,7 +49,7 @@ from cryptowire.client._messages import (
 from cryptowire.client._reader import Reader
 from cryptowire.client._requests import Dropped, Requests
 from cryptowire.client._requests import WebSocket as _WS
-from cryptowire.client._subscriptions import Subscriptions
+from cryptowire.client._subscriptions import Subscriptions, check_interval
 from cryptowire.errors import CryptowireError
 
 log = logging.getLogger("cryptowire.client")
@@ -179,16 +180,24 @@ class Client:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def subscribe(self, *channels: str) -> SubscribeReply:
+    async def subscribe(self, *channels: str, interval_ms: int | None = None
+                        ) -> SubscribeReply:
         """Subscribe to ``channels``; they stay subscribed across reconnects.
+
+        ``interval_ms`` (50..60000) asks for conflation: per channel and interval, the state
+        at its end (``ticker``, ``kline``, ``book``) or every event of it, one
+        :class:`Message` each. Subscribing again to a channel sets its interval anew.
 
         Returns the hub's reply; a channel it refused is in ``reply.rejected`` with the
         reason. Raises :class:`SubscribeError` only when every channel was refused.
         """
         if not channels:
             raise ValueError("subscribe() needs at least one channel, e.g. 'ticker:BTCUSDT'.")
-        frame = {"op": "subscribe", "args": list(dict.fromkeys(channels))}
-        reply = await self._call(frame, on_reply=self._subs.on_subscribed, idempotent=True)
+        frame: dict[str, Any] = {"op": "subscribe", "args": list(dict.fromkeys(channels))}
+        if interval_ms is not None:
+            frame["interval_ms"] = check_interval(interval_ms)
+        on_reply = partial(self._subs.on_subscribed, interval_ms=interval_ms)
+        reply = await self._call(frame, on_reply=on_reply, idempotent=True)
         sub = SubscribeReply.from_raw(reply.body)
         if not sub.channels and sub.rejected:
             raise SubscribeError(sub.rejected)
@@ -364,32 +373,3 @@ class Client:
         for frame in self._subs.resubscribe_frames():
             await self._requests.send(ws, frame, self._subs.on_resubscribed, timeout, timeout)
 
-
-def connect(
-    url: str,
-    api_key: str | None = None,
-    *,
-    backoff_base_s: float = 0.5,
-    backoff_max_s: float = 30.0,
-    connect_timeout_s: float | None = 10.0,
-    request_timeout_s: float = 10.0,
-    heartbeat_s: float | None = 20.0,
-    max_queue: int = 10_000,
-    headers: Mapping[str, str] | None = None,
-    session: aiohttp.ClientSession | None = None,
-) -> Client:
-    """A client for the hub at ``url`` (``ws://host:8000/ws``); use ``async with``.
-
-    Entering waits until the first session is up (connected, authenticated with
-    ``api_key`` if given), retrying with backoff for up to ``connect_timeout_s`` (``None``:
-    forever); after that every drop is retried for ever, with delays doubling from
-    ``backoff_base_s`` up to ``backoff_max_s`` (jittered). ``request_timeout_s`` bounds each
-    request, including the wait for a reconnect. ``heartbeat_s`` pings the hub so a silently
-    dead connection is noticed. At most ``max_queue`` messages are buffered for ``async
-    for``; a consumer that falls further behind stops the reading (and the hub may then
-    close it as a slow consumer, which the client recovers from).
-    """
-    return Client(url, api_key, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s,
-                  connect_timeout_s=connect_timeout_s, request_timeout_s=request_timeout_s,
-                  heartbeat_s=heartbeat_s, max_queue=max_queue, headers=headers,
-                  session=session)

@@ -1,9 +1,11 @@
 """What the client yields and returns, and the sans-I/O parser of server frames.
 
 Server frames are those of the native protocol (``docs/protocol.md``): data frames
-``{"channel","type","epoch","offset","ts","source"?,"data"}``, replies that echo the request
-``id``, ``{"op":"error",...}`` and ``{"op":"pong",...}``. :func:`parse_frame` turns one text
-frame into a :class:`Message` or a :class:`Reply`; it does no I/O and keeps no state.
+``{"channel","type","epoch","offset","ts","source"?,"data"}``, the batch frames of a conflated
+subscription ``{"channel","type":"batch","epoch","offsets":[from,to],"ts","source"?,
+"data":[...]}``, replies that echo the request ``id``, ``{"op":"error",...}`` and
+``{"op":"pong",...}``. :func:`parse_frame` turns one text frame into a :class:`Message`, a
+:class:`Batch` or a :class:`Reply`; it does no I/O and keeps no state.
 """
 
 from __future__ import annotations
@@ -38,6 +40,29 @@ class Message:
             out["source"] = self.source
         out["data"] = self.data
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The events of one channel that a conflated subscription (``interval_ms``) received in
+    one interval: ``data[i]`` is the event at offset ``first + i``; ``ts`` is the last one's.
+
+    The client does not yield it: it yields one :class:`Message` per event (:meth:`messages`),
+    so recovery, dedupe and gap detection work per event as without conflation.
+    """
+
+    channel: str
+    epoch: str
+    first: int
+    ts: int
+    source: str
+    data: tuple[Any, ...]
+
+    def messages(self) -> list[Message]:
+        """One ``update`` message per event, in offset order, each with the batch's ``ts``
+        (a batch carries one time: the last event's)."""
+        return [Message(self.channel, "update", self.epoch, self.first + i, self.ts,
+                        self.source, data) for i, data in enumerate(self.data)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +191,7 @@ class FrameError(ValueError):
     """A server frame that is not the native protocol (logged and skipped by the client)."""
 
 
-def parse_frame(text: str | bytes) -> Message | Reply:
+def parse_frame(text: str | bytes) -> Message | Batch | Reply:
     """Parse one server text frame.
 
     A frame in the seed 003 envelope (``server.envelope = "mudrex"``) has no epoch/offset;
@@ -179,6 +204,8 @@ def parse_frame(text: str | bytes) -> Message | Reply:
         raise FrameError(f"server frame is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise FrameError("server frame is not a JSON object")
+    if obj.get("type") == "batch" and "channel" in obj:
+        return _batch(obj)
     if "channel" in obj and "offset" in obj:
         try:
             return Message(
@@ -203,3 +230,21 @@ def parse_frame(text: str | bytes) -> Message | Reply:
             rid = None
         return Reply(op=op, id=rid, body=obj)
     raise FrameError(f"unknown server frame: {str(obj)[:120]}")
+
+
+def _batch(obj: dict[str, Any]) -> Batch:
+    """A ``batch`` frame (docs/protocol.md, "Conflation"), checked: ``offsets`` is
+    ``[from, to]`` and ``data`` holds exactly ``to - from + 1`` events."""
+    offsets, data = obj.get("offsets"), obj.get("data")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not isinstance(data, list) or len(data) != offsets[1] - offsets[0] + 1):
+        raise FrameError("malformed batch frame: 'offsets' must be [from, to] and 'data' "
+                         f"hold to - from + 1 events (offsets {offsets!r}, "
+                         f"{len(data) if isinstance(data, list) else 'no'} events)")
+    try:
+        return Batch(channel=str(obj["channel"]), epoch=str(obj["epoch"]), first=offsets[0],
+                     ts=int(obj.get("ts", 0)), source=str(obj.get("source", "")),
+                     data=tuple(data))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FrameError(f"malformed batch frame: {exc}") from exc

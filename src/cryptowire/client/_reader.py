@@ -15,7 +15,7 @@ import aiohttp
 import cryptowire.closecodes as closecodes
 from cryptowire.client._errors import AuthRejected, ConnectError
 from cryptowire.client._inbox import Inbox
-from cryptowire.client._messages import ClientEvent, FrameError, Message, parse_frame
+from cryptowire.client._messages import Batch, ClientEvent, FrameError, Message, parse_frame
 from cryptowire.client._requests import Dropped, Requests, WebSocket
 from cryptowire.client._subscriptions import Subscriptions
 
@@ -72,12 +72,19 @@ class Reader:
         except FrameError as exc:
             log.warning("skipping a frame from %s: %s", self._url, exc)
             return
+        if isinstance(frame, Batch):  # a conflated interval: one message per event
+            for message in frame.messages():
+                await self.on_message(message)
+            return
         if isinstance(frame, Message):
-            if not self._subs.wanted(frame):
-                return  # in flight when we unsubscribed
-            for item in self._subs.tracker.on_message(frame):
-                await self._inbox.put(item)
+            await self.on_message(frame)
             return
         if not self._requests.resolve(frame) and frame.is_error:
             log.warning("hub error on %s: %s %s", self._url, frame.body.get("code"),
                         frame.body.get("message"))
+
+    async def on_message(self, message: Message) -> None:
+        if not self._subs.wanted(message):
+            return  # in flight when we unsubscribed
+        for item in self._subs.tracker.on_message(message):
+            await self._inbox.put(item)

@@ -5,6 +5,13 @@ order they arrived, and forwards what it returns. The hub promises that recovere
 come in order and exactly once (``docs/protocol.md``, "Recovery"); the tracker checks it
 anyway: a message at or below the last offset of the same epoch is dropped as a duplicate,
 and a skipped offset or a changed epoch is reported as a :class:`Gap` before the message.
+
+A conflated subscription (``interval_ms``) of a state channel gets one ``snapshot`` per
+interval carrying the offset of the last publication it includes (``docs/protocol.md``,
+"Conflation"): offsets skipped before such a snapshot are by design, not a gap. The
+``snapshot`` that follows a subscribe reply (the current state of a state channel) carries the
+offset of the last publication it includes, which is the position the reply gave: it is
+delivered, not dropped as a duplicate.
 """
 
 from __future__ import annotations
@@ -17,17 +24,22 @@ from cryptowire.client._messages import Gap, Message, SubscribeReply
 class ChannelTracker:
     """The last ``(epoch, offset)`` seen per subscribed channel."""
 
-    __slots__ = ("_positions", "duplicates")
+    __slots__ = ("_fresh", "_positions", "conflated", "duplicates")
 
     def __init__(self) -> None:
         self._positions: dict[str, tuple[str, int]] = {}
+        #: Channels whose position came from a subscribe reply, no message delivered since.
+        self._fresh: set[str] = set()
         self.duplicates = 0
+        #: Channels subscribed with ``interval_ms`` (kept by the subscriptions).
+        self.conflated: set[str] = set()
 
     def position(self, channel: str) -> tuple[str, int] | None:
         return self._positions.get(channel)
 
     def forget(self, channel: str) -> None:
         self._positions.pop(channel, None)
+        self._fresh.discard(channel)
 
     def recover_args(self, channels: list[str]) -> dict[str, dict[str, Any]]:
         """The ``recover`` field of a subscribe request for ``channels``."""
@@ -48,9 +60,11 @@ class ChannelTracker:
             if ok is None or old is None:
                 # A first subscribe: the stream starts after the current top.
                 self._positions[channel] = (new.epoch, new.offset)
+                self._fresh.add(channel)
             elif not ok:
                 gaps.append(Gap(channel, _lost_reason(old, (new.epoch, new.offset))))
                 self._positions[channel] = (new.epoch, new.offset)
+                self._fresh.add(channel)
             # ok: the missed messages follow, after our own position; keep it.
         return gaps
 
@@ -60,15 +74,21 @@ class ChannelTracker:
             return [msg]
         old = self._positions.get(msg.channel)
         self._positions[msg.channel] = (msg.epoch, msg.offset)
+        fresh = msg.channel in self._fresh
+        self._fresh.discard(msg.channel)
         if old is None:
             return [msg]
         epoch, offset = old
         if msg.epoch == epoch:
+            if msg.offset <= offset and fresh and msg.type == "snapshot":
+                self._positions[msg.channel] = old  # the state as of the reply's position
+                return [msg]
             if msg.offset <= offset:
                 self._positions[msg.channel] = old
                 self.duplicates += 1
                 return []
-            if msg.offset > offset + 1:
+            if msg.offset > offset + 1 and not (
+                    msg.type == "snapshot" and msg.channel in self.conflated):
                 n = msg.offset - offset - 1
                 return [Gap(msg.channel, f"{n} message(s) missing: offsets {offset + 1}.."
                                          f"{msg.offset - 1} of epoch {epoch} never arrived"),

@@ -46,8 +46,12 @@ SERVICES: tuple[str, ...] = (
 )  # fmt: skip
 
 VENUES: tuple[str, ...] = ("linear", "spot")
-#: Book depths each venue serves (Bybit V5 docs: websocket/public/orderbook).
-BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"linear": (1, 50, 200, 500), "spot": (1, 50, 200)}
+#: Book depths each venue serves (Bybit V5 docs: websocket/public/orderbook). Bybit's docs
+#: list 1/50/200/1000 for both since 2025; linear 500 was taken offline on 2025-09-30 but is
+#: kept for deployments that still serve it (real Bybit refuses it, and the client gets
+#: Bybit's reason in the subscribe reply).
+BOOK_DEPTHS: dict[str, tuple[int, ...]] = {"linear": (1, 50, 200, 500, 1000),
+                                           "spot": (1, 50, 200, 1000)}
 MARKET_KINDS = frozenset({"ticker", "trade", "kline", "book", "liquidation"})
 #: Kinds whose channels have a state (the latest value follows a subscribe, PROTOCOLS.md 4.2;
 #: conflation sends the state at the end of each interval, 4.3). The others are event streams.

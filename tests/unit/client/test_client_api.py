@@ -10,7 +10,8 @@ from pathlib import Path
 import cryptowire.client as client
 
 PUBLIC = {
-    "AuthRejected", "Backoff", "Client", "ClientError", "ClientEvent", "ConnectError",
+    "AuthRejected", "Backoff", "Book", "BookError", "Client", "ClientError", "ClientEvent",
+    "ConnectError",
     "ConnectionLost", "Disconnected", "Gap", "Message", "Position", "Reconnected",
     "Rejected", "RequestError", "RequestTimeout", "SubscribeError", "SubscribeReply",
     "UnsubscribeReply", "connect",
@@ -56,7 +57,8 @@ def test_errors_sit_in_cryptowires_tree() -> None:
 
 ALLOWED = ("cryptowire.client", "cryptowire.wire", "cryptowire.events", "cryptowire.errors",
            "cryptowire.jsonnum",  # jsonnum: a leaf (Decimal -> plain string), stdlib only
-           "cryptowire.closecodes", "cryptowire.backoff")  # leaves too: stdlib only
+           "cryptowire.closecodes", "cryptowire.backoff",  # leaves too: stdlib only
+           "cryptowire.books")  # the sans-I/O order book: stdlib and jsonnum only
 
 
 def test_client_imports_only_wire_events_errors() -> None:

@@ -142,9 +142,9 @@ def test_configured_chains() -> None:
     ("weather:berlin", "Unknown channel kind 'weather'. Use one of ticker, trade, kline, book, "
                        "liquidation, swap, burn, service, pg, app."),
     ("orderbook.20.BTCUSDT", "Unsupported book depth '20' for BTCUSDT. Use one of 1, 50, 200, "
-                             "500 (e.g. book:50:BTCUSDT)."),
+                             "500, 1000 (e.g. book:50:BTCUSDT)."),
     ("book:500:BTCUSDT@spot", "Unsupported book depth '500' for BTCUSDT@spot. Use one of 1, 50, "
-                              "200 (e.g. book:50:BTCUSDT@spot)."),
+                              "200, 1000 (e.g. book:50:BTCUSDT@spot)."),
     ("book:x:BTCUSDT", "Unsupported book depth 'x'"),
     ("book:50", "Book channels are book:<depth>:<SYMBOL>[@<venue>], e.g. book:50:BTCUSDT."),
     ("orderBook.50.BTCUSDT", "Unknown topic 'orderBook.50.BTCUSDT'. Bybit-style topics are"),

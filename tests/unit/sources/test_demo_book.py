@@ -156,10 +156,10 @@ async def test_a_resubscribe_starts_again_with_a_snapshot_and_no_stale_delta() -
 
 async def test_the_whole_book_is_the_deepest_venue_depth() -> None:
     demo = Driven(3)
-    await demo.subscribe("book:500:BTCUSDT")
-    snapshot: Any = demo.of("book:500:BTCUSDT")[0].data
-    assert FULL_DEPTH == 500
-    assert len(snapshot["bids"]) == len(snapshot["asks"]) == 500
+    await demo.subscribe("book:1000:BTCUSDT")
+    snapshot: Any = demo.of("book:1000:BTCUSDT")[0].data
+    assert FULL_DEPTH == 1000
+    assert len(snapshot["bids"]) == len(snapshot["asks"]) == 1000
     assert set(snapshot) == {"symbol", "bids", "asks", "venueSeq"}
     assert snapshot["symbol"] == "BTCUSDT"
 
