@@ -37,6 +37,11 @@ class Broker(Protocol):
     ) -> list[Publication] | None:
         """Publications after ``offset`` in ``epoch``, or ``None`` when they are lost."""
 
+    async def state(self, channel: str) -> Publication | None:
+        """The current state of a stateful channel (ticker, kline, book) as a ``snapshot``
+        publication carrying the offset of the last publication it includes; ``None`` when
+        it is unknown (nothing yet, a book after a gap) or the channel has none."""
+
     def healthy(self) -> bool: ...
 
     def history_bytes(self) -> int:

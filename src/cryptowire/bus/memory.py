@@ -6,6 +6,7 @@ import asyncio
 
 from cryptowire.bus.base import DeliverFn
 from cryptowire.core.history import HistoryStore
+from cryptowire.core.state import StateStore
 from cryptowire.events import Event, Publication
 from cryptowire.settings import HistorySettings
 from cryptowire.tasks import Supervisor
@@ -21,6 +22,9 @@ class MemoryBroker:
                                      max_bytes=settings.max_bytes,
                                      max_channel_bytes=settings.max_channel_bytes,
                                      shares=settings.kind_shares)
+        # The current state of each stateful channel (ticker, kline, book), for subscribers
+        # to start from (PROTOCOLS.md 4.2); as many channels as history may hold.
+        self._states = StateStore(settings.max_channels)
         # Entries are freed within about this long after they reach ttl_s, read or not.
         self._sweep_every_s = min(1.0, max(0.05, settings.ttl_s / 4))
         self._supervisor = Supervisor("memory-broker")
@@ -44,6 +48,7 @@ class MemoryBroker:
         """Append and deliver at once (the memory broker never waits). It does the work
         itself rather than call :meth:`publish_now`: it is every source's publish."""
         pub = self._history.append(event)
+        self._states.apply(pub)
         self.published += 1
         if self._deliver is not None:
             self._deliver(pub)
@@ -52,6 +57,7 @@ class MemoryBroker:
     def publish_now(self, event: Event) -> Publication:
         """:meth:`publish`, synchronous (the fan-out benchmark's feed)."""
         pub = self._history.append(event)
+        self._states.apply(pub)
         self.published += 1
         if self._deliver is not None:
             self._deliver(pub)
@@ -70,6 +76,9 @@ class MemoryBroker:
         self, channel: str, epoch: str, offset: int
     ) -> list[Publication] | None:
         return self._history.since(channel, epoch, offset)
+
+    async def state(self, channel: str) -> Publication | None:
+        return self._states.snapshot(channel)
 
     def healthy(self) -> bool:
         return True

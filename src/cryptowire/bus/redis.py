@@ -15,6 +15,7 @@ Keys (``P`` is ``bus.prefix``, ``C`` a hub channel)::
                  payload (meta field b) and none older than history.ttl_s; the stream
                  expires history.ttl_s after the last publication
     P:pub:C      pub/sub channel; message "<epoch>\\n<offset>\\n<payload>"
+    P:state:C    the state of a ticker, kline or book channel (:mod:`cryptowire.bus.redis_state`)
 
     payload = orjson([type, ts, ts_received, source]) + "\\n" + data_json
 
@@ -55,8 +56,16 @@ from cryptowire.bus.redis_protocol import (
     text,
 )
 from cryptowire.bus.redis_reader import PubSubReader
+from cryptowire.bus.redis_state import (
+    CHECKPOINT_LUA,
+    STATE_LUA,
+    Checkpoints,
+    rebuild,
+    state_mode,
+)
 from cryptowire.clock import now_ms
 from cryptowire.core.history import new_epoch
+from cryptowire.core.state import is_stateful, kind_of
 from cryptowire.errors import BusError, FencedError
 from cryptowire.events import Event, Publication
 from cryptowire.settings import BusSettings, HistorySettings
@@ -90,13 +99,23 @@ class RedisBroker(PubSubReader):
         self._publish = self.redis.register_script(PUBLISH_LUA)
         self._position = self.redis.register_script(POSITION_LUA)
         self._history = self.redis.register_script(HISTORY_LUA)
+        self._state = self.redis.register_script(STATE_LUA)
+        self._checkpoint = self.redis.register_script(CHECKPOINT_LUA)
+        # Book checkpoints well within what the stream keeps (count, age, bytes), so that a
+        # reader can replay the deltas after one (bus/redis_state.py).
+        self._checkpoints = Checkpoints(
+            every=min(64, history.size // 4), max_age_ms=max(1, self._ttl_ms // 4),
+            max_bytes=max(1, history.max_channel_bytes // 4),
+            max_channels=history.max_channels)
         self._pub_prefix = f"{self.prefix}:pub:".encode()
         self._deliver: DeliverFn | None = None
         self._wanted: set[str] = set()
         self._waiters: dict[bytes, deque[asyncio.Future[None]]] = {}
         self._pubsub: PubSub | None = None
-        # publications waiting for the next pipeline, and the task sending them
-        self._outbox: list[tuple[list[Any], list[Any], asyncio.Future[Any]]] = []
+        # publications (and book checkpoints) waiting for the next pipeline, and the task
+        # sending them: (script, keys, args, the publisher's future, the event published)
+        self._outbox: list[tuple[Any, list[Any], list[Any], asyncio.Future[Any] | None,
+                                 tuple[Event, bytes] | None]] = []
         self._sender: asyncio.Future[None] | None = None
         self._holding: list[Publication] | None = None
         self._reset = False
@@ -139,12 +158,13 @@ class RedisBroker(PubSubReader):
         keys = self._keys(event.channel)
         args: list[Any] = [self._pub_channel(event.channel), payload, self._size,
                            max(self._ttl_ms, 1), self._meta_ttl_ms, new_epoch(),
-                           event.ts_received, now_ms() - self._ttl_ms, self._max_stream_bytes]
+                           event.ts_received, now_ms() - self._ttl_ms, self._max_stream_bytes,
+                           state_mode(event)]
         if fence is not None:
             keys += [fence.lease_key, fence.fence_key]
             args += [fence.token, fence.number]
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._outbox.append((keys, args, done))
+        self._outbox.append((self._publish, keys, args, done, (event, data_json)))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.ensure_future(self._send_outbox())
         res = await done
@@ -168,19 +188,21 @@ class RedisBroker(PubSubReader):
             self.publish_batches += 1
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
-                    for keys, args, _ in batch:
-                        await self._publish(keys=keys, args=args, client=pipe)
+                    for script, keys, args, _, _ in batch:
+                        await script(keys=keys, args=args, client=pipe)
                     results = await pipe.execute(raise_on_error=False)
             except asyncio.CancelledError:
-                for _, _, done in batch + self._outbox:
-                    if not done.done():
+                for _, _, _, done, _ in batch + self._outbox:
+                    if done is not None and not done.done():
                         done.set_exception(BusError("bus stopped, not published"))
                 self._outbox = []
                 raise
             except Exception as exc:  # Redis unreachable (or the client failed): all of them
                 results = [exc] * len(batch)
-            for (_, _, done), res in zip(batch, results, strict=True):
-                if done.done():  # the publisher was cancelled
+            for (_, _, _, done, published), res in zip(batch, results, strict=True):
+                if published is not None and res and not isinstance(res, BaseException):
+                    self._confirmed(*published, res)
+                if done is None or done.done():  # a checkpoint, or the publisher was cancelled
                     continue
                 if isinstance(res, BaseException):
                     error = BusError(f"Redis unreachable, not published: {res}")
@@ -188,6 +210,21 @@ class RedisBroker(PubSubReader):
                     done.set_exception(error)
                 else:
                     done.set_result(res)
+
+    def _confirmed(self, event: Event, data_json: bytes, res: Any) -> None:
+        """A book publication Redis gave an offset: its checkpoint goes in the next
+        pipeline when one is due (bus/redis_state.py)."""
+        if kind_of(event.channel) != "book":
+            return
+        ts = event.ts_source if event.ts_source is not None else event.ts_received
+        epoch, offset = res[0].decode(), int(res[1])
+        payload = self._checkpoints.confirmed(Publication(
+            channel=event.channel, type=event.type, epoch=epoch, offset=offset, ts=ts,
+            ts_received=event.ts_received, source=event.source, data_json=data_json))
+        if payload is not None:
+            meta, _, state = self._keys(event.channel)
+            self._outbox.append((self._checkpoint, [meta, state],
+                                 [epoch, offset, payload, self._meta_ttl_ms], None, None))
 
     # -- node subscriptions ------------------------------------------------------------
 
@@ -265,6 +302,18 @@ class RedisBroker(PubSubReader):
             return None
         return pubs
 
+    async def state(self, channel: str) -> Publication | None:
+        """The channel's state as of the stream's top, rebuilt from its state key and the
+        entries after it; ``None`` when unknown, not exact, or Redis is down."""
+        if not is_stateful(channel):
+            return None
+        try:
+            res = await self._state(keys=self._keys(channel), args=[self._size])
+        except REDIS_ERRORS:
+            log.warning("state of %s unavailable: Redis unavailable", channel)
+            return None
+        return rebuild(channel, res)
+
     # -- health ------------------------------------------------------------------------
 
     def healthy(self) -> bool:
@@ -280,4 +329,5 @@ class RedisBroker(PubSubReader):
                 "publish_batches": self.publish_batches,
                 "delivered": self.delivered, "subscriptions": len(self._wanted),
                 "reconnects": self.reconnects, "gaps": self.gaps,
+                "state_checkpoints": self._checkpoints.written,
                 "fenced_refusals": self.fenced}

@@ -33,9 +33,13 @@ class Fence:
     number: int
 
 
-# KEYS: meta, stream [, lease, fence]
+# KEYS: meta, stream, state [, lease, fence]
 # ARGV: pubsub channel, payload, maxlen, stream ttl ms, meta ttl ms, new epoch,
-#       ts_received, TTL cutoff (now - ttl, ms), max stream bytes [, lease token, fence number]
+#       ts_received, TTL cutoff (now - ttl, ms), max stream bytes, state mode
+#       [, lease token, fence number]
+#
+# State mode (bus/redis_state.py): "n" the channel has no state, "0" keep the state key,
+# "1" this payload is the state, "3" the state is unknown (delete the key).
 #
 # The stream keeps at most maxlen entries (+1/16 of slack, so that trimming runs once every
 # maxlen/16 publications, like the approximate MAXLEN it replaces), none older than the
@@ -47,15 +51,15 @@ class Fence:
 # bounded amount, the next ones finish) and cuts them with one XTRIM MINID: entry ids are
 # "<offset>-0", so the first id kept is "<offset + 1>-0" of the last one cut.
 PUBLISH_LUA = """
-if #KEYS == 4 then
-  if redis.call('get', KEYS[3]) ~= ARGV[10] or redis.call('get', KEYS[4]) ~= ARGV[11] then
+if #KEYS == 5 then
+  if redis.call('get', KEYS[4]) ~= ARGV[11] or redis.call('get', KEYS[5]) ~= ARGV[12] then
     return false
   end
 end
 local epoch = redis.call('hget', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[6]
-  redis.call('del', KEYS[2])
+  redis.call('del', KEYS[2], KEYS[3])
   redis.call('hset', KEYS[1], 'e', epoch, 's', 0)
 end
 local offset = redis.call('hincrby', KEYS[1], 's', 1)
@@ -107,15 +111,19 @@ if maxlen > 0 then
   end
   if n > 0 then redis.call('pexpire', KEYS[2], ARGV[4]) end
 end
+local mode = ARGV[10]
+if mode == '1' then redis.call('hset', KEYS[3], 'o', off, 'p', ARGV[2])
+elseif mode == '3' then redis.call('del', KEYS[3]) end
+if mode ~= 'n' then redis.call('pexpire', KEYS[3], ARGV[5]) end
 redis.call('publish', ARGV[1], epoch .. '\\n' .. off .. '\\n' .. ARGV[2])
 return {epoch, offset}
 """.replace("TRIM_STEPS", "64")
 
-# KEYS: meta, stream; ARGV: new epoch, meta ttl ms
+# KEYS: meta, stream, state; ARGV: new epoch, meta ttl ms
 POSITION_LUA = """
 local m = redis.call('hmget', KEYS[1], 'e', 's')
 if not m[1] then
-  redis.call('del', KEYS[2])
+  redis.call('del', KEYS[2], KEYS[3])
   redis.call('hset', KEYS[1], 'e', ARGV[1], 's', 0)
   redis.call('pexpire', KEYS[1], ARGV[2])
   return {ARGV[1], 0}

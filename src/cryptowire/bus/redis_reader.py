@@ -59,7 +59,8 @@ class PubSubReader:
         return ":".join((self.prefix, *parts))
 
     def _keys(self, channel: str) -> list[str]:
-        return [self.key("meta", channel), self.key("stream", channel)]
+        return [self.key("meta", channel), self.key("stream", channel),
+                self.key("state", channel)]
 
     def _pub_channel(self, channel: str) -> bytes:
         return self._pub_prefix + channel.encode()

@@ -5,9 +5,13 @@ publications are held while the broker is asked for the position (or the history
 recover); then the reply, the recovered publications and the held ones are sent in offset
 order, exactly once, and the session switches to live delivery. If that replay ran ahead of
 this node's live feed (a bus delivers with some lag), the session skips what it already has
-until the feed passes it. The hub holds a :class:`~cryptowire.core.fanout.Fanout` for the
-live index and the writes; the broker it pulls channels from is the :class:`Broker` protocol
-below (``bus/`` implements it; core imports nothing from there).
+until the feed passes it. Where each channel starts (a recovery, the latest state of a
+stateful channel, the stream's position) is :mod:`cryptowire.core.subscribing`. The hub
+holds a :class:`~cryptowire.core.fanout.Fanout` for the live index and the writes, and a
+:class:`~cryptowire.core.conflation.Conflator` for the sessions that asked for at most one
+frame per interval; the broker it pulls channels from is the
+:class:`~cryptowire.core.subscribing.Broker` protocol (``bus/`` implements it; core imports
+nothing from there).
 """
 
 from __future__ import annotations
@@ -16,41 +20,19 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from cryptowire.core.channels import Channel
+from cryptowire.core.conflation import Conflator, frame_events
 from cryptowire.core.demand import Demand
 from cryptowire.core.fanout import Fanout
 from cryptowire.core.session import Principal, Session
+from cryptowire.core.subscribing import Broker, Start, SubscribeResult, plan_start
 from cryptowire.errors import CryptowireError
 from cryptowire.events import Publication
 
 log = logging.getLogger("cryptowire.core.hub")
 
-
-class Broker(Protocol):
-    """What the hub needs of a broker (:class:`cryptowire.bus.base.Broker` provides it)."""
-
-    async def subscribe(self, channel: str) -> None: ...
-
-    async def unsubscribe(self, channel: str) -> None: ...
-
-    async def position(self, channel: str) -> tuple[str, int]: ...
-
-    async def history_since(
-        self, channel: str, epoch: str, offset: int
-    ) -> list[Publication] | None: ...
-
-
-@dataclass(slots=True)
-class SubscribeResult:
-    """What a subscribe produced, for the dialect to put into its reply."""
-
-    accepted: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-    positions: dict[str, tuple[str, int]] = field(default_factory=dict)
-    recovered: dict[str, bool] = field(default_factory=dict)
+__all__ = ["Broker", "Hub", "SubscribeResult"]
 
 
 class Hub:
@@ -62,6 +44,8 @@ class Hub:
         self.stats = fanout.stats
         self.sessions = fanout.sessions
         self._publish = fanout.publish  # bound once: deliver() is the hot path
+        self.conflation = Conflator(fanout)
+        self._conflated = self.conflation.channels  # channel -> groups (the hot path reads it)
         self.broker = broker
         self.demand = demand
         #: Who may read what: ``access(principal, channel)`` returns a refusal reason or None.
@@ -120,6 +104,8 @@ class Hub:
         ahead = self._ahead.get(channel)
         if ahead:
             self._catch_up(channel, pub, ahead)
+        if self._conflated and channel in self._conflated:
+            self.conflation.publish(pub)
         self._publish(pub)
 
     def _catch_up(self, channel: str, pub: Publication,
@@ -181,15 +167,15 @@ class Hub:
 
     def subscribers(self, channel: str) -> int:
         return (self.fanout.live(channel) + len(self._buffering.get(channel, ()))
-                + len(self._ahead.get(channel, ())))
+                + len(self._ahead.get(channel, ())) + self.conflation.count(channel))
 
     def catching_up(self, session: Session, channel: str) -> bool:
         """Whether ``session``'s subscribe replay of ``channel`` is ahead of the live feed."""
         return session in self._ahead.get(channel, ())
 
     def channel_counts(self) -> dict[str, int]:
-        return {ch: self.subscribers(ch)
-                for ch in self.fanout.live_channels() | self._ahead.keys()}
+        return {ch: self.subscribers(ch) for ch in
+                self.fanout.live_channels() | self._ahead.keys() | self._conflated.keys()}
 
     # -- subscribe / unsubscribe --------------------------------------------------------
 
@@ -197,12 +183,15 @@ class Hub:
         self, session: Session, channels: Iterable[Channel],
         recover: dict[str, tuple[str, int]] | None = None,
         on_accepted: Callable[[SubscribeResult], None] | None = None,
+        interval_ms: int | None = None,
     ) -> SubscribeResult:
         """Subscribe ``session``; rejections carry the source's reason.
 
         ``on_accepted`` is called with the result once positions are known and before any
         publication of the new channels is sent to the session: the dialect queues its
-        reply there, so the reply always precedes the data.
+        reply there, so the reply always precedes the data (and a stateful channel's
+        snapshot follows it). With ``interval_ms`` the channels are conflated
+        (:mod:`cryptowire.core.conflation`).
         """
         result = SubscribeResult()
         wanted = self._admit(session, channels, result)
@@ -229,7 +218,8 @@ class Hub:
             else:
                 fresh.append(channel)
         try:
-            await self._start(session, fresh, recover or {}, origin, result, on_accepted)
+            await self._start(session, fresh, recover or {}, origin, result, on_accepted,
+                              interval_ms)
         except BaseException:
             # Nothing taken here may outlive a failed or cancelled subscribe: no session
             # left buffering (it would hold every publication), no demand, no broker topic.
@@ -274,54 +264,56 @@ class Hub:
     async def _start(self, session: Session, fresh: list[Channel],
                      recover: dict[str, tuple[str, int]], origin: dict[str, tuple[str, int]],
                      result: SubscribeResult,
-                     on_accepted: Callable[[SubscribeResult], None] | None) -> None:
+                     on_accepted: Callable[[SubscribeResult], None] | None,
+                     interval_ms: int | None) -> None:
         for channel in fresh:
             session.channels.add(channel.name)
             await self._need_broker(channel.name)
-        starts: dict[str, int] = {}
-        backlog: dict[str, list[Publication]] = {}
+        starts: dict[str, Start] = {}
         for channel in fresh:
             name = channel.name
-            asked = name in recover
-            r_epoch, r_offset = recover[name] if asked else origin[name]
-            missed = await self.broker.history_since(name, r_epoch, r_offset)
-            if asked:
-                result.recovered[name] = missed is not None
-                if missed is not None:
+            start = starts[name] = await plan_start(self.broker, channel, recover.get(name),
+                                                    origin[name],
+                                                    conflated=interval_ms is not None)
+            if start.recovered is not None:
+                result.recovered[name] = start.recovered
+                if start.recovered:
                     self.stats.recovered += 1
                 else:
                     self.stats.recovery_failed += 1
-            if missed is None:  # nothing to replay: the stream starts at the top
-                epoch, top = await self.broker.position(name)
-                starts[name] = top
-                result.positions[name] = (epoch, top)
-            else:  # a history of r_epoch: the stream is in it still
-                starts[name] = r_offset
-                backlog[name] = missed
-                result.positions[name] = (r_epoch, r_offset)
+            result.positions[name] = (start.epoch, start.offset)
             result.accepted.append(name)
         if on_accepted is not None:
             on_accepted(result)
         for channel in fresh:
-            self._go_live(session, channel.name, result.positions[channel.name][0],
-                          starts[channel.name],
-                          backlog.get(channel.name, []))
+            self._go_live(session, channel, starts[channel.name], interval_ms)
 
-    def _go_live(self, session: Session, channel: str, epoch: str, start: int,
-                 backlog: list[Publication]) -> None:
+    def _go_live(self, session: Session, chan: Channel, start: Start,
+                 interval_ms: int | None) -> None:
+        """Send the snapshot, the backlog and the held publications after ``start``, each
+        once and in offset order; then make the session live (or conflated)."""
+        channel = chan.name
         held = self._buffering.get(channel, {}).pop(session, [])
         if not self._buffering.get(channel, True):
             del self._buffering[channel]
         if session.closed or channel not in session.channels:
             return
-        last = start
+        epoch, last = start.epoch, start.offset
         encoder = session.encoder
-        for pub in itertools.chain(backlog, held):
+        sent = [start.snapshot] if start.snapshot is not None else []
+        for pub in itertools.chain(start.backlog, held):
             if pub.offset > last:
                 last = pub.offset
-                frame = encoder.frame_publication(pub)
-                if frame is not None:
-                    self.fanout.send(session, frame)
+                sent.append(pub)
+        batched = interval_ms is not None and not chan.stateful
+        frames = [frame_events(encoder, sent)] if batched and sent else [
+            encoder.frame_publication(pub) for pub in sent]
+        for frame in frames:
+            if frame is not None:
+                self.fanout.send(session, frame)
+        if interval_ms is not None:
+            self.conflation.join(session, channel, interval_ms, epoch, last, sent)
+            return
         seen = self._last.get(channel)
         if seen is not None and seen.epoch == epoch and seen.offset >= last:
             self.fanout.join(session, channel)
@@ -351,6 +343,7 @@ class Hub:
             if name not in session.channels:
                 continue
             self.fanout.leave(session, name)
+            self.conflation.leave(session, name)
             ahead = self._ahead.get(name)
             if ahead is not None:
                 ahead.pop(session, None)

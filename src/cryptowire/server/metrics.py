@@ -37,6 +37,13 @@ class NodeCollector(Collector):
                                 value=node.hub.outbound_bytes)
         yield GaugeMetricFamily("cryptowire_upstream_topics", "Channels with upstream demand.",
                                 value=len(node.demand.active()))
+        conflation = node.hub.conflation
+        yield GaugeMetricFamily("cryptowire_conflated_sessions",
+                                "Sessions with a conflated (interval_ms) subscription.",
+                                value=conflation.sessions())
+        yield GaugeMetricFamily("cryptowire_conflation_groups",
+                                "Conflation groups (channel and interval) with members.",
+                                value=conflation.groups())
         yield GaugeMetricFamily(
             "cryptowire_history_bytes",
             "Bytes of history held in this process (bounded by history.max_bytes).",
@@ -51,6 +58,10 @@ class NodeCollector(Collector):
             ("outbound_budget_closes", hs.outbound_budget_closes,
              "Of those, closed over server.max_outbound_bytes (largest buffers first)."),
             ("dropped_frames", hs.dropped, "Frames dropped with a closed slow consumer."),
+            ("conflated_frames", conflation.frames,
+             "Conflated frames (batch or snapshot at an interval's end) queued to sessions."),
+            ("conflation_encodes", conflation.encodes,
+             "Conflated frames encoded (once per dialect per group and interval)."),
             ("rate_limited", c.rate_limited, "Client frames refused by the rate limit."),
             ("rate_limit_closes", c.rate_limit_closes, "Sessions closed with 4009."),
             ("ping_timeouts", c.ping_timeouts, "Sessions closed with 4011 (no pong in time)."),

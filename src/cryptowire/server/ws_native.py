@@ -175,7 +175,8 @@ class NativeSocket(sockets.BaseKind[None]):
             result.rejected[:0] = rejected
             self.fanout.send(session, native.subscribe_reply(req.id, result, already))
 
-        await self.node.hub.subscribe(session, new, recover, on_accepted=send_reply)
+        await self.node.hub.subscribe(session, new, recover, on_accepted=send_reply,
+                                      interval_ms=req.interval_ms)
 
     async def unsubscribe(self, session: Session, req: Request) -> None:
         channels, rejected = self._parse_channels(req.args)

@@ -50,6 +50,16 @@ class MudrexEncoder:
                           + tail[1:])
 
 
+    def frame_batch(self, pubs: list[Publication]) -> bytes | None:
+        """A conflated interval's events: the 003 envelope has no batch, so a 003 stream
+        gets each event as its own ``update`` frame, all of them in one write; other
+        channels get the native batch."""
+        if pubs[0].channel.partition(":")[0] not in ("ticker", "trade", "kline"):
+            return self._native.frame_batch(pubs)
+        frames = [f for f in map(self.frame_publication, pubs) if f is not None]
+        return b"".join(frames) if frames else None
+
+
 class MudrexDialect(NativeDialect):
     """The native ops and replies with the 003 data envelope."""
 

@@ -1,6 +1,7 @@
 """The native protocol on ``/ws`` (PROTOCOLS.md section 1), which 003 (Mudrex) clients speak too.
 
-Client frames are JSON objects ``{"id"?, "op", "args"?, "recover"?}``; every reply echoes the
+Client frames are JSON objects ``{"id"?, "op", "args"?, "recover"?, "interval_ms"?}``
+(``interval_ms``: subscribe only, PROTOCOLS.md 4.3); every reply echoes the
 ``id`` when one was given. This module turns text into a :class:`Request` (or raises
 :class:`~cryptowire.errors.ProtocolError` with the wire error code) and builds every reply and
 data frame as bytes. It does no I/O.
@@ -35,6 +36,9 @@ ERROR_CODES = (
 
 RequestId = int | str | None
 
+#: The ``interval_ms`` a conflated subscribe may ask for (PROTOCOLS.md 4.3), inclusive.
+INTERVAL_MS_RANGE = (50, 60_000)
+
 #: The longest string ``id`` accepted (and so echoed); a number is at most 64 bits anyway.
 MAX_ID_CHARS = 64
 
@@ -47,6 +51,8 @@ class Request:
     id: RequestId = None
     args: list[Any] = field(default_factory=list)
     recover: dict[str, tuple[str, int]] = field(default_factory=dict)
+    #: At most one frame per channel per this many ms (``None``: every publication).
+    interval_ms: int | None = None
 
 
 class FrameError(ProtocolError):
@@ -129,7 +135,20 @@ def _parse_object(obj: dict[str, Any], rid: RequestId) -> Request:
                                                     '{"channel": "app:<name>", "data": ...}.')
     if "recover" in obj:
         req.recover = _parse_recover(obj["recover"])
+    if "interval_ms" in obj:
+        req.interval_ms = _parse_interval(op, obj["interval_ms"])
     return req
+
+
+def _parse_interval(op: str, value: object) -> int:
+    low, high = INTERVAL_MS_RANGE
+    if op != "subscribe":
+        raise ProtocolError("INVALID_ARGS", "'interval_ms' applies to 'subscribe' only.")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = orjson.dumps(value).decode()[:40]
+        raise ProtocolError("INVALID_ARGS", f"'interval_ms' must be an integer from {low} to "
+                                            f"{high} (milliseconds), not {shown}.")
+    return value
 
 
 def _parse_recover(value: object) -> dict[str, tuple[str, int]]:
@@ -212,6 +231,20 @@ class NativeEncoder:
         if pub.source:
             head["source"] = pub.source
         return text_frame(orjson.dumps(head)[:-1] + b',"data":' + pub.data_json + b"}")
+
+    def frame_batch(self, pubs: list[Publication]) -> bytes | None:
+        """A conflated interval's events of one epoch (PROTOCOLS.md 4.3):
+        ``{"channel","type":"batch","epoch","offsets":[from,to],"ts","source"?,"data":[...]}``
+        with ``ts`` and ``source`` of the last one."""
+        first, last = pubs[0], pubs[-1]
+        head: dict[str, Any] = {
+            "channel": first.channel, "type": "batch", "epoch": first.epoch,
+            "offsets": [first.offset, last.offset], "ts": last.ts,
+        }
+        if last.source:
+            head["source"] = last.source
+        data = b"[" + b",".join(p.data_json for p in pubs) + b"]"
+        return text_frame(orjson.dumps(head)[:-1] + b',"data":' + data + b"}")
 
 
 class NativeDialect:

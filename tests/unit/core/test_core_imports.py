@@ -16,8 +16,8 @@ import cryptowire
 
 PACKAGE = Path(cryptowire.__file__).parent
 #: The bottom layer: each may import only the others.
-LOW_LEVEL = ("backoff", "clock", "closecodes", "errors", "events", "jsonnum", "logthrottle",
-             "onchain", "redaction", "tasks")
+LOW_LEVEL = ("backoff", "books", "clock", "closecodes", "errors", "events", "jsonnum",
+             "logthrottle", "onchain", "redaction", "tasks")
 #: What core may import from cryptowire besides itself.
 CORE_MAY_IMPORT = tuple(f"cryptowire.{name}" for name in LOW_LEVEL) + ("cryptowire.core",)
 
