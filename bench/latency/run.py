@@ -211,7 +211,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                         (after["bytes_out"] - before["bytes_out"]) / wall, 1),
                     "cpu_us_per_delivery": round(
                         cpu["hub"] * wall * 1e6
-                        / max(1, after["messages_out"] - before["messages_out"]), 2),
+                        / (after["messages_out"] - before["messages_out"]), 2)
+                    if after["messages_out"] > before["messages_out"] else None,
                     "slow_consumer_closes": after["slow_consumer_closes"],
                     "connections": after["connections"],
                     "bybit_errors": bybit1["errors"], "bybit_reconnects": bybit1["reconnects"],
