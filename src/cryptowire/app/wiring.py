@@ -77,6 +77,32 @@ def build_liquidity(store: SqlStore) -> LiquidityProvider:
     return PaperProvider(RfqTrades(store.engine))
 
 
+def build_exchanges(settings: Settings, demo: Source | None = None) -> list[Source]:
+    """One :class:`~cryptowire.sources.exchange.source.ExchangeSource` per enabled venue
+    declared in :mod:`cryptowire.sources.exchange.registry` (Bybit first), each with the demo
+    market as its fallback when ``demo`` is given (``demo.mode = "auto"``: live data when the
+    venue's REST answers, the demo market when not)."""
+    from cryptowire.sources.exchange.registry import VENUES, declare
+    from cryptowire.sources.exchange.source import ExchangeSource
+
+    sources: list[Source] = []
+    for name in VENUES:
+        section = getattr(settings, name)
+        if not section.enabled:
+            continue
+        venue = declare(name, section)
+        source = ExchangeSource(
+            venue, section, ack_timeout_s=getattr(section, "ack_timeout_s", 10.0),
+            connect_timeout_s=getattr(section, "connect_timeout_s", 10.0))
+        if demo is not None and venue.probe_url:
+            from cryptowire.sources.fallback import FallbackSource
+
+            sources.append(FallbackSource(source, demo, venue.probe_url))
+        else:
+            sources.append(source)
+    return sources
+
+
 def build_sources(settings: Settings, *, store: SqlStore | None = None,
                   tokens: TokenAdmin | None = None, notifier: TelegramNotifier | None = None,
                   view: NodeView | None = None) -> list[Source]:
@@ -99,18 +125,8 @@ def build_sources(settings: Settings, *, store: SqlStore | None = None,
     if settings.demo.mode != "off":
         chain_id = next((c.id for c in settings.evm.chains if c.name == settings.demo.chain), 1)
         demo = DemoSource(settings.demo, chain_id=chain_id)
-    if settings.bybit.enabled and settings.demo.mode != "on":
-        from cryptowire.sources.bybit import BybitSource
-
-        bybit = BybitSource(settings.bybit)
-        if demo is not None:  # auto: live Bybit when reachable, the demo market when not
-            from cryptowire.sources.fallback import FallbackSource
-
-            probe = f"{settings.bybit.rest_url.rstrip('/')}/v5/market/instruments-info" \
-                    "?category=linear&limit=1"
-            sources.append(FallbackSource(bybit, demo, probe))
-        else:
-            sources.append(bybit)
+    if settings.demo.mode != "on":
+        sources += build_exchanges(settings, demo)
     if demo is not None:
         sources.append(demo)
     if settings.pgnotify.enabled:

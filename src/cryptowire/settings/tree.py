@@ -20,9 +20,11 @@ from cryptowire.settings.data import BusSettings, DemandSettings, HistorySetting
 from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
+    BinanceSettings,
     BybitSettings,
     DemoSettings,
     EvmSettings,
+    OkxSettings,
     PgNotifySettings,
     ServicesSettings,
 )
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     demand: DemandSettings = Field(default_factory=DemandSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     bybit: BybitSettings = Field(default_factory=BybitSettings)
+    binance: BinanceSettings = Field(default_factory=BinanceSettings)
+    okx: OkxSettings = Field(default_factory=OkxSettings)
     evm: EvmSettings = Field(default_factory=EvmSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
