@@ -22,6 +22,7 @@ from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
     ECONIA_CHANNELS,
+    BboSettings,
     BybitSettings,
     ChainSettings,
     DemoSettings,
@@ -33,7 +34,8 @@ from cryptowire.settings.tree import Settings, load_settings
 
 __all__ = [
     "DEFAULT_CONFIG_FILE", "ECONIA_CHANNELS", "HISTORY_KIND_SHARES", "AuthSettings",
-    "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings", "DemoSettings",
+    "BboSettings", "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings",
+    "DemoSettings",
     "EvmSettings", "HistorySettings", "PgNotifySettings", "RfqSettings", "Section",
     "ServerSettings", "ServicesSettings", "Settings", "StoreSettings", "TelegramSettings",
     "load_settings",

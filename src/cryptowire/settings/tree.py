@@ -20,6 +20,7 @@ from cryptowire.settings.data import BusSettings, DemandSettings, HistorySetting
 from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
+    BboSettings,
     BybitSettings,
     DemoSettings,
     EvmSettings,
@@ -52,6 +53,7 @@ class Settings(BaseSettings):
     rfq: RfqSettings = Field(default_factory=RfqSettings)
     services: ServicesSettings = Field(default_factory=ServicesSettings)
     pgnotify: PgNotifySettings = Field(default_factory=PgNotifySettings)
+    bbo: BboSettings = Field(default_factory=BboSettings)
 
     @classmethod
     def settings_customise_sources(
