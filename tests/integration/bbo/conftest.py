@@ -29,7 +29,7 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
     http = ClientSession()
 
     async def start(stale_after_ms: int = 10_000, refuse: dict[str, str] | None = None,
-                    bybit: Source | None = None) -> Hub:
+                    bybit: Source | None = None, retry_refused_s: float = 60.0) -> Hub:
         directory = tmp_path / f"hub{len(hubs)}"
         directory.mkdir()
         (directory / "cryptowire.toml").touch()
@@ -41,7 +41,9 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
             bbo={"stale_after_ms": stale_after_ms})
         books = InjectedBooks(bybit=bybit, refuse=dict(refuse or {}))
         node = Node(settings, sources=[books])
-        node.sources.append(BboSource(settings.bbo, node))
+        bbo = BboSource(settings.bbo, node)
+        bbo.retry_refused_s = retry_refused_s
+        node.sources.append(bbo)
         runner, port = await serve(node)
         hub = Hub(node=node, runner=runner, port=port, http=http)
         hub.books = books

@@ -6,6 +6,7 @@ peer's); the served hub; a reader of ``bbo`` frames."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class InjectedBooks:
     bybit: Source | None = None
     refuse: dict[str, str] = field(default_factory=dict)
     subscribed: list[str] = field(default_factory=list)
+    refusals: Counter[str] = field(default_factory=Counter)  # venue -> subscribes refused
     unsubscribed: list[str] = field(default_factory=list)
     name: str = "books"
     kinds: frozenset[str] = frozenset({"book"})
@@ -50,6 +52,7 @@ class InjectedBooks:
     async def subscribe(self, channel: Channel) -> None:
         reason = self.refuse.get(channel.venue or "")
         if reason is not None:
+            self.refusals[channel.venue or ""] += 1
             raise SourceError(reason)
         if (bybit := self._bybit(channel)) is not None:
             await bybit.subscribe(channel)

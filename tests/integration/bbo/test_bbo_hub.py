@@ -118,7 +118,8 @@ async def test_a_stale_venue_drops_out_and_returns_with_its_next_update(
 
 async def test_a_refusing_venue_is_left_out_and_all_refusing_refuses_the_bbo(
         hub_factory: HubFactory) -> None:
-    hub = await hub_factory(refuse={"binance": "Binance does not list BTCUSDT."})
+    hub = await hub_factory(refuse={"binance": "Binance does not list BTCUSDT."},
+                            retry_refused_s=0.1)
     reader = BboReader(await hub.client())
     assert (await reader.subscribe())["success"] is True
     assert hub.books.active == {BYBIT, OKX}
@@ -127,6 +128,17 @@ async def test_a_refusing_venue_is_left_out_and_all_refusing_refuses_the_bbo(
     await hub.book(OKX, "snapshot", [["99", "1"]], [["102", "1"]])
     frame = await reader.until(lambda d: "okx" in d["venues"], "okx in")
     assert "binance" not in frame["data"]["venues"] | frame["data"]["excluded"]
+    await eventually(lambda: hub.books.refusals["binance"] >= 2, TIMEOUT, "a second try")
+
+    # Binance lists it later: the bbo asks the refusing venues again and takes it in.
+    assert hub.books.refusals["binance"] >= 2  # asked again (every 0.1 s here), refused
+    del hub.books.refuse["binance"]
+    frame = await reader.until(lambda d: "binance" in d["excluded"], "binance waiting")
+    assert frame["data"]["excluded"]["binance"] == "waiting"
+    assert hub.books.active == {BYBIT, BINANCE, OKX}
+    await hub.book(BINANCE, "snapshot", [["99.5", "1"]], [["101", "1"]])
+    frame = await reader.until(lambda d: "binance" in d["venues"], "binance in")
+    assert best(frame["data"], "bid") == ("binance", "99.5", "1")
 
     everyone = await hub_factory(refuse={v: f"{v} refuses" for v in ("linear", "binance",
                                                                       "okx")})

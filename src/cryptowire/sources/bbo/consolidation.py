@@ -53,6 +53,7 @@ class Consolidation:
         self.symbol = symbol
         self.venues = list(venues)
         self.stale_after_ms = stale_after_ms
+        self._order = list(venues)  # as configured: what remove() and add() keep
         self._rank = {venue: i for i, venue in enumerate(self.venues)}
         self._tops: dict[str, VenueTop] = {}
         self._out: dict[str, str] = dict.fromkeys(self.venues, "waiting")
@@ -77,6 +78,17 @@ class Consolidation:
             self._rank = {v: i for i, v in enumerate(self.venues)}
         self._tops.pop(venue, None)
         self._out.pop(venue, None)
+
+    def add(self, venue: str) -> None:
+        """``venue``, removed before, takes part again (in its configured place), waiting
+        for its book."""
+        if venue not in self._order:
+            raise KeyError(f"{venue!r} is not a venue of this consolidation")
+        if venue in self._rank:
+            return
+        self.venues = [v for v in self._order if v in self._rank or v == venue]
+        self._rank = {v: i for i, v in enumerate(self.venues)}
+        self._out[venue] = "waiting"
 
     def _check(self, venue: str) -> None:
         if venue not in self._rank:

@@ -9,13 +9,14 @@ subscriber leaving (after the linger) releases them all.
 
 Each venue's book is reduced by :class:`~cryptowire.core.state.ChannelState` (a gap, a hole
 in the offsets, a delta that cannot be applied or a crossed book make it unknown until the
-next snapshot; a hole is re-read at once from the broker's state), its top goes into a
-:class:`~cryptowire.sources.bbo.consolidation.Consolidation`, and one task publishes the
-payload whenever it changed (the first one of a subscription as ``snapshot``, then
-``update``; each carries the full state). A timer re-checks the symbol when its next
+next snapshot; after a hole or a bad delta the broker's stored state is read at once), its
+top goes into a :class:`~cryptowire.sources.bbo.consolidation.Consolidation`, and one task
+publishes the payload whenever it changed (the first one of a subscription as ``snapshot``,
+then ``update``; each carries the full state). A timer re-checks the symbol when its next
 included venue would go stale (``bbo.stale_after_ms``). A venue whose source refuses the
-symbol is left out (its reason logged once); when every venue refuses it, so does the
-subscribe, with their reasons.
+symbol is left out (its reason logged once) and asked again every
+:data:`RETRY_REFUSED_S`; when every venue refuses it, so does the subscribe, with their
+reasons.
 """
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from cryptowire.clock import now_ms
-from cryptowire.core.channels import BOOK_DEPTHS, VENUE_ALIASES, Channel, ChannelGrammar
+from cryptowire.core.channels import BOOK_DEPTHS, VENUE_ALIASES, Channel
 from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.core.state import ChannelState
 from cryptowire.errors import CryptowireError, SourceError
 from cryptowire.events import Event, Publication
 from cryptowire.settings import BboSettings
-from cryptowire.sources.bbo.consolidation import Consolidation, Quote
+from cryptowire.sources.bbo.consolidation import Consolidation
+from cryptowire.sources.bbo.feeds import BboNode, KeyedLocks, SymbolFeeds, VenueFeed
 from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.sources.bbo")
@@ -43,68 +44,9 @@ log = logging.getLogger("cryptowire.sources.bbo")
 PUBLIC_NAMES: dict[str, str] = {venue: alias for alias, venue in VENUE_ALIASES.items()}
 #: Refusals remembered (so each is logged once), at most this many (venue, symbol) pairs.
 LOGGED_REFUSALS_MAX = 4096
-
-Watcher = Callable[[Publication], None]
-
-
-class _Demand(Protocol):
-    async def acquire(self, channel: Channel) -> None: ...
-
-    def release(self, name: str) -> None: ...
-
-
-class _Hub(Protocol):
-    async def watch(self, channel: str, fn: Watcher) -> None: ...
-
-    async def unwatch(self, channel: str, fn: Watcher) -> None: ...
-
-
-class _States(Protocol):
-    async def state(self, channel: str) -> Publication | None: ...
-
-
-class BboNode(Protocol):
-    """The parts of the node a :class:`BboSource` uses."""
-
-    @property
-    def grammar(self) -> ChannelGrammar: ...
-
-    @property
-    def demand(self) -> _Demand: ...
-
-    @property
-    def hub(self) -> _Hub: ...
-
-    @property
-    def broker(self) -> _States: ...
-
-
-@dataclass(eq=False)
-class _Feed:
-    """One venue's book of one symbol, as this source follows it."""
-
-    venue: str  # the public name (PUBLIC_NAMES)
-    channel: str
-    state: ChannelState
-    watcher: Watcher | None = None
-    resyncing: bool = False
-    had_book: bool = False  # known once: unknown since is a gap, not a wait
-
-
-class _SymbolLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
-@dataclass(eq=False)
-class _Symbol:
-    consolidation: Consolidation
-    feeds: dict[str, _Feed] = field(default_factory=dict)  # channel -> feed
-    timer: asyncio.TimerHandle | None = None
-    published: int = 0
+#: A venue that refused a symbol is asked again this long after (its source may have been
+#: down, or may list the symbol by then), while the bbo is subscribed.
+RETRY_REFUSED_S = 60.0
 
 
 class BboSource:
@@ -118,11 +60,12 @@ class BboSource:
         self.settings = settings
         self._node = node
         self._clock = clock
+        self.retry_refused_s = RETRY_REFUSED_S
         #: (channel venue, public name) in tie-break order.
         self.venues = [(v, PUBLIC_NAMES.get(v, v)) for v in
                        (VENUE_ALIASES.get(name, name) for name in settings.venues)]
-        self._symbols: dict[str, _Symbol] = {}
-        self._locks: dict[str, _SymbolLock] = {}
+        self._symbols: dict[str, SymbolFeeds] = {}
+        self._locks = KeyedLocks()
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._publish: PublishFn | None = None
@@ -157,36 +100,20 @@ class BboSource:
 
     async def subscribe(self, channel: Channel) -> None:
         symbol = channel.symbol or ""
-        async with self._lock(symbol):
+        async with self._locks.hold(symbol):
             if symbol not in self._symbols:
                 await self._start_symbol(symbol)
 
     async def unsubscribe(self, channel: Channel) -> None:
         symbol = channel.symbol or ""
-        async with self._lock(symbol):
+        async with self._locks.hold(symbol):
             await self._drop(symbol)
-
-    @contextlib.asynccontextmanager
-    async def _lock(self, symbol: str) -> AsyncIterator[None]:
-        """Serialize subscribe/unsubscribe of one symbol (an unsubscribe after the linger
-        may still run when the next first subscriber comes); dropped with its last user."""
-        entry = self._locks.get(symbol)
-        if entry is None:
-            entry = self._locks[symbol] = _SymbolLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if not entry.users:
-                del self._locks[symbol]
 
     # -- a symbol's books ----------------------------------------------------------------
 
     async def _start_symbol(self, symbol: str) -> None:
-        entry = _Symbol(Consolidation(symbol, [p for _, p in self.venues],
-                                      self.settings.stale_after_ms))
+        entry = SymbolFeeds(Consolidation(symbol, [p for _, p in self.venues],
+                                          self.settings.stale_after_ms))
         try:
             results = await asyncio.gather(*(self._hold(symbol, venue, public, entry)
                                              for venue, public in self.venues),
@@ -196,9 +123,10 @@ class BboSource:
             raise
         refusals: list[str] = []
         failure: BaseException | None = None
-        for (_, public), result in zip(self.venues, results, strict=True):
+        for (venue, public), result in zip(self.venues, results, strict=True):
             if isinstance(result, CryptowireError):
                 entry.consolidation.remove(public)
+                entry.refused[venue] = public
                 refusals.append(f"{public}: {result.message}")
                 self._log_refusal(public, symbol, result.message)
             elif isinstance(result, BaseException):
@@ -215,24 +143,26 @@ class BboSource:
         except BaseException:
             await self._drop(symbol)
             raise
+        self._schedule_retry(symbol, entry)
         self._mark(symbol)
 
-    async def _hold(self, symbol: str, venue: str, public: str, entry: _Symbol) -> None:
+    async def _hold(self, symbol: str, venue: str, public: str,
+                    entry: SymbolFeeds) -> VenueFeed:
         """Demand on, and a watcher of, ``venue``'s smallest book of ``symbol``."""
         node = self._node
-        depth = min(BOOK_DEPTHS[venue])
-        channel = node.grammar.parse(f"book:{depth}:{symbol}@{venue}")
+        channel = node.grammar.parse(f"book:{min(BOOK_DEPTHS[venue])}:{symbol}@{venue}")
         await node.demand.acquire(channel)
-        feed = _Feed(public, channel.name, ChannelState(channel.name))
-        feed.watcher = lambda pub: self._on_book(symbol, feed, pub)
+        feed = VenueFeed(public, channel.name, ChannelState(channel.name))
+        watcher = feed.watcher = lambda pub: self._on_book(symbol, feed, pub)
         try:
-            await node.hub.watch(channel.name, feed.watcher)
+            await node.hub.watch(channel.name, watcher)
         except BaseException:
             with contextlib.suppress(Exception):
-                await node.hub.unwatch(channel.name, feed.watcher)
+                await node.hub.unwatch(channel.name, watcher)
             node.demand.release(channel.name)
             raise
         entry.feeds[channel.name] = feed
+        return feed
 
     async def _drop(self, symbol: str) -> None:
         entry = self._symbols.pop(symbol, None)
@@ -240,9 +170,8 @@ class BboSource:
         if entry is not None:
             await self._release(entry)
 
-    async def _release(self, entry: _Symbol) -> None:
-        if entry.timer is not None:
-            entry.timer.cancel()
+    async def _release(self, entry: SymbolFeeds) -> None:
+        entry.cancel_timers()
         for feed in entry.feeds.values():
             if feed.watcher is not None:
                 await self._node.hub.unwatch(feed.channel, feed.watcher)
@@ -257,7 +186,30 @@ class BboSource:
         self._logged[(venue, symbol)] = reason
         log.info("bbo:%s leaves out %s: %s", symbol, venue, reason)
 
-    async def _load(self, symbol: str, feed: _Feed) -> None:
+    def _schedule_retry(self, symbol: str, entry: SymbolFeeds) -> None:
+        if entry.refused:
+            entry.retry = asyncio.get_running_loop().call_later(
+                self.retry_refused_s, lambda: self._spawn(self._retry(symbol)))
+
+    async def _retry(self, symbol: str) -> None:
+        """Ask the venues that refused ``symbol`` again; one that accepts takes part."""
+        async with self._locks.hold(symbol):
+            entry = self._symbols.get(symbol)
+            if entry is None:
+                return
+            for venue, public in list(entry.refused.items()):
+                try:
+                    feed = await self._hold(symbol, venue, public, entry)
+                except CryptowireError:
+                    continue
+                del entry.refused[venue]
+                entry.consolidation.add(public)
+                log.info("bbo:%s takes %s in again", symbol, public)
+                await self._load(symbol, feed)
+                self._mark(symbol)
+            self._schedule_retry(symbol, entry)
+
+    async def _load(self, symbol: str, feed: VenueFeed) -> None:
         """Start ``feed`` from the broker's state when the live feed has not given one."""
         if feed.state.known:
             return
@@ -271,7 +223,7 @@ class BboSource:
 
     # -- live books ----------------------------------------------------------------------
 
-    def _on_book(self, symbol: str, feed: _Feed, pub: Publication) -> None:
+    def _on_book(self, symbol: str, feed: VenueFeed, pub: Publication) -> None:
         """A publication of a venue's book (called by the hub, synchronously)."""
         if symbol not in self._symbols:
             return
@@ -279,34 +231,35 @@ class BboSource:
         self._take(symbol, feed, pub.ts_received)
         if not feed.state.known and pub.type != "gap" and not feed.resyncing:
             feed.resyncing = True  # a hole or a bad delta: the broker may know the book
-            task = asyncio.get_running_loop().create_task(self._resync(symbol, feed))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
+            self._spawn(self._resync(symbol, feed))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task this source owns (cancelled by stop)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("bbo resync failed", exc_info=task.exception())
+            log.error("bbo task failed", exc_info=task.exception())
 
-    async def _resync(self, symbol: str, feed: _Feed) -> None:
+    async def _resync(self, symbol: str, feed: VenueFeed) -> None:
         try:
             await self._load(symbol, feed)
         finally:
             feed.resyncing = False
 
-    def _take(self, symbol: str, feed: _Feed, ts: int) -> None:
+    def _take(self, symbol: str, feed: VenueFeed, ts: int) -> None:
         """Put ``feed``'s top into the consolidation and mark the symbol for publishing."""
         entry = self._symbols.get(symbol)
         if entry is None:
             return
-        book = feed.state.book
-        if feed.state.known and book is not None:
-            feed.had_book = True
-            entry.consolidation.update(feed.venue, _quote(book.best_bid()),
-                                       _quote(book.best_ask()), ts)
+        top = feed.top()
+        if top is None:
+            entry.consolidation.unknown(feed.venue, feed.unknown_reason())
         else:
-            gap = feed.had_book or feed.state.marker() is not None
-            entry.consolidation.unknown(feed.venue, "gap" if gap else "waiting")
+            entry.consolidation.update(feed.venue, top[0], top[1], ts)
         self._mark(symbol)
 
     def _mark(self, symbol: str) -> None:
@@ -332,7 +285,7 @@ class BboSource:
                     self._status.errors += 1
                     raise
 
-    async def _publish_symbol(self, symbol: str, entry: _Symbol) -> None:
+    async def _publish_symbol(self, symbol: str, entry: SymbolFeeds) -> None:
         now = self._clock()
         data = entry.consolidation.changed(now)
         if data is not None:
@@ -350,7 +303,3 @@ class BboSource:
         if due is not None:
             loop = asyncio.get_running_loop()
             entry.timer = loop.call_later(max(0, due - now) / 1000, self._mark, symbol)
-
-
-def _quote(level: list[str] | None) -> Quote | None:
-    return None if level is None else (level[0], level[1])

@@ -154,3 +154,19 @@ def test_the_settings_venue_names_are_the_channel_venues_and_aliases() -> None:
         BboSettings(venues=["linear", "bybit"])
     with pytest.raises(ValueError):
         BboSettings(venues=["kraken"])  # type: ignore[list-item]
+
+
+def test_a_removed_venue_added_back_takes_its_configured_place() -> None:
+    c = bbo()
+    c.remove("bybit")
+    c.remove("okx")
+    c.add("okx")
+    assert c.venues == ["binance", "okx"] and c.state(0)["excluded"]["okx"] == "waiting"
+    c.add("bybit")
+    c.add("bybit")  # already in: nothing changes
+    assert c.venues == ["bybit", "binance", "okx"]
+    for venue in c.venues:  # ties go to the first listed again
+        c.update(venue, ("100", "1"), ("101", "1"), ts=0)
+    assert c.state(1)["bid"]["venue"] == "bybit"
+    with pytest.raises(KeyError):
+        c.add("kraken")
