@@ -29,14 +29,15 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
     http = ClientSession()
 
     async def start(stale_after_ms: int = 10_000, refuse: dict[str, str] | None = None,
-                    bybit: Source | None = None, retry_refused_s: float = 60.0) -> Hub:
+                    bybit: Source | None = None, retry_refused_s: float = 60.0,
+                    bus: dict[str, str] | None = None) -> Hub:
         directory = tmp_path / f"hub{len(hubs)}"
         directory.mkdir()
         (directory / "cryptowire.toml").touch()
         settings = load_settings(
             directory / "cryptowire.toml",
             store={"url": f"sqlite+aiosqlite:///{directory / 'hub.db'}"},
-            bus={"url": "memory://"}, demo={"mode": "off"}, bybit={"enabled": False},
+            bus=bus or {"url": "memory://"}, demo={"mode": "off"}, bybit={"enabled": False},
             evm={"enabled": False}, services={"enabled": False}, demand={"linger_s": 0.05},
             bbo={"stale_after_ms": stale_after_ms})
         books = InjectedBooks(bybit=bybit, refuse=dict(refuse or {}))

@@ -4,7 +4,8 @@
 through the node's broker (tests/integration/bbo/books.py); a websockets client reads the
 ``bbo`` frames. Covered: demand (the books are held only while ``bbo:X`` is), the best venue
 per side, a gap dropping a venue until its snapshot, staleness, a refused venue, latest
-value on subscribe, every venue refusing."""
+value on subscribe, every venue refusing, a refusing venue asked again, and two nodes on
+Redis (the bbo's leader serving a client of the other node)."""
 
 from __future__ import annotations
 
@@ -148,3 +149,31 @@ async def test_a_refusing_venue_is_left_out_and_all_refusing_refuses_the_bbo(
     assert arg == "bbo:BTCUSDT"
     assert "bybit: linear refuses" in reason and "okx: okx refuses" in reason
     assert not everyone.books.active  # nothing held
+
+
+async def test_two_nodes_on_redis_the_bbo_leader_serves_a_client_of_the_other(
+        hub_factory: HubFactory, redis_url: str, prefix: str) -> None:
+    bus = {"url": redis_url, "prefix": prefix}
+    a = await hub_factory(bus=bus)
+    b = await hub_factory(bus=bus)
+    reader = BboReader(await b.client())
+    assert (await reader.subscribe())["success"] is True
+    # Whichever node leads the books source holds the three books for the bbo's leader.
+    await eventually(lambda: a.books.active | b.books.active == {BYBIT, BINANCE, OKX},
+                     TIMEOUT, "the books held through the cluster's demand")
+    await reader.until(lambda d: set(d["excluded"]) == {"bybit", "binance", "okx"},
+                       "the first state, from the bbo's leader")
+    await a.book(BYBIT, "snapshot", [["100.0", "1"]], [["100.5", "2"]])
+    await a.book(BINANCE, "snapshot", [["100.2", "3"]], [["100.6", "1"]])
+    await b.book(OKX, "snapshot", [["99.9", "5"]], [["100.40", "0.5"]])
+    frame = await reader.until(lambda d: len(d["venues"]) == 3, "three venues in")
+    assert best(frame["data"], "bid") == ("binance", "100.2", "3")
+    assert best(frame["data"], "ask") == ("okx", "100.40", "0.5")
+    await a.gap(OKX)
+    frame = await reader.until(lambda d: d["excluded"].get("okx") == "gap", "okx out")
+    assert best(frame["data"], "ask") == ("bybit", "100.5", "2")
+    # A client of node a gets the same latest state (read from Redis).
+    other = BboReader(await a.client())
+    await other.subscribe()
+    latest = await other.until(lambda d: True, "the latest state")
+    assert latest["type"] == "snapshot" and latest["data"] == frame["data"]
