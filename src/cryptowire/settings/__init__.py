@@ -35,8 +35,7 @@ from cryptowire.settings.tree import Settings, load_settings
 __all__ = [
     "DEFAULT_CONFIG_FILE", "ECONIA_CHANNELS", "HISTORY_KIND_SHARES", "AuthSettings",
     "BboSettings", "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings",
-    "DemoSettings",
-    "EvmSettings", "HistorySettings", "PgNotifySettings", "RfqSettings", "Section",
+    "DemoSettings", "EvmSettings", "HistorySettings", "PgNotifySettings", "RfqSettings", "Section",
     "ServerSettings", "ServicesSettings", "Settings", "StoreSettings", "TelegramSettings",
     "load_settings",
 ]

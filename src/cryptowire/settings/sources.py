@@ -211,7 +211,7 @@ class BboSettings(Section):
     enabled: bool = Field(
         True, description="Serve bbo:<SYMBOL>, the best bid and offer across bbo.venues.")
     venues: list[BboVenue] = Field(
-        default_factory=lambda: list(DEFAULT_BBO_VENUES),
+        default_factory=lambda: list(DEFAULT_BBO_VENUES), min_length=1,
         description="Venues consolidated by bbo:<SYMBOL>, listed in tie-break order "
         "(linear = Bybit USDT perpetuals).",
     )

@@ -154,6 +154,8 @@ def test_the_settings_venue_names_are_the_channel_venues_and_aliases() -> None:
         BboSettings(venues=["linear", "bybit"])
     with pytest.raises(ValueError):
         BboSettings(venues=["kraken"])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        BboSettings(venues=[])
 
 
 def test_a_removed_venue_added_back_takes_its_configured_place() -> None:
