@@ -22,7 +22,6 @@ from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
     ECONIA_CHANNELS,
-    BboSettings,
     BybitSettings,
     ChainSettings,
     DemoSettings,
@@ -34,8 +33,8 @@ from cryptowire.settings.tree import Settings, load_settings
 
 __all__ = [
     "DEFAULT_CONFIG_FILE", "ECONIA_CHANNELS", "HISTORY_KIND_SHARES", "AuthSettings",
-    "BboSettings", "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings",
-    "DemoSettings", "EvmSettings", "HistorySettings", "PgNotifySettings", "RfqSettings", "Section",
+    "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings", "DemoSettings",
+    "EvmSettings", "HistorySettings", "PgNotifySettings", "RfqSettings", "Section",
     "ServerSettings", "ServicesSettings", "Settings", "StoreSettings", "TelegramSettings",
     "load_settings",
 ]

@@ -16,11 +16,11 @@ from pydantic_settings import (
 from cryptowire.errors import ConfigError
 from cryptowire.redaction import hide_password, redact_url
 from cryptowire.settings.base import DEFAULT_CONFIG_FILE
+from cryptowire.settings.bbo import BboSettings
 from cryptowire.settings.data import BusSettings, DemandSettings, HistorySettings, StoreSettings
 from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
-    BboSettings,
     BybitSettings,
     DemoSettings,
     EvmSettings,

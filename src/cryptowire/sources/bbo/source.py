@@ -33,7 +33,7 @@ from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.core.state import ChannelState
 from cryptowire.errors import CryptowireError, SourceError
 from cryptowire.events import Event, Publication
-from cryptowire.settings import BboSettings
+from cryptowire.settings.bbo import BboSettings
 from cryptowire.sources.bbo.consolidation import Consolidation
 from cryptowire.sources.bbo.feeds import BboNode, KeyedLocks, SymbolFeeds, VenueFeed
 from cryptowire.tasks import Supervisor
@@ -61,8 +61,10 @@ class BboSource:
         self._node = node
         self._clock = clock
         self.retry_refused_s = RETRY_REFUSED_S
-        #: (channel venue, public name) in tie-break order.
-        self.venues = [(v, PUBLIC_NAMES.get(v, v)) for v in
+        #: The venues whose books it reads: (channel venue, public name) in tie-break order.
+        #: (Not ``venues``: a source's ``venues`` are those it serves channels of, and this
+        #: one serves ``bbo:`` channels, which have none.)
+        self.book_venues = [(v, PUBLIC_NAMES.get(v, v)) for v in
                        (VENUE_ALIASES.get(name, name) for name in settings.venues)]
         self._symbols: dict[str, SymbolFeeds] = {}
         self._locks = KeyedLocks()
@@ -74,7 +76,7 @@ class BboSource:
         self._logged: dict[tuple[str, str], str] = {}
         self._status = SourceStatus(name="bbo", state="stopped",
                                     detail="best bid and offer across "
-                                           + ", ".join(p for _, p in self.venues))
+                                           + ", ".join(p for _, p in self.book_venues))
 
     # -- Source -------------------------------------------------------------------------
 
@@ -112,18 +114,18 @@ class BboSource:
     # -- a symbol's books ----------------------------------------------------------------
 
     async def _start_symbol(self, symbol: str) -> None:
-        entry = SymbolFeeds(Consolidation(symbol, [p for _, p in self.venues],
+        entry = SymbolFeeds(Consolidation(symbol, [p for _, p in self.book_venues],
                                           self.settings.stale_after_ms))
         try:
             results = await asyncio.gather(*(self._hold(symbol, venue, public, entry)
-                                             for venue, public in self.venues),
+                                             for venue, public in self.book_venues),
                                            return_exceptions=True)
         except BaseException:  # cancelled: give back what was taken
             await self._release(entry)
             raise
         refusals: list[str] = []
         failure: BaseException | None = None
-        for (venue, public), result in zip(self.venues, results, strict=True):
+        for (venue, public), result in zip(self.book_venues, results, strict=True):
             if isinstance(result, CryptowireError):
                 entry.consolidation.remove(public)
                 entry.refused[venue] = public

@@ -8,8 +8,7 @@ from typing import get_args
 import pytest
 
 from cryptowire.core.channels import VENUE_ALIASES, VENUES
-from cryptowire.settings import BboSettings
-from cryptowire.settings.sources import BboVenue
+from cryptowire.settings.bbo import BboSettings, BboVenue
 from cryptowire.sources.bbo import Consolidation
 
 STALE = 1000

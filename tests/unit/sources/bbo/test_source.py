@@ -14,7 +14,7 @@ from tests.waiting import eventually
 from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.errors import SourceError
 from cryptowire.events import Event, Publication
-from cryptowire.settings import BboSettings
+from cryptowire.settings.bbo import BboSettings
 from cryptowire.sources.bbo import BboSource
 from cryptowire.sources.bbo.feeds import Watcher
 
