@@ -11,7 +11,7 @@ loads redis-py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand
@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from cryptowire.core.hub import Hub
     from cryptowire.notify.telegram import TelegramNotifier
     from cryptowire.rfq.providers import LiquidityProvider
+    from cryptowire.sources.bbo import BboNode
     from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.sources.prices import RateProvider
     from cryptowire.sources.services.context import NodeView
     from cryptowire.store.sql import SqlStore
+
+    class NodeParts(NodeView, BboNode, Protocol):
+        """The node as the sources built with it read it (services, bbo)."""
 
 
 async def open_store(settings: Settings) -> SqlStore:
@@ -105,12 +109,12 @@ def build_exchanges(settings: Settings, demo: Source | None = None) -> list[Sour
 
 def build_sources(settings: Settings, *, store: SqlStore | None = None,
                   tokens: TokenAdmin | None = None, notifier: TelegramNotifier | None = None,
-                  view: NodeView | None = None) -> list[Source]:
+                  view: NodeParts | None = None) -> list[Source]:
     """The sources of a plain ``cryptowire serve``; earlier ones win a channel kind.
 
     ``store``, ``tokens`` and ``notifier`` are the node's own (the EVM source needs them, so
-    it is built only with them); ``view`` is the node as the seed 004 services read it
-    (without it those are not built).
+    it is built only with them); ``view`` is the node as the seed 004 services and the
+    ``bbo`` source read it (without it those are not built).
     """
     from cryptowire.sources.demo import DemoSource
 
@@ -138,4 +142,8 @@ def build_sources(settings: Settings, *, store: SqlStore | None = None,
         from cryptowire.sources.services import ServicesSource
 
         sources.append(ServicesSource(view))
+    if settings.bbo.enabled and view is not None:
+        from cryptowire.sources.bbo import BboSource
+
+        sources.append(BboSource(settings.bbo, view))
     return sources

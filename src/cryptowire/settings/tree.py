@@ -16,6 +16,7 @@ from pydantic_settings import (
 from cryptowire.errors import ConfigError
 from cryptowire.redaction import hide_password, redact_url
 from cryptowire.settings.base import DEFAULT_CONFIG_FILE
+from cryptowire.settings.bbo import BboSettings
 from cryptowire.settings.data import BusSettings, DemandSettings, HistorySettings, StoreSettings
 from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     rfq: RfqSettings = Field(default_factory=RfqSettings)
     services: ServicesSettings = Field(default_factory=ServicesSettings)
     pgnotify: PgNotifySettings = Field(default_factory=PgNotifySettings)
+    bbo: BboSettings = Field(default_factory=BboSettings)
 
     @classmethod
     def settings_customise_sources(
