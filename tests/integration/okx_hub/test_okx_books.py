@@ -181,3 +181,14 @@ async def test_disconnect_and_stall_are_gaps_then_snapshots(
     reasons = [f["data"]["reason"] for f in client.frames[SWAP50] if f["type"] == "gap"]
     assert "upstream reconnected" in reasons[0] and "watchdog" in reasons[1], reasons
     assert client.checked > 10
+
+
+async def test_a_service_upgrade_notice_replaces_the_socket(hub: BybitHub, peer: OkxPeer) -> None:
+    client = await open_client(hub, peer, {SWAP50: CHANNELS[SWAP50]})
+    await client.read_until(synced(SWAP50, 3))
+    assert await peer.notice() == 1
+    await client.read_until(lambda c: c.types(SWAP50).count("snapshot") == 2
+                            and synced(SWAP50, 3)(c))
+    gap = client.frames[SWAP50][client.types(SWAP50).index("gap")]
+    assert "upstream notice" in gap["data"]["reason"] and "64008" in gap["data"]["reason"]
+    assert peer.connections_total["public"] == 2

@@ -221,3 +221,20 @@ async def test_stall_and_disconnect(peer: OkxPeer, session: aiohttp.ClientSessio
     assert peer.connections_total["public"] == 2
     assert peer.subscribed() == [{("books", "BTC-USDT")}]
     await reader2.ws.close()
+
+
+async def test_liquidation_orders_by_inst_type(peer: OkxPeer,
+                                               session: aiohttp.ClientSession) -> None:
+    reader = await open_reader(session, peer.ws_url())
+    arg = {"channel": "liquidation-orders", "instType": "SWAP"}
+    await reader.ws.send_str(request("subscribe", [arg, {**arg, "instType": "SPOT"}], "9"))
+    await eventually(lambda: len(reader.pushes("liquidation-orders")) >= 4)
+    errors = [f for f in reader.frames if isinstance(f, ErrorReply)]
+    assert len(errors) == 1 and errors[0].req_id == "9"  # no liquidation stream of SPOT
+    inst_ids = [p.data[0]["instId"] for p in reader.pushes("liquidation-orders")[:4]]
+    assert inst_ids == ["BTC-USDT-SWAP", "ETH-USDT-SWAP"] * 2
+    second = reader.pushes("liquidation-orders")[2].data[0]["details"][0]
+    first = peer.frames_for(("liquidation-orders", "SWAP"))[0]["data"][0]["details"][0]
+    span = peer.round_span_ms(("liquidation-orders", "SWAP"))
+    assert int(second["ts"]) == int(first["ts"]) + span and span > 0
+    await reader.ws.close()
