@@ -124,6 +124,48 @@ def okx_section(number: int, repeat: int) -> list[Row]:
             ("books update (spot), book:50", "spot-books.jsonl", spot, (50,)),
             ("books update (swap, checksum), book:50", "swap-books-checksum.jsonl", swap, (50,))):
         rows.append((label, *_books_timed(books_run(name, inst, depths), repeat)))
+    return rows + _okx_seam_rows(number, repeat)
+
+
+def _okx_seam_rows(number: int, repeat: int) -> list[Row]:
+    """OKX through the exchange seam, as the hub runs it: ``OkxCodec.parse`` of the text frame,
+    then the topic state's publications (``TopicState.apply``) for one channel."""
+    import json
+
+    from cryptowire.core.channels import ChannelGrammar
+    from cryptowire.settings import OkxSettings
+    from cryptowire.sources.exchange.codec import Data
+    from cryptowire.sources.venues.okx.venue import declare
+
+    here, grammar = FIXTURES / "okx", ChannelGrammar()
+    venue = declare(OkxSettings())
+    for key, name in (("okx", "swap"), ("okx-spot", "spot")):
+        spec = venue.markets[key].instruments
+        assert spec is not None
+        spec.parse(json.loads((here / f"instruments-{name}.json").read_text()))
+    rows: list[Row] = []
+    for label, channel_name, fixture, feeds in (
+            ("seam: ticker@okx (tickers, funding-rate, mark-price)", "ticker:BTCUSDT@okx",
+             "swap.jsonl", ("tickers", "funding-rate", "mark-price")),
+            ("seam: trade@okx", "trade:BTCUSDT@okx", "swap.jsonl", ("trades",)),
+            ("seam: liquidation@okx", "liquidation:BTCUSDT@okx", "swap.jsonl",
+             ("liquidation-orders",))):
+        channel = grammar.parse(channel_name)
+        market = venue.market_of(channel)
+        state = market.codec.state(market.topic(channel, market), market)
+        texts = [line for line in (here / fixture).read_text().splitlines()
+                 if '"event"' not in line and json.loads(line)["arg"]["channel"] in feeds]
+        batch = (texts * (number // len(texts) + 1))[:number]
+        channels = {channel.name: channel}
+
+        def run(batch: list[str] = batch, state: object = state, market: object = market,
+                channels: dict[str, object] = channels) -> int:
+            for text in batch:
+                for item in market.codec.parse(text):  # type: ignore[attr-defined]
+                    if isinstance(item, Data):
+                        list(state.apply(item, channels))  # type: ignore[attr-defined]
+            return len(batch)
+        rows.append((label, *_timed(run, repeat)))
     return rows
 
 
