@@ -3,14 +3,16 @@
 No task it starts dies silently: a task that raises is logged with its name and started
 again after a jittered, capped delay; :meth:`Supervisor.stop` cancels and awaits them all.
 A low-level module (it imports only :mod:`cryptowire.backoff`): sources, brokers, the
-cluster and notifiers all own their tasks through it.
+cluster and notifiers all own their tasks through it. :class:`KeyedLocks` serializes work per
+key (a symbol) where the work awaits between reading and writing shared counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from cryptowire.backoff import backoff_delay
 
@@ -64,3 +66,36 @@ class Supervisor:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._stopping = False  # a stopped supervisor may be started again (lease failover)
+
+
+class _KeyLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class KeyedLocks:
+    """One :class:`asyncio.Lock` per key, made on first use and dropped with its last user
+    (so the map holds only the keys in use, however many keys clients name)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, _KeyLock] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._locks[key]

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -30,6 +30,7 @@ from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
 from cryptowire.errors import CryptowireError
 from cryptowire.events import Publication
+from cryptowire.tasks import KeyedLocks
 
 log = logging.getLogger("cryptowire.sources.prices")
 
@@ -65,14 +66,6 @@ class RateProvider(Protocol):
 
     async def close(self) -> None:
         """Release what the provider holds (HTTP sessions); the node calls it at stop."""
-
-
-class _SymbolLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
 
 
 Acquire = Callable[[Channel], Awaitable[None]]
@@ -144,7 +137,7 @@ class TickerRates:
         self._prices: dict[str, tuple[Decimal, int]] = {}
         self._users: dict[str, int] = {}
         self._refused = refusals if refusals is not None else Refusals()
-        self._locks: dict[str, _SymbolLock] = {}
+        self._locks = KeyedLocks()
         self._updated = asyncio.Event()
 
     async def close(self) -> None:
@@ -192,21 +185,10 @@ class TickerRates:
             self._prices[str(data.get("symbol"))] = (value, pub.ts_received)
             self._updated.set()
 
-    @contextlib.asynccontextmanager
-    async def _locked(self, symbol: str) -> AsyncIterator[None]:
+    def _locked(self, symbol: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Serialize prepare/release of one symbol: they await (acquire, watch, unwatch)
         between reading and writing its user count. The lock is dropped with its last user."""
-        entry = self._locks.get(symbol)
-        if entry is None:
-            entry = self._locks[symbol] = _SymbolLock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if not entry.users:
-                del self._locks[symbol]
+        return self._locks.hold(symbol)
 
     async def prepare(self, curr_from: str, curr_to: str) -> Hold:
         """Hold every ticker that may price the pair; a symbol a source refuses is not held

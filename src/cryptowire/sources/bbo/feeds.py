@@ -4,8 +4,7 @@ it keeps per venue book and per symbol."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -90,35 +89,6 @@ class SymbolFeeds:
             if handle is not None:
                 handle.cancel()
         self.timer = self.retry = None
-
-
-class _Lock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
-class KeyedLocks:
-    """One lock per key, dropped with its last user."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, _Lock] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = _Lock()
-        entry.users += 1
-        try:
-            async with entry.lock:
-                yield
-        finally:
-            entry.users -= 1
-            if not entry.users:
-                del self._locks[key]
 
 
 def _quote(level: list[str] | None) -> Quote | None:

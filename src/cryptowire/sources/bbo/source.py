@@ -35,8 +35,8 @@ from cryptowire.errors import CryptowireError, SourceError
 from cryptowire.events import Event, Publication
 from cryptowire.settings.bbo import BboSettings
 from cryptowire.sources.bbo.consolidation import Consolidation
-from cryptowire.sources.bbo.feeds import BboNode, KeyedLocks, SymbolFeeds, VenueFeed
-from cryptowire.tasks import Supervisor
+from cryptowire.sources.bbo.feeds import BboNode, SymbolFeeds, VenueFeed
+from cryptowire.tasks import KeyedLocks, Supervisor
 
 log = logging.getLogger("cryptowire.sources.bbo")
 
