@@ -40,7 +40,7 @@ def binance_declared(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_one_source_per_declared_and_enabled_venue(binance_declared: None) -> None:
-    settings = Settings()
+    settings = Settings(okx={"enabled": False})
     demo = DemoSource(settings.demo)
     sources = build_exchanges(settings, demo)
     assert [s.name for s in sources] == ["bybit", "binance"]
@@ -51,7 +51,7 @@ def test_one_source_per_declared_and_enabled_venue(binance_declared: None) -> No
     assert pick([*sources, demo], GRAMMAR.parse("ticker:BTCUSDT@binance")) is binance
     assert pick([*sources, demo], GRAMMAR.parse("ticker:BTCUSDT")) is sources[0]
 
-    plain = build_exchanges(Settings(binance={"enabled": False}))  # demo.mode "off"
+    plain = build_exchanges(Settings(binance={"enabled": False}, okx={"enabled": False}))
     assert [s.name for s in plain] == ["bybit"] and isinstance(plain[0], ExchangeSource)
     assert plain[0].venues == {"linear", "spot"}
 
@@ -59,10 +59,14 @@ def test_one_source_per_declared_and_enabled_venue(binance_declared: None) -> No
 def test_every_registered_venue_is_built_in_registry_order() -> None:
     assert list(registry.VENUES)[0] == "bybit"
     assert [s.name for s in build_exchanges(Settings())] == list(registry.VENUES)
+    okx = build_exchanges(Settings(bybit={"enabled": False}))[0]
+    assert isinstance(okx, ExchangeSource) and okx.name == "okx"
+    assert okx.venues == {"okx", "okx-spot"}
 
 
 async def test_the_demo_serves_a_venue_while_it_is_unreachable(binance_declared: None) -> None:
-    settings = Settings(binance={"futures_rest_url": "http://127.0.0.1:1"})
+    settings = Settings(binance={"futures_rest_url": "http://127.0.0.1:1"},
+                        okx={"enabled": False})
     demo = DemoSource(DemoSettings(interval_s=0.01))
     [_, binance] = build_exchanges(settings, demo)
     events: list[Event] = []

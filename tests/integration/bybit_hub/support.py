@@ -59,6 +59,7 @@ def bybit_hub_settings(tmp_path: Path, peer: BybitPeer | None, **overrides: Any)
         "demand": {"linger_s": 0.2},
         "evm": {"enabled": False},
         "services": {"enabled": False},  # the seed 004 services read tickers: not under test
+        "okx": {"enabled": False},  # another venue: its own tests (tests/integration/okx_hub)
         "server": {"shutdown_grace_s": 2.0, "max_connections_per_key": 5000},
     }
     if peer is not None:

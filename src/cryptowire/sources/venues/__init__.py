@@ -10,6 +10,9 @@ checks, pure and tested against the fixtures in ``tests/fixtures/<venue>/``:
   snapshot plus the buffered diff stream, ``U``/``u`` on spot, ``pu`` on USD-M futures);
 - :mod:`.okx_book`: OKX's book checksum (CRC32 over the top 25 levels) and its
   ``seqId``/``prevSeqId`` continuity rule.
+- :mod:`.okx`: OKX (``@okx`` USDT swaps, ``@okx-spot``) declared on the exchange seam
+  (:mod:`cryptowire.sources.exchange`): protocol, instruments, parsers, validated books with
+  their depth cut views, the codec and the declaration.
 
 No module here does I/O: bytes and parsed frames in, decisions out.
 """
