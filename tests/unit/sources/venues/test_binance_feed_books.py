@@ -228,3 +228,45 @@ def test_a_cut_never_reaches_past_a_full_snapshot_side() -> None:
 def _frame(frame: dict[str, Any]) -> Any:
     from cryptowire.sources.venues.binance.frames import StreamFrame
     return StreamFrame(frame["stream"], frame["data"])
+
+
+@pytest.mark.parametrize("market", ["futures", "spot"])
+@pytest.mark.parametrize("limit", [1000, 25])
+def test_long_random_walks_keep_every_cut_exact(market: str, limit: int) -> None:
+    """3000 events of the peer's generator (inserts above the cut, removals that pull deeper
+    levels in, diffs below the cut); with ``limit`` 25 the snapshot sides come full, so each
+    cut also stops at the snapshot's deepest price."""
+    from tests.peers.binance_books import DepthFeed
+
+    venue = DepthFeed(market, "BTCUSDT", 0.0, lambda: False, seed=limit)
+    book = SymbolBook("BTCUSDT", market, limit, "binance")  # type: ignore[arg-type]
+    depths = (1, 2, 5, 20, 1000)
+    for depth in depths:
+        book.add(f"book:{depth}", depth)
+    first = venue.next_event()
+    book.on_event(first)  # type: ignore[arg-type]
+    snap = venue.snapshot(limit)
+    floors = {side: Decimal(snap[side][-1][0]) if len(snap[side]) == limit else None
+              for side in ("bids", "asks")}
+    clients = Clients()
+    clients.take(Output(book.on_snapshot(snap).events))
+    steps = 0
+    for _ in range(3000):
+        data = venue.next_event()
+        assert data is not None
+        out = book.on_event(data)
+        clients.take(Output(out.events))
+        if any(e.type == "gap" for e in out.events):
+            assert limit == 25 and "moved past" in out.events[0].data["reason"]
+            break
+        if not book.live:
+            continue
+        steps += 1
+        bids, asks = venue.history[data["u"]]
+        if floors["bids"] is not None:
+            bids = [b for b in bids if Decimal(b[0]) >= floors["bids"]]
+        if floors["asks"] is not None:
+            asks = [a for a in asks if Decimal(a[0]) <= floors["asks"]]
+        for depth in depths:
+            assert clients.levels(f"book:{depth}") == (bids[:depth], asks[:depth]), (depth, steps)
+    assert steps > (100 if limit == 25 else 2900)

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptowire.books import BookError
+from cryptowire.books import BookError, Level
 from cryptowire.events import Event
+from cryptowire.sources.venues.binance.cut import cut_delta, deepest
 from cryptowire.sources.venues.binance.markets import MarketName
 from cryptowire.sources.venues.binance_book import DepthSync, DepthSyncError, Step
 
@@ -49,9 +50,11 @@ class BookOutput:
 
 @dataclass(slots=True)
 class _View:
+    """One channel: its depth and the deepest key of each side of what it last published."""
+
     depth: int
-    bids: Cut = field(default_factory=dict)
-    asks: Cut = field(default_factory=dict)
+    last: dict[str, Decimal | None] = field(
+        default_factory=lambda: {"bids": None, "asks": None})
 
 
 class SymbolBook:
@@ -134,10 +137,12 @@ class SymbolBook:
         if not self.live or step.snapshot:
             self.live = True
             return BookOutput([self._snapshot_event(c, v, ts) for c, v in self.views.items()])
-        sides = {"bids": any(d.bids for d in step.applied),
-                 "asks": any(d.asks for d in step.applied)}
+        changes: dict[str, list[Level]] = {"bids": [], "asks": []}
+        for depth in step.applied:
+            changes["bids"] += depth.bids
+            changes["asks"] += depth.asks
         return BookOutput([e for c, v in self.views.items()
-                           if (e := self._delta_event(c, v, sides, ts)) is not None])
+                           if (e := self._delta_event(c, v, changes, ts)) is not None])
 
     def _fetch(self, out: BookOutput) -> BookOutput:
         if self.needs_fetch():
@@ -162,28 +167,31 @@ class SymbolBook:
         return {k: levels[k] for k in keys}
 
     def _emptied(self) -> bool:
-        return any(self._floor[side] is not None and not self._cut(side, 1)
+        book = self.sync.book
+        return any(self._floor[side] is not None
+                   and deepest(book.bids if side == "bids" else book.asks, 1,
+                               self._floor[side]) is None
                    for side in ("bids", "asks"))
 
     def _snapshot_event(self, channel: str, view: _View, ts: int | None) -> Event:
-        view.bids, view.asks = self._cut("bids", view.depth), self._cut("asks", view.depth)
-        data = {"symbol": self.symbol, "bids": [list(v) for v in view.bids.values()],
-                "asks": [list(v) for v in view.asks.values()], "venueSeq": self.sync.update_id}
+        data: dict[str, Any] = {"symbol": self.symbol}
+        for side in ("bids", "asks"):
+            cut = self._cut(side, view.depth)
+            data[side] = [list(level) for level in cut.values()]
+            view.last[side] = next(reversed(cut)) if cut else None
+        data["venueSeq"] = self.sync.update_id
         return Event(channel=channel, data=data, type="snapshot", ts_source=ts,
                      source=self.source)
 
-    def _delta_event(self, channel: str, view: _View, sides: dict[str, bool], ts: int | None
-                     ) -> Event | None:
+    def _delta_event(self, channel: str, view: _View, changes: dict[str, list[Level]],
+                     ts: int | None) -> Event | None:
         data: dict[str, Any] = {"symbol": self.symbol, "bids": [], "asks": []}
-        for side, touched in sides.items():
-            if not touched:
-                continue
-            old: Cut = getattr(view, side)
-            new = self._cut(side, view.depth)
-            setattr(view, side, new)
-            changed = [list(level) for key, level in new.items() if old.get(key) != level]
-            removed = [[level[0], "0"] for key, level in old.items() if key not in new]
-            data[side] = changed + removed
+        book = self.sync.book
+        for side, levels in changes.items():
+            if levels:
+                part = book.bids if side == "bids" else book.asks
+                data[side], view.last[side] = cut_delta(
+                    part, view.depth, self._floor[side], view.last[side], levels)
         if not data["bids"] and not data["asks"]:
             return None
         data["venueSeq"] = self.sync.update_id
