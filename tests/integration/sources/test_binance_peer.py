@@ -147,8 +147,8 @@ async def test_server_pings_are_answered_and_a_silent_client_is_closed(
     await answering.start()
     await silent.start(autoping=False)
     try:
-        await eventually(lambda: silent.sockets["spot"].closed, what="silent client closed")
-        assert not answering.sockets["spot"].closed  # the same pings, answered
+        await eventually(lambda: silent.sockets["public"].closed, what="silent client closed")
+        assert not answering.sockets["public"].closed  # the same pings, answered
         await answering.add(GRAMMAR.parse("trade:BTCUSDT@binance-spot"))
         await eventually(lambda: len(answering.events) >= 2, what="trades")
     finally:

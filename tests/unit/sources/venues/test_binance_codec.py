@@ -58,7 +58,7 @@ def test_subscribe_requests_are_the_documented_ones() -> None:
     assert markets.subscribe_request(fut["market"], 1) == requests[0]
     assert markets.subscribe_request(fut["public"], 2) == requests[1]
     _, spot = feed_of(markets.spot(), SPOT)
-    assert markets.subscribe_request(spot["spot"], 3) == requests[2]
+    assert markets.subscribe_request(spot["public"], 3) == requests[2]
     assert markets.unsubscribe_request(["btcusdt@kline_1m"], 4) == requests[3]
 
 

@@ -184,10 +184,10 @@ def test_a_lost_connection_gaps_and_fetches_only_once_the_stream_is_back() -> No
     clients.take(feed.on_depth_snapshot("BTCUSDT", document("spot-depth-snapshot.json")))
     for frame in frames[1:10]:
         clients.take(feed.on_stream(_frame(frame)))
-    out = feed.on_disconnect("spot", "peer closed")
+    out = feed.on_disconnect("public", "peer closed")
     assert [e.type for e in out.events] == ["gap"] * 3 and out.fetch == []
     assert "upstream connection lost (peer closed)" in out.events[0].data["reason"]
-    assert feed.on_disconnect("spot", "again").events == []  # one gap per break
+    assert feed.on_disconnect("public", "again").events == []  # one gap per break
     assert feed.on_stream(_frame(frames[10])).fetch == ["BTCUSDT"]
 
 

@@ -13,8 +13,8 @@ channel                               streams                                   
 ``kline:1h:BTCUSDT@binance``          ``btcusdt@kline_1h``                          market
 ``book:50:BTCUSDT@binance``           ``btcusdt@depth@100ms`` (+ REST snapshot)     public
 ``liquidation:BTCUSDT@binance``       ``btcusdt@forceOrder``                        market
-``ticker:BTCUSDT@binance-spot``       ``btcusdt@ticker``, ``btcusdt@bookTicker``    spot
-``trade:BTCUSDT@binance-spot``        ``btcusdt@trade``                             spot
+``ticker:BTCUSDT@binance-spot``       ``btcusdt@ticker``, ``btcusdt@bookTicker``    public
+``trade:BTCUSDT@binance-spot``        ``btcusdt@trade``                             public
 ====================================  ===========================================  ==========
 
 USDⓈ-M futures serve high-frequency streams (``depth``, ``bookTicker``) on
@@ -38,8 +38,8 @@ from cryptowire.core.channels import KLINE_INTERVALS, Channel
 from cryptowire.errors import SourceError
 
 MarketName = Literal["futures", "spot"]
-#: Connections: futures ``public`` and ``market``; spot ``spot``.
-Endpoint = Literal["public", "market", "spot"]
+#: Connections: futures ``public`` and ``market``; spot its one socket (``public``).
+Endpoint = Literal["public", "market"]
 
 #: Canonical kline interval -> Binance's name (F-WS and S-WS "Kline/Candlestick Streams":
 #: 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M; spot adds 1s). Every canonical interval
@@ -112,11 +112,11 @@ class BinanceMarket:
 
     @property
     def _data(self) -> Endpoint:
-        return "market" if self.market == "futures" else "spot"
+        return "market" if self.market == "futures" else "public"
 
     @property
     def _fast(self) -> Endpoint:
-        return "public" if self.market == "futures" else "spot"
+        return "public"
 
     def depth_url(self, symbol: str) -> str:
         return f"{self.rest_url}{self.depth_path}?symbol={symbol}&limit={self.depth_limit}"
@@ -138,9 +138,9 @@ def futures(ws_base: str = "wss://fstream.binance.com",
 
 def spot(ws_url: str = "wss://stream.binance.com:9443/stream",
          rest_url: str = "https://api.binance.com") -> BinanceMarket:
-    """Spot (``@binance-spot``): one connection."""
+    """Spot (``@binance-spot``): one connection (named ``public``)."""
     return BinanceMarket(
-        venue="binance-spot", market="spot", ws_urls={"spot": ws_url},
+        venue="binance-spot", market="spot", ws_urls={"public": ws_url},
         rest_url=rest_url.rstrip("/"), depth_path="/api/v3/depth", depth_limit=5000,
         info_path="/api/v3/exchangeInfo", trade_stream="trade")
 
