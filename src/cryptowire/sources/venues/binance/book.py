@@ -69,6 +69,10 @@ class SymbolBook:
         self.views: dict[str, _View] = {}
         self.live = False  # snapshots went out since the last gap
         self.fetching = False  # a REST snapshot was asked for and has not come back
+        self.seen = False  # a diff came since the book (re)started: a snapshot may be fetched
+        #: Why the book last broke (``sequence``, ``malformed``, ``crossed``,
+        #: ``snapshot_range``), for the resync counter; the reader clears it.
+        self.cause: str | None = None
         self._floor: dict[str, Decimal | None] = {"bids": None, "asks": None}
 
     # -- channels ---------------------------------------------------------------------------
@@ -87,10 +91,11 @@ class SymbolBook:
 
     def on_event(self, payload: Mapping[str, Any]) -> BookOutput:
         """One ``depthUpdate`` payload."""
+        self.seen = True
         try:
             step = self.sync.on_event(payload)
         except DepthSyncError as exc:
-            return self.broken(f"malformed depth event ({exc})")
+            return self.broken(f"malformed depth event ({exc})", cause="malformed")
         ts = payload.get("E")
         return self._after(step, ts if isinstance(ts, int) else None)
 
@@ -100,6 +105,7 @@ class SymbolBook:
         try:
             step = self.sync.on_snapshot(payload)
         except (DepthSyncError, BookError):
+            self.cause = "malformed"
             return self._fetch(BookOutput())  # (kept the buffered diffs) fetch another
         self._floor = {side: _deepest(payload.get(side), self.limit) for side in ("bids", "asks")}
         ts = payload.get("E")
@@ -109,18 +115,30 @@ class SymbolBook:
         """A snapshot is needed and none is on its way (the caller then fetches one)."""
         return self.sync.needs_snapshot and not self.fetching
 
-    def broken(self, reason: str, *, fetch: bool = True) -> BookOutput:
+    def wants_snapshot(self) -> bool:
+        """A snapshot is needed and the diff stream has begun (Binance's order: buffer the
+        stream first, then fetch)."""
+        return self.sync.needs_snapshot and self.seen
+
+    def restart(self) -> None:
+        """Start the sync over without a ``gap`` (a new socket: its owner published it)."""
+        self.sync = DepthSync(self.market)
+        self.fetching = self.live = self.seen = False
+
+    def broken(self, reason: str, *, fetch: bool = True, cause: str | None = None
+               ) -> BookOutput:
         """Drop the book (a bad diff, a lost connection): ``gap`` and a new sync; the
         snapshot is fetched now, or (``fetch=False``: no stream yet) at the next diff."""
-        self.sync = DepthSync(self.market)
-        self.fetching = False
         out = BookOutput(self._gap(reason))
+        self.restart()
+        self.cause = cause
         return self._fetch(out) if fetch else out
 
     # -- pieces -----------------------------------------------------------------------------
 
     def _after(self, step: Step, ts: int | None) -> BookOutput:
         if step.resync is not None:
+            self.cause = "sequence"
             return self._fetch(BookOutput(self._gap(step.resync)))
         if not self.sync.synced:
             return self._fetch(BookOutput())
@@ -131,9 +149,10 @@ class SymbolBook:
             bid, ask = book.best_bid(), book.best_ask()
             assert bid is not None and ask is not None
             return self.broken(f"crossed book at update {self.sync.update_id} "
-                               f"(best bid {bid[0]} >= best ask {ask[0]})")
+                               f"(best bid {bid[0]} >= best ask {ask[0]})", cause="crossed")
         if self._emptied():
-            return self.broken("the market moved past the depth snapshot's levels")
+            return self.broken("the market moved past the depth snapshot's levels",
+                               cause="snapshot_range")
         if not self.live or step.snapshot:
             self.live = True
             return BookOutput([self._snapshot_event(c, v, ts) for c, v in self.views.items()])

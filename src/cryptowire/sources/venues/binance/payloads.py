@@ -206,18 +206,31 @@ class TickerMerge:
 # -- instruments -----------------------------------------------------------------------------
 
 
-def parse_instruments(payload: object, market: MarketName) -> frozenset[str]:
-    """The symbols of an ``exchangeInfo`` answer that trade: ``status`` ``TRADING``, and on
-    futures ``contractType`` ``PERPETUAL`` (``@binance`` is the perpetuals venue)."""
+#: Symbol statuses that are not trading (``enums.md`` "Symbol status" on spot; the futures
+#: ``exchangeInfo`` page's contract statuses).
+CLOSED_STATUSES = frozenset({
+    "PRE_TRADING", "POST_TRADING", "END_OF_DAY", "HALT", "AUCTION_MATCH", "BREAK",
+    "PENDING_TRADING", "PRE_DELIVERING", "DELIVERING", "DELIVERED", "PRE_SETTLE", "SETTLING",
+    "CLOSE",
+})  # fmt: skip
+
+
+def instrument_statuses(payload: object, market: MarketName) -> dict[str, str]:
+    """``{symbol: status}`` of an ``exchangeInfo`` answer; on futures only ``contractType``
+    ``PERPETUAL`` (``@binance`` is the perpetuals venue: a quarterly is not listed)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("symbols"), list):
         raise MalformedFrameError("exchangeInfo without a 'symbols' list")
-    out = set()
+    out: dict[str, str] = {}
     for item in payload["symbols"]:
         if not isinstance(item, dict) or not isinstance(item.get("symbol"), str):
             continue
-        if item.get("status") != "TRADING":
-            continue
         if market == "futures" and item.get("contractType") != "PERPETUAL":
             continue
-        out.add(item["symbol"])
-    return frozenset(out)
+        out[item["symbol"]] = str(item.get("status"))
+    return out
+
+
+def parse_instruments(payload: object, market: MarketName) -> frozenset[str]:
+    """The symbols of an ``exchangeInfo`` answer that trade (``status`` ``TRADING``)."""
+    return frozenset(symbol for symbol, status in instrument_statuses(payload, market).items()
+                     if status == "TRADING")
