@@ -1,10 +1,11 @@
 """Parse cost per venue: µs per upstream frame, per stream kind, pure Python, one thread.
 
 For each stream kind the frames of ``tests/fixtures/<venue>/`` are turned into text frames
-(as the socket delivers them) and fed to the venue's sans-I/O codec, which classifies the
-frame, parses the payload and builds the normalized events (for books: the depth sync, the
-whole local book and the cut delta of each depth channel). The clock covers the codec call
-alone; the frames are built before it starts.
+(as the socket delivers them) and fed as the exchange seam's source does: the venue codec's
+``parse`` (classify the frame), then the topic state's ``apply`` (check the payload, build the
+normalized publications; for books: the depth sync, the whole local book and the cut delta of
+each depth channel). The clock covers those calls alone; the frames are built before it
+starts.
 
 Binance (``cryptowire.sources.venues.binance``):
   ticker      ``24hrTicker`` / ``bookTicker`` / ``markPriceUpdate`` merged (futures)
@@ -32,9 +33,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from cryptowire.core.channels import ChannelGrammar
-from cryptowire.sources.venues.binance import markets
-from cryptowire.sources.venues.binance.feed import BinanceFeed
+from cryptowire.core.channels import Channel, ChannelGrammar
+from cryptowire.settings import BinanceSettings
+from cryptowire.sources.exchange.codec import Data, TopicState
+from cryptowire.sources.exchange.venue import Market
+from cryptowire.sources.venues.binance.venue import declare
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "binance"
@@ -50,17 +53,30 @@ def _frames(name: str, stream_part: str) -> list[str]:
     return out
 
 
-def _feed(market: markets.BinanceMarket, channels: list[str]) -> BinanceFeed:
-    feed = BinanceFeed(market)
-    for name in channels:
-        feed.add(GRAMMAR.parse(name))
-    return feed
+VENUE = declare(BinanceSettings())
 
 
-def _time(feed: BinanceFeed, frames: list[str], count: int) -> float:
+class _Topic:
+    """What the source does per frame of one topic: the codec's items, the state's
+    publications (materialized, as the source publishes each)."""
+
+    def __init__(self, venue: str, channels: list[str]) -> None:
+        self.market: Market = VENUE.markets[venue]
+        parsed = [GRAMMAR.parse(name) for name in channels]
+        topic = self.market.topic(parsed[0], self.market)
+        self.state: TopicState = self.market.codec.state(topic, self.market)
+        self.channels: dict[str, Channel] = {c.name: c for c in parsed}
+
+    def on_message(self, text: str) -> None:
+        for item in self.market.codec.parse(text):
+            if isinstance(item, Data):
+                list(self.state.apply(item, self.channels))
+
+
+def _time(topic: _Topic, frames: list[str], count: int) -> float:
     """µs per frame over ``count`` frames (cycling through ``frames``)."""
     texts = [frames[i % len(frames)] for i in range(count)]
-    on_message = feed.on_message
+    on_message = topic.on_message
     gc.collect()
     gc.disable()
     start = time.perf_counter()
@@ -102,27 +118,26 @@ def _book_case(market: str, depths: list[int], count: int, pad: int = 0
                ) -> Callable[[], float]:
     frames, snapshot = _book_frames(market, count, pad)
     venue = "binance" if market == "futures" else "binance-spot"
-    spec = markets.futures() if market == "futures" else markets.spot()
 
     def run() -> float:
-        feed = _feed(spec, [f"book:{d}:BTCUSDT@{venue}" for d in depths])
-        feed.on_message(frames[0])
-        feed.on_depth_snapshot("BTCUSDT", snapshot)
-        feed.on_message(frames[1])  # spot drops frame 0 (u == lastUpdateId): 1 bridges
-        book = feed.books["BTCUSDT"]
+        topic = _Topic(venue, [f"book:{d}:BTCUSDT@{venue}" for d in depths])
+        topic.on_message(frames[0])
+        list(topic.state.on_snapshot(snapshot, topic.channels))
+        topic.on_message(frames[1])  # spot drops frame 0 (u == lastUpdateId): 1 bridges
+        book = topic.state.book  # type: ignore[attr-defined]
         assert book.live, "the bench book did not sync"
-        seconds = _time(feed, frames[2:], len(frames) - 2)
+        seconds = _time(topic, frames[2:], len(frames) - 2)
         assert book.live, "the bench book broke"
         return seconds
     return run
 
 
 def cases(count: int) -> dict[str, Callable[[], float]]:
-    fut, spot = markets.futures(), markets.spot()
+    fut, spot = "binance", "binance-spot"
     ticker_f = _frames("futures-market.jsonl", "@ticker") + _frames(
         "futures-market.jsonl", "@markPrice") + _frames("futures-public.jsonl", "@bookTicker")
     ticker_s = _frames("spot.jsonl", "@ticker") + _frames("spot.jsonl", "@bookTicker")
-    simple: dict[str, tuple[markets.BinanceMarket, list[str], list[str]]] = {
+    simple: dict[str, tuple[str, list[str], list[str]]] = {
         "binance ticker (merged)": (fut, ["ticker:BTCUSDT@binance"], ticker_f),
         "binance trade (aggTrade)": (fut, ["trade:BTCUSDT@binance"],
                                      _frames("futures-market.jsonl", "@aggTrade")),
@@ -135,7 +150,7 @@ def cases(count: int) -> dict[str, Callable[[], float]]:
                                _frames("spot.jsonl", "@trade")),
     }
     out: dict[str, Callable[[], float]] = {
-        name: (lambda m=m, c=c, f=f: _time(_feed(m, c), f, count))
+        name: (lambda m=m, c=c, f=f: _time(_Topic(m, c), f, count))
         for name, (m, c, f) in simple.items()
     }
     out["binance book:50"] = _book_case("futures", [50], count)

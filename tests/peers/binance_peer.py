@@ -136,6 +136,13 @@ class BinancePeer:
     def spot_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/stream"
 
+    def settings_values(self) -> dict[str, str]:
+        """The ``[binance]`` settings pointing at this peer."""
+        return {"futures_public_url": f"{self.ws_base}/public/stream",
+                "futures_market_url": f"{self.ws_base}/market/stream",
+                "futures_rest_url": self.base_url, "spot_url": self.spot_url,
+                "spot_rest_url": self.base_url}
+
     # -- switches ----------------------------------------------------------------------------
 
     def drop(self) -> None:

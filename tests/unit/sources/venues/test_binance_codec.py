@@ -1,6 +1,6 @@
 """The Binance codec against the fixtures: every field of each normalized payload equals the
 source frame's field (the issue's fidelity test at the codec level), the ticker merge, klines,
-liquidations, replies, stream names, requests and instrument lists."""
+liquidations, replies, topics and requests, instrument lists."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.unit.sources.venues.binance_harness import Harness, venue
 from tests.unit.sources.venues.binance_support import (
     channel,
     document,
@@ -20,14 +21,10 @@ from tests.unit.sources.venues.binance_support import (
 )
 
 from cryptowire.errors import SourceError
+from cryptowire.sources.exchange import codec
 from cryptowire.sources.venues.binance import markets
-from cryptowire.sources.venues.binance.feed import BinanceFeed
-from cryptowire.sources.venues.binance.frames import (
-    MalformedFrameError,
-    Reply,
-    Shutdown,
-    parse_frame,
-)
+from cryptowire.sources.venues.binance.codec import KEEPALIVE, TickerState
+from cryptowire.sources.venues.binance.frames import MalformedFrameError
 from cryptowire.sources.venues.binance.payloads import (
     TickerMerge,
     money,
@@ -35,6 +32,7 @@ from cryptowire.sources.venues.binance.payloads import (
     parse_kline,
     parse_trade,
 )
+from cryptowire.sources.venues.binance.venue import requests
 
 FUTURES = ["ticker:BTCUSDT@binance", "trade:BTCUSDT@binance", "kline:1m:BTCUSDT@binance",
            "liquidation:BTCUSDT@binance", "book:50:BTCUSDT@binance"]
@@ -42,34 +40,38 @@ SPOT = ["ticker:BTCUSDT@binance-spot", "trade:BTCUSDT@binance-spot",
         "kline:1m:BTCUSDT@binance-spot", "book:50:BTCUSDT@binance-spot"]
 
 
-def feed_of(market: markets.BinanceMarket, names: list[str]
-            ) -> tuple[BinanceFeed, dict[str, list[str]]]:
-    feed, subscribed = BinanceFeed(market), {}
+def harness(market: str, names: list[str]) -> tuple[Harness, dict[str, list[str]]]:
+    """The channels added in order; the new streams per endpoint, in subscribe order."""
+    h, streams = Harness(market), {}
     for name in names:
-        new, _ = feed.add(channel(name))
-        for endpoint, streams in new.items():
-            subscribed.setdefault(endpoint, []).extend(streams)
-    return feed, subscribed
+        sub, _ = h.add(name)
+        for stream in sub.topic.streams:
+            keys = streams.setdefault(stream.endpoint, [])
+            if stream.key not in keys:
+                keys.append(stream.key)
+    return h, streams
 
 
 def test_subscribe_requests_are_the_documented_ones() -> None:
-    requests = lines("client-requests.jsonl")
-    _, fut = feed_of(markets.futures(), FUTURES)
-    assert markets.subscribe_request(fut["market"], 1) == requests[0]
-    assert markets.subscribe_request(fut["public"], 2) == requests[1]
-    _, spot = feed_of(markets.spot(), SPOT)
-    assert markets.subscribe_request(spot["public"], 3) == requests[2]
-    assert markets.unsubscribe_request(["btcusdt@kline_1m"], 4) == requests[3]
+    fixture = lines("client-requests.jsonl")
+    _, fut = harness("futures", FUTURES)
+    assert requests("subscribe", fut["market"], 1) == ("1", fixture[0])
+    assert requests("subscribe", fut["public"], 2) == ("2", fixture[1])
+    _, spot = harness("spot", SPOT)
+    assert requests("subscribe", spot["public"], 3) == ("3", fixture[2])
+    assert requests("unsubscribe", ["btcusdt@kline_1m"], 4) == ("4", fixture[3])
 
 
-def test_endpoints_follow_the_futures_split() -> None:
-    fut = markets.futures("wss://fstream.binance.com")
-    assert fut.ws_urls == {"public": "wss://fstream.binance.com/public/stream",
-                           "market": "wss://fstream.binance.com/market/stream"}
-    assert fut.depth_url("BTCUSDT") == "https://fapi.binance.com/fapi/v1/depth?symbol=BTCUSDT&limit=1000"
-    assert markets.spot().depth_url("ETHUSDT").endswith("/api/v3/depth?symbol=ETHUSDT&limit=5000")
-    assert [s.name for s in fut.streams(channel("kline:4h:ETHUSDT@binance"))] == [
-        "ethusdt@kline_4h"]
+def test_the_declaration() -> None:
+    binance = venue()
+    assert binance.name == "binance" and set(binance.markets) == {"binance", "binance-spot"}
+    fut, spot = binance.markets["binance"], binance.markets["binance-spot"]
+    assert fut.endpoints == {"public": "wss://fstream.binance.com/public/stream",
+                             "market": "wss://fstream.binance.com/market/stream"}
+    assert spot.endpoints == {"public": "wss://stream.binance.com:9443/stream"}
+    assert "liquidation" in fut.kinds and "liquidation" not in spot.kinds
+    assert fut.to_native("BTCUSDT") == "btcusdt" and fut.limits.streams_per_connection == 1024
+    assert fut.ping.text == KEEPALIVE and fut.ping.watchdog_s > fut.ping.interval_s  # type: ignore[operator]
     assert markets.chunks(list("abcde"), 2) == [["a", "b"], ["c", "d"], ["e"]]
 
 
@@ -77,23 +79,32 @@ def test_every_canonical_interval_is_a_binance_interval() -> None:
     documented = {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d",
                   "3d", "1w", "1M"}  # F-WS Kline-Candlestick-Streams
     assert set(markets.INTERVALS.values()) <= documented
-    assert set(markets.INTERVALS) == set(markets.INTERVAL_OF.values())
+    sub, _ = Harness("futures").add("kline:4h:ETHUSDT@binance")
+    assert [s.key for s in sub.topic.streams] == ["ethusdt@kline_4h"]
+    assert sub.topic.streams[0].endpoint == "market"
 
 
-def test_spot_liquidations_and_foreign_channels_are_refused_with_a_reason() -> None:
-    with pytest.raises(SourceError, match="No liquidations on Binance spot"):
-        markets.spot().streams(channel("liquidation:BTCUSDT@binance-spot"))
-    with pytest.raises(SourceError, match="not a Binance"):
-        markets.spot().streams(channel("ticker:BTCUSDT@binance"))
+@pytest.mark.parametrize(("name", "reason"), [
+    ("liquidation:BTCUSDT@binance-spot", "No liquidations on Binance spot"),
+    ("book:7:BTCUSDT@binance", None),  # refused by the grammar already
+])
+def test_channels_it_cannot_serve_are_refused_with_a_reason(name: str, reason: str | None
+                                                            ) -> None:
+    if reason is None:
+        with pytest.raises(Exception, match="Unsupported book depth"):
+            channel(name)
+        return
+    with pytest.raises(SourceError, match=reason):
+        Harness("spot").add(name)
 
 
 @pytest.mark.parametrize(("market", "names", "files"), [
-    (markets.futures(), FUTURES, ["futures-market.jsonl", "futures-public.jsonl"]),
-    (markets.spot(), SPOT, ["spot.jsonl"]),
+    ("futures", FUTURES, ["futures-market.jsonl", "futures-public.jsonl"]),
+    ("spot", SPOT, ["spot.jsonl"]),
 ])
 def test_fidelity_every_field_equals_the_source_frame(
-        market: markets.BinanceMarket, names: list[str], files: list[str]) -> None:
-    feed, _ = feed_of(market, names)
+        market: str, names: list[str], files: list[str]) -> None:
+    h, _ = harness(market, names)
     frames = [f for name in files for f in lines(name) if "stream" in f]
     if len(files) > 1:  # the two futures connections, merged in event time order
         frames.sort(key=lambda f: f["data"]["E"])
@@ -101,24 +112,22 @@ def test_fidelity_every_field_equals_the_source_frame(
     mismatches, checked = [], 0
     for frame in frames:
         data = frame["data"]
-        kind = data.get("e", "bookTicker")
-        last[kind] = data
-        for event in feed.on_stream(parse_frame(orjson.dumps(frame))).events:  # type: ignore[arg-type]
-            if event.channel.startswith("ticker:"):
+        last[data.get("e", "bookTicker")] = data
+        for pub in h.feed(orjson.dumps(frame)):
+            if pub.channel.startswith("ticker:"):
                 want: Any = expected_ticker("BTCUSDT", last)
-            elif event.channel.startswith("trade:"):
+            elif pub.channel.startswith("trade:"):
                 want = [expected_trade(data)]
-            elif event.channel.startswith("kline:"):
+            elif pub.channel.startswith("kline:"):
                 want = expected_kline(data)
             else:
                 want = expected_liquidation(data)
             checked += 1
-            if event.data != want:
-                mismatches.append((event.channel, event.data, want))
-            assert event.source == "binance"
-            assert event.ts_source == data.get("E")
+            if pub.data != want:
+                mismatches.append((pub.channel, pub.data, want))
+            assert pub.ts == data.get("E")
     assert mismatches == []
-    assert checked == (8 if market.market == "spot" else 10)
+    assert checked == (8 if market == "spot" else 10)
 
 
 def test_the_ticker_waits_for_every_part_then_carries_the_latest_of_each() -> None:
@@ -139,16 +148,19 @@ def test_the_ticker_waits_for_every_part_then_carries_the_latest_of_each() -> No
         assert absent not in later  # Binance gives none of them: omitted, not null
 
 
-def test_spot_ticker_has_no_futures_fields_and_publishes_snapshot_then_update() -> None:
-    feed, _ = feed_of(markets.spot(), ["ticker:BTCUSDT@binance-spot"])
-    out = [e for line in raw_lines("spot.jsonl") for e in feed.on_message(line).events]
-    assert [e.type for e in out] == ["snapshot", "update", "update"]
-    assert all("markPrice" not in e.data and "fundingRate" not in e.data for e in out)
-    # a ticker channel added later gets the merged state at once
-    again = BinanceFeed(markets.spot())
-    again.tickers = feed.tickers
-    _, events = again.add(channel("ticker:BTCUSDT@binance-spot"))
-    assert [e.type for e in events] == ["snapshot"] and events[0].data == out[-1].data
+def test_spot_ticker_publishes_snapshot_then_update_and_starts_over_on_a_new_socket() -> None:
+    h, _ = harness("spot", ["ticker:BTCUSDT@binance-spot"])
+    out = [p for line in raw_lines("spot.jsonl") for p in h.feed(line)]
+    assert [p.type for p in out] == ["snapshot", "update", "update"]
+    assert all("markPrice" not in p.data and "fundingRate" not in p.data for p in out)
+    state = next(iter(h.topics.values())).state
+    assert isinstance(state, TickerState)
+    added = list(state.added(channel("ticker:BTCUSDT@binance-spot")))
+    assert [p.type for p in added] == ["snapshot"] and added[0].data == out[-1].data
+    state.reset({"btcusdt@bookTicker"})  # a new socket: parts from before it are dropped
+    assert list(state.added(channel("ticker:BTCUSDT@binance-spot"))) == []
+    again = [p for line in raw_lines("spot.jsonl") for p in h.feed(line)]
+    assert [p.type for p in again] == ["snapshot", "update", "update"]
 
 
 def test_klines_map_every_field_and_refuse_an_unknown_interval() -> None:
@@ -161,11 +173,9 @@ def test_klines_map_every_field_and_refuse_an_unknown_interval() -> None:
 
 
 def test_event_channels_never_carry_snapshot() -> None:
-    feed, _ = feed_of(markets.futures(), ["trade:BTCUSDT@binance",
-                                          "liquidation:BTCUSDT@binance"])
-    events = [e for line in raw_lines("futures-market.jsonl")
-              for e in feed.on_message(line).events]
-    assert {e.type for e in events} == {"update"} and len(events) == 4
+    h, _ = harness("futures", ["trade:BTCUSDT@binance", "liquidation:BTCUSDT@binance"])
+    pubs = [p for line in raw_lines("futures-market.jsonl") for p in h.feed(line)]
+    assert {p.type for p in pubs} == {"update"} and len(pubs) == 4
 
 
 def test_money_fields_are_never_floats() -> None:
@@ -176,45 +186,55 @@ def test_money_fields_are_never_floats() -> None:
     assert parse_trade({**trade, "m": True}, "spot")["side"] == "sell"  # buyer is the maker
 
 
-def test_replies_errors_and_shutdown_are_classified() -> None:
+def test_replies_errors_keepalive_and_shutdown_are_classified() -> None:
+    parse = venue().markets["binance-spot"].codec.parse
     control = raw_lines("control.jsonl")
-    assert parse_frame(control[0]) == Reply(4, None)
-    assert parse_frame(control[1]) == Reply(5, result=["btcusdt@ticker", "btcusdt@bookTicker",
-                                                       "btcusdt@trade", "btcusdt@depth@100ms"])
-    spot_error = parse_frame(control[2])
-    assert isinstance(spot_error, Reply) and spot_error.id == 6
-    assert spot_error.error is not None and spot_error.error.startswith("2: Invalid request")
-    assert parse_frame(control[3]) == Reply(None, error="3: Invalid JSON: expected value at "
-                                                        "line 1 column 1")
-    assert parse_frame(control[4]) == Shutdown(1796205590000)
-    futures_error = parse_frame('{"error":{"code":2,"msg":"Invalid request"},"id":7}')
-    assert futures_error == Reply(7, error="2: Invalid request")
+    assert parse(control[0]) == [codec.Ack("4", True, "")]
+    assert parse(control[1]) == [codec.Ack("5", True, "")]
+    [refused] = parse(control[2])
+    assert isinstance(refused, codec.Ack) and refused.req_id == "6" and not refused.ok
+    assert refused.reason.startswith("2: Invalid request")
+    with pytest.raises(ValueError, match="without an id"):
+        parse(control[3])
+    [notice] = parse(control[4])
+    assert isinstance(notice, codec.Notice) and notice.reconnect
+    assert parse('{"result":["btcusdt@trade"],"id":0}') == [codec.Pong()]  # the keep-alive
+    futures_error = parse('{"error":{"code":2,"msg":"Invalid request"},"id":7}')
+    assert futures_error == [codec.Ack("7", False, "2: Invalid request")]
     for bad in ("[1]", "nope", '{"stream":"x"}', '{"id":"1","result":null}', "{}"):
-        with pytest.raises(MalformedFrameError):
-            parse_frame(bad)
+        with pytest.raises(ValueError):
+            parse(bad)
 
 
-def test_instrument_lists_keep_trading_perpetuals_and_trading_spot_pairs() -> None:
-    assert parse_instruments(document("exchangeInfo-fapi.json"), "futures") == {
-        "BTCUSDT", "ETHUSDT", "SOLUSDT"}  # not the quarterly BTCUSDT_261225
-    spot = parse_instruments(document("exchangeInfo-api.json"), "spot")
-    assert spot == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}  # not the BREAK symbol
+def test_instrument_lists_keep_perpetuals_and_say_which_do_not_trade() -> None:
+    binance = venue()
+    fut = binance.markets["binance"].instruments
+    spot = binance.markets["binance-spot"].instruments
+    assert fut is not None and spot is not None
+    assert fut.request("") == ("/fapi/v1/exchangeInfo", {})
+    listed, cursor = fut.parse(document("exchangeInfo-fapi.json"))
+    assert listed == {"BTCUSDT": "TRADING", "ETHUSDT": "TRADING", "SOLUSDT": "TRADING"}
+    assert cursor == ""  # one page; the quarterly BTCUSDT_261225 is not a perpetual
+    statuses, _ = spot.parse(document("exchangeInfo-api.json"))
+    closed = [s for s, status in statuses.items() if status in spot.closed]
+    assert len(closed) == 1 and set(statuses) - set(closed) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+    assert parse_instruments(document("exchangeInfo-api.json"), "spot") == {
+        "BTCUSDT", "ETHUSDT", "SOLUSDT"}
     with pytest.raises(MalformedFrameError):
         parse_instruments({"symbols": None}, "spot")
 
 
-def test_streams_are_shared_and_dropped_with_their_last_channel() -> None:
-    feed = BinanceFeed(markets.futures())
-    new1, _ = feed.add(channel("book:50:BTCUSDT@binance"))
-    new2, _ = feed.add(channel("book:5:BTCUSDT@binance"))
-    new3, _ = feed.add(channel("ticker:BTCUSDT@binance"))
-    assert new1 == {"public": ["btcusdt@depth@100ms"]} and new2 == {}
-    assert new3 == {"market": ["btcusdt@ticker", "btcusdt@markPrice@1s"],
-                    "public": ["btcusdt@bookTicker"]}
-    assert feed.remove(channel("book:50:BTCUSDT@binance")) == {}
-    assert feed.remove(channel("book:5:BTCUSDT@binance")) == {"public": ["btcusdt@depth@100ms"]}
-    assert feed.streams("public") == ["btcusdt@bookTicker"]
-    assert "BTCUSDT" not in feed.books
-    # a frame of a stream no longer subscribed publishes nothing
-    depth = raw_lines("futures-depth.jsonl")[0]
-    assert feed.on_message(depth).events == []
+def test_every_depth_of_a_symbol_is_one_topic_and_streams_are_shared() -> None:
+    h = Harness("futures")
+    book50, _ = h.add("book:50:BTCUSDT@binance")
+    book5, _ = h.add("book:5:BTCUSDT@binance")
+    ticker, _ = h.add("ticker:BTCUSDT@binance")
+    assert book5 is book50 and set(book50.channels) == {"book:50:BTCUSDT@binance",
+                                                        "book:5:BTCUSDT@binance"}
+    assert book50.topic.resync == "snapshot"
+    assert [(s.key, s.endpoint) for s in ticker.topic.streams] == [
+        ("btcusdt@ticker", "market"), ("btcusdt@bookTicker", "public"),
+        ("btcusdt@markPrice@1s", "market")]
+    h.remove("book:50:BTCUSDT@binance")
+    h.remove("book:5:BTCUSDT@binance")
+    assert h.feed(raw_lines("futures-depth.jsonl")[0]) == []  # no topic left for it

@@ -15,7 +15,7 @@ channel of the symbol is a cut of it. Publications follow PROTOCOLS.md 4.1:
   nothing in a channel's cut publishes nothing on it;
 - on any break (a sequence break, a snapshot older than the stream, a malformed diff, a
   crossed book, a lost connection) each channel gets one ``gap`` with the reason, the book is
-  dropped and a new REST snapshot is asked for (:attr:`BookOutput.fetch`).
+  dropped and a new REST snapshot is asked for (:meth:`SymbolBook.wants_snapshot`).
 
 A REST snapshot holds at most ``limit`` levels a side (1000 on futures, 5000 on spot): when a
 side came full, levels beyond its deepest price are unknown until they change, so a cut never
@@ -41,11 +41,9 @@ Cut = dict[Decimal, tuple[str, str]]  # price key -> (price, size), one side of 
 
 @dataclass(slots=True)
 class BookOutput:
-    """What one input produced: the events to publish, and whether a REST snapshot of the
-    symbol must be fetched now."""
+    """What one input produced: the events to publish."""
 
     events: list[Event] = field(default_factory=list)
-    fetch: bool = False
 
 
 @dataclass(slots=True)
@@ -68,7 +66,6 @@ class SymbolBook:
         self.sync = DepthSync(market)
         self.views: dict[str, _View] = {}
         self.live = False  # snapshots went out since the last gap
-        self.fetching = False  # a REST snapshot was asked for and has not come back
         self.seen = False  # a diff came since the book (re)started: a snapshot may be fetched
         #: Why the book last broke (``sequence``, ``malformed``, ``crossed``,
         #: ``snapshot_range``), for the resync counter; the reader clears it.
@@ -95,25 +92,20 @@ class SymbolBook:
         try:
             step = self.sync.on_event(payload)
         except DepthSyncError as exc:
-            return self.broken(f"malformed depth event ({exc})", cause="malformed")
+            return self.broken(f"malformed depth event ({exc})", "malformed")
         ts = payload.get("E")
         return self._after(step, ts if isinstance(ts, int) else None)
 
     def on_snapshot(self, payload: Mapping[str, Any]) -> BookOutput:
         """The JSON of ``GET …/depth``; the buffered diffs are replayed on it."""
-        self.fetching = False
         try:
             step = self.sync.on_snapshot(payload)
         except (DepthSyncError, BookError):
             self.cause = "malformed"
-            return self._fetch(BookOutput())  # (kept the buffered diffs) fetch another
+            return BookOutput()  # the buffered diffs are kept: another snapshot is wanted
         self._floor = {side: _deepest(payload.get(side), self.limit) for side in ("bids", "asks")}
         ts = payload.get("E")
         return self._after(step, ts if isinstance(ts, int) else None)
-
-    def needs_fetch(self) -> bool:
-        """A snapshot is needed and none is on its way (the caller then fetches one)."""
-        return self.sync.needs_snapshot and not self.fetching
 
     def wants_snapshot(self) -> bool:
         """A snapshot is needed and the diff stream has begun (Binance's order: buffer the
@@ -123,25 +115,24 @@ class SymbolBook:
     def restart(self) -> None:
         """Start the sync over without a ``gap`` (a new socket: its owner published it)."""
         self.sync = DepthSync(self.market)
-        self.fetching = self.live = self.seen = False
+        self.live = self.seen = False
 
-    def broken(self, reason: str, *, fetch: bool = True, cause: str | None = None
-               ) -> BookOutput:
-        """Drop the book (a bad diff, a lost connection): ``gap`` and a new sync; the
-        snapshot is fetched now, or (``fetch=False``: no stream yet) at the next diff."""
+    def broken(self, reason: str, cause: str) -> BookOutput:
+        """Drop the book (a bad diff, a crossed book): ``gap`` and a new sync, whose
+        snapshot is wanted once the next diff came."""
         out = BookOutput(self._gap(reason))
         self.restart()
         self.cause = cause
-        return self._fetch(out) if fetch else out
+        return out
 
     # -- pieces -----------------------------------------------------------------------------
 
     def _after(self, step: Step, ts: int | None) -> BookOutput:
         if step.resync is not None:
             self.cause = "sequence"
-            return self._fetch(BookOutput(self._gap(step.resync)))
+            return BookOutput(self._gap(step.resync))
         if not self.sync.synced:
-            return self._fetch(BookOutput())
+            return BookOutput()
         if not step.applied:
             return BookOutput()
         book = self.sync.book
@@ -149,10 +140,10 @@ class SymbolBook:
             bid, ask = book.best_bid(), book.best_ask()
             assert bid is not None and ask is not None
             return self.broken(f"crossed book at update {self.sync.update_id} "
-                               f"(best bid {bid[0]} >= best ask {ask[0]})", cause="crossed")
+                               f"(best bid {bid[0]} >= best ask {ask[0]})", "crossed")
         if self._emptied():
             return self.broken("the market moved past the depth snapshot's levels",
-                               cause="snapshot_range")
+                               "snapshot_range")
         if not self.live or step.snapshot:
             self.live = True
             return BookOutput([self._snapshot_event(c, v, ts) for c, v in self.views.items()])
@@ -162,12 +153,6 @@ class SymbolBook:
             changes["asks"] += depth.asks
         return BookOutput([e for c, v in self.views.items()
                            if (e := self._delta_event(c, v, changes, ts)) is not None])
-
-    def _fetch(self, out: BookOutput) -> BookOutput:
-        if self.needs_fetch():
-            self.fetching = True
-            out.fetch = True
-        return out
 
     def _gap(self, reason: str) -> list[Event]:
         if not self.live:

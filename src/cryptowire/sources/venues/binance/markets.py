@@ -125,13 +125,13 @@ class BinanceMarket:
         return f"{self.rest_url}{self.info_path}"
 
 
-def futures(ws_base: str = "wss://fstream.binance.com",
+def futures(public_url: str = "wss://fstream.binance.com/public/stream",
+            market_url: str = "wss://fstream.binance.com/market/stream",
             rest_url: str = "https://fapi.binance.com") -> BinanceMarket:
     """USDⓈ-M perpetuals (``@binance``): two connections, ``/public`` and ``/market``."""
-    base = ws_base.rstrip("/")
     return BinanceMarket(
         venue="binance", market="futures",
-        ws_urls={"public": f"{base}/public/stream", "market": f"{base}/market/stream"},
+        ws_urls={"public": public_url, "market": market_url},
         rest_url=rest_url.rstrip("/"), depth_path="/fapi/v1/depth", depth_limit=1000,
         info_path="/fapi/v1/exchangeInfo", trade_stream="aggTrade")
 
