@@ -1,12 +1,21 @@
 """Latency benchmark clients: ``--clients`` WebSocket connections to the hub's ``/ws`` in one
 process (raw ``asyncio.Protocol``, minimal RFC 6455 client), each subscribed to
-``--per-client`` of ``--symbols`` ticker channels (connection i takes symbols i, i+1, ..).
+``--per-client`` of ``--symbols`` channels of ``--kind`` (``ticker:<SYMBOL>`` or
+``book:<depth>:<SYMBOL>``; connection i takes symbols i, i+1, ..), with ``"interval_ms"`` in
+the subscribe request when ``--interval-ms`` is given (conflation, PROTOCOLS.md 4.3).
 
-Every data frame is counted; on every ``--sample-every``-th connection, while measuring, each
-ticker frame's latency is ``time.time_ns()`` at receipt (taken once per read) minus the peer's
-send stamp carried in ``data.nextFundingTime`` (ns; see peer.py). Prints ``SUBSCRIBED <n>``
-once every connection has its subscribe reply; stdin ``MEASURE`` starts recording, ``STOP``
-prints ``RESULT {json}`` (percentiles in ms) and exits.
+Every data frame is counted (by ``type``), every byte read is counted, and each connection
+checks that the offsets it receives are contiguous (``offset`` = the previous one + 1, or
+``offsets: [from, to]`` of a batch with ``from`` = previous + 1): a jump forward is counted
+in ``offset_skips`` (``offsets_skipped`` offsets in all; expected with conflation), a step
+back in ``offset_back``. On every ``--sample-every``-th connection, while measuring, each
+frame's latency is ``time.time_ns()`` at receipt (taken once per read) minus the peer's send
+stamp in ns: ``data.nextFundingTime`` of a ticker, the stamped level size of a book delta
+(books.py; snapshots carry no fresh stamp and are not measured). The frame's ``ts`` (the
+peer's send time in ms) gives a second, 1 ms resolution figure (``ts_p50_ms``..).
+
+Prints ``SUBSCRIBED <n>`` once every connection has its subscribe reply; stdin ``MEASURE``
+starts recording, ``STOP`` prints ``RESULT {json}`` (percentiles in ms) and exits.
 """
 
 from __future__ import annotations
@@ -22,13 +31,22 @@ import struct
 import sys
 import time
 
+from books import stamp_of
 from common import SYMBOLS
+
+try:
+    from orjson import loads
+except ImportError:  # pragma: no cover
+    from json import loads  # type: ignore[assignment]
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 STAMP = b'"nextFundingTime":"'
 LAT = array.array("q")
-STATE = {"frames": 0, "replies": 0, "rejected": 0, "errors": 0, "gaps": 0, "lost": 0,
-         "close_codes": {}, "measuring": False, "measured_frames": 0}
+LAT_TS = array.array("q")  # from the frame's ts (ms): receive ms - send ms
+TYPES: dict[str, int] = {}
+STATE = {"frames": 0, "bytes": 0, "replies": 0, "rejected": 0, "errors": 0, "gaps": 0,
+         "lost": 0, "close_codes": {}, "measuring": False, "measured_frames": 0,
+         "offset_skips": 0, "offsets_skipped": 0, "offset_back": 0, "book": False}
 now_ns = time.time_ns
 
 
@@ -42,7 +60,8 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
 
 
 class Client(asyncio.Protocol):
-    __slots__ = ("t", "buf", "open", "sampled", "sub", "key", "accept", "opened", "subscribed")
+    __slots__ = ("t", "buf", "open", "sampled", "sub", "key", "accept", "opened", "subscribed",
+                 "last")
 
     def __init__(self, sub: bytes, sampled: bool, opened: asyncio.Future[None],
                  subscribed: asyncio.Future[None]) -> None:
@@ -54,6 +73,7 @@ class Client(asyncio.Protocol):
         self.accept = base64.b64encode(hashlib.sha1(self.key + GUID).digest())
         self.opened = opened
         self.subscribed = subscribed
+        self.last = -1  # the offset of the last data frame
 
     def connection_made(self, t):  # type: ignore[no-untyped-def]
         self.t = t
@@ -67,6 +87,7 @@ class Client(asyncio.Protocol):
             self.opened.set_exception(ConnectionError("lost during handshake"))
 
     def data_received(self, data: bytes) -> None:
+        STATE["bytes"] += len(data)
         buf = self.buf + data if self.buf else data
         if not self.open:
             end = buf.find(b"\r\n\r\n")
@@ -107,17 +128,11 @@ class Client(asyncio.Protocol):
             if op == 1:
                 if buf[p + 2] == 0x63:  # {"c...: a data frame {"channel":..
                     STATE["frames"] += 1
-                    if buf.find(b'"type":"gap"', p, end) >= 0:
-                        STATE["gaps"] += 1
-                    elif measure:
+                    kind = self._data(buf, p, end)
+                    if measure:
                         if not now:
                             now = now_ns()
-                        i = buf.find(STAMP, p, end)
-                        if i >= 0:
-                            i += len(STAMP)
-                            j = buf.find(b'"', i, end)
-                            LAT.append(now - int(buf[i:j]))
-                            STATE["measured_frames"] += 1
+                        self._latency(buf, p, end, now, kind)
                 else:
                     self._reply(bytes(buf[p:end]))
             elif op == 9:
@@ -129,6 +144,54 @@ class Client(asyncio.Protocol):
                 self.t.close()
             pos = end
         self.buf = buf[pos:] if pos < size else b""
+
+    def _data(self, buf: bytes, p: int, end: int) -> str:
+        """Count the frame's type and check its offsets follow the previous frame's."""
+        t = buf.find(b'"type":"', p, end) + 8
+        j = buf.find(b'"', t, end)
+        kind = buf[t:j].decode()
+        TYPES[kind] = TYPES.get(kind, 0) + 1
+        if kind == "gap":
+            STATE["gaps"] += 1
+        i = buf.find(b'"offset', j, end) + 7
+        if buf[i] == 0x22:  # "offset":N
+            k = buf.find(b",", i + 2, end)
+            first = last = int(buf[i + 2:k])
+        else:  # "offsets":[from,to]
+            k = buf.find(b"]", i + 4, end)
+            a, _, b = buf[i + 4:k].partition(b",")
+            first, last = int(a), int(b)
+        prev = self.last
+        if prev >= 0 and first != prev + 1:
+            if first > prev:
+                STATE["offset_skips"] += 1
+                STATE["offsets_skipped"] += first - prev - 1
+            else:
+                STATE["offset_back"] += 1
+        self.last = last
+        return kind
+
+    def _latency(self, buf: bytes, p: int, end: int, now: int, kind: str) -> None:
+        if STATE["book"]:
+            if kind != "delta":
+                return
+            msg = loads(buf[p:end])
+            data = msg["data"]
+            stamp = stamp_of(data["bids"]) or stamp_of(data["asks"])
+            if stamp is None:
+                return
+            LAT.append(now - stamp)
+            LAT_TS.append((now // 1_000_000 - msg["ts"]) * 1_000_000)
+            STATE["measured_frames"] += 1
+            return
+        i = buf.find(STAMP, p, end)
+        if i >= 0:
+            i += len(STAMP)
+            j = buf.find(b'"', i, end)
+            LAT.append(now - int(buf[i:j]))
+            k = buf.find(b'"ts":', p, end) + 5
+            LAT_TS.append((now // 1_000_000 - int(buf[k:buf.find(b",", k, end)])) * 1_000_000)
+            STATE["measured_frames"] += 1
 
     def _reply(self, payload: bytes) -> None:
         msg = json.loads(payload)
@@ -163,9 +226,15 @@ async def main(a: argparse.Namespace) -> None:
     subscribed: list[asyncio.Future[None]] = []
     transports = []
 
+    prefix = f"book:{a.depth}:" if a.kind == "book" else "ticker:"
+    STATE["book"] = a.kind == "book"
+
     async def one(i: int) -> None:
-        args = [f"ticker:{symbols[(i + k) % len(symbols)]}" for k in range(a.per_client)]
-        sub = json.dumps({"op": "subscribe", "args": args}).encode()
+        args = [prefix + symbols[(i + k) % len(symbols)] for k in range(a.per_client)]
+        request: dict[str, object] = {"op": "subscribe", "args": args}
+        if a.interval_ms:
+            request["interval_ms"] = a.interval_ms
+        sub = json.dumps(request).encode()
         opened = loop.create_future()
         done = loop.create_future()
         subscribed.append(done)
@@ -182,27 +251,37 @@ async def main(a: argparse.Namespace) -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     measured_from = 0.0
-    frames_at_start = 0
+    at_start: dict[str, int] = {}
+    types_at_start: dict[str, int] = {}
     while True:
         line = (await reader.readline()).decode().strip()
         if line == "MEASURE":
             STATE["measuring"] = True
             measured_from = time.monotonic()
-            frames_at_start = STATE["frames"]  # type: ignore[assignment]
+            at_start = {k: STATE[k] for k in ("frames", "bytes")}  # type: ignore[misc]
+            types_at_start = dict(TYPES)
         elif line in ("STOP", ""):
             break
     STATE["measuring"] = False
     window = time.monotonic() - measured_from if measured_from else 0.0
-    frames = STATE["frames"] - frames_at_start  # type: ignore[operator]
+    frames = STATE["frames"] - at_start.get("frames", 0)  # type: ignore[operator]
+    nbytes = STATE["bytes"] - at_start.get("bytes", 0)  # type: ignore[operator]
+    ts = {f"ts_{k}": v for k, v in percentiles(LAT_TS).items() if k in ("p50_ms", "p99_ms")}
     result = {
         "clients": a.clients, "symbols": a.symbols, "per_client": a.per_client,
+        "kind": a.kind, "interval_ms": a.interval_ms,
         "sampled_clients": len(range(0, a.clients, a.sample_every)),
         "window_s": round(window, 3),
         "frames_received": frames,
         "frames_per_s": round(frames / window, 1) if window else None,
-        **percentiles(LAT),
+        "bytes_received": nbytes,
+        "bytes_per_s": round(nbytes / window, 1) if window else None,
+        "types": {k: v - types_at_start.get(k, 0) for k, v in TYPES.items()},
+        **percentiles(LAT), **ts,
         "gaps": STATE["gaps"], "lost": STATE["lost"], "close_codes": STATE["close_codes"],
         "errors": STATE["errors"], "rejected": STATE["rejected"],
+        "offset_skips": STATE["offset_skips"], "offsets_skipped": STATE["offsets_skipped"],
+        "offset_back": STATE["offset_back"],
     }
     print("RESULT " + json.dumps(result), flush=True)
     for t in transports:
@@ -216,6 +295,10 @@ if __name__ == "__main__":
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=1)
     parser.add_argument("--sample-every", type=int, default=10)
+    parser.add_argument("--kind", choices=("ticker", "book"), default="ticker")
+    parser.add_argument("--depth", type=int, default=50)
+    parser.add_argument("--interval-ms", type=int, default=0,
+                        help="send \"interval_ms\" in the subscribe request (0: not sent)")
     try:
         import uvloop
 

@@ -3,9 +3,14 @@
 Three processes: the replay peer (peer.py), the real hub (``python -m cryptowire serve`` with
 Bybit pointed at the peer, ``demo.mode = "off"``) and the clients (client.py). The hub is
 pinned to ``--hub-cpu``, peer and clients share ``--client-cpu``. Latency is peer send ->
-client receive of each ticker frame (the peer stamps its send time into fields the hub passes
-through unchanged; see peer.py), which bounds "hub received the upstream frame -> client
-received it" from above (it adds one loopback hop and the peer's own send queue).
+client receive of each ticker frame or book delta (the peer stamps its send time into fields
+the hub passes through unchanged; see peer.py and books.py), which bounds "hub received the
+upstream frame -> client received it" from above (it adds one loopback hop and the peer's own
+send queue).
+
+``--kind ticker,book`` and ``--interval-ms 0,250`` take lists: each combination is a run of
+its own (fresh peer, hub and clients), interleaved within each repeat and rate, so the rows
+being compared were measured minutes apart on the same machine.
 
 Sequence: start peer and hub, connect and subscribe every client, ``GO`` to the peer, wait
 ``--warmup`` s, measure for ``--duration`` s, then stop everything. One JSON line per run is
@@ -133,14 +138,16 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     procs: list[Proc] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            env = {**os.environ, "PYTHONPATH": str(a.src.resolve())}
             peer = Proc("peer", [PY, str(HERE / "peer.py"), "--symbols", str(a.symbols),
-                                 "--rate", str(a.rate)], a.client_cpu, cwd=ROOT)
+                                 "--rate", str(a.rate), "--book-stamp", a.book_stamp],
+                        a.client_cpu, cwd=ROOT, env=env)
             procs.append(peer)
             peer_port = int(peer.expect("LISTENING", 30).split()[1])
             hub_port = free_port()
             config = hub_config(Path(tmp), hub_port, peer_port)
             hub = Proc("hub", [PY, "-m", "cryptowire", "serve", "--config", str(config)],
-                       a.hub_cpu, cwd=tmp)
+                       a.hub_cpu, cwd=tmp, env=env)
             procs.append(hub)
             deadline = time.monotonic() + 60
             while True:
@@ -155,10 +162,12 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             client = Proc("client", [PY, str(HERE / "client.py"), "--port", str(hub_port),
                                      "--clients", str(a.clients), "--symbols", str(a.symbols),
                                      "--per-client", str(a.per_client),
-                                     "--sample-every", str(a.sample_every)],
+                                     "--sample-every", str(a.sample_every),
+                                     "--kind", a.kind, "--depth", str(a.depth),
+                                     "--interval-ms", str(a.interval_ms)],
                           a.client_cpu, cwd=HERE)
             procs.append(client)
-            client.expect("SUBSCRIBED", 120)
+            client.expect("SUBSCRIBED", a.connect_timeout)
             peer.send("GO")
             peer.expect("GOING", 10)
             time.sleep(a.warmup)
@@ -182,18 +191,28 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             bybit0, bybit1 = before["sources"]["bybit"], after["sources"]["bybit"]
             return {
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "kind": a.kind, "channel": channel_of(a), "interval_ms": a.interval_ms,
+                "book_stamp": a.book_stamp if a.kind == "book" else None,
                 "rate_per_topic": a.rate or "full", "clients": a.clients,
                 "symbols": a.symbols, "per_client": a.per_client,
                 "latency": {k: result[k] for k in result
-                            if k.endswith("_ms") or k == "samples"},
-                "client": {k: result[k] for k in ("frames_received", "frames_per_s", "gaps",
-                                                  "lost", "close_codes", "errors",
-                                                  "rejected", "sampled_clients")},
+                            if k.endswith("_ms") and k != "interval_ms" or k == "samples"},
+                "client": {k: result[k] for k in (
+                    "frames_received", "frames_per_s", "bytes_received", "bytes_per_s",
+                    "types", "gaps", "offset_skips", "offsets_skipped", "offset_back", "lost",
+                    "close_codes", "errors", "rejected", "sampled_clients", "window_s")},
+                "per_client_s": per_client_second(result, cpu["hub"], a.clients),
                 "hub": {
                     "upstream_frames_per_s": round(
                         (bybit1["messages"] - bybit0["messages"]) / wall, 1),
                     "messages_out_per_s": round(
                         (after["messages_out"] - before["messages_out"]) / wall, 1),
+                    "bytes_out_per_s": round(
+                        (after["bytes_out"] - before["bytes_out"]) / wall, 1),
+                    "cpu_us_per_delivery": round(
+                        cpu["hub"] * wall * 1e6
+                        / (after["messages_out"] - before["messages_out"]), 2)
+                    if after["messages_out"] > before["messages_out"] else None,
                     "slow_consumer_closes": after["slow_consumer_closes"],
                     "connections": after["connections"],
                     "bybit_errors": bybit1["errors"], "bybit_reconnects": bybit1["reconnects"],
@@ -207,10 +226,40 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                             "kernel": platform.release(),
                             "loadavg_before": os.getloadavg()},
                 "window_s": round(wall, 2),
+                "src": str(a.src), "commit": commit_of(a.src),
             }
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def commit_of(src: Path) -> str | None:
+    """The commit of the tree the hub ran (``+dirty`` when it had uncommitted changes)."""
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def channel_of(a: argparse.Namespace) -> str:
+    return f"book:{a.depth}:<SYMBOL>" if a.kind == "book" else "ticker:<SYMBOL>"
+
+
+def per_client_second(result: dict[str, Any], hub_cpu: float, clients: int) -> dict[str, Any]:
+    """What one client costs and gets per second of the window: hub CPU (us), bytes and
+    frames received; and hub CPU per frame the clients received (the hub's ``messages_out``
+    does not count conflated frames)."""
+    window = result["window_s"] or 1.0
+    frames = result["frames_received"]
+    return {"hub_cpu_us": round(hub_cpu * 1e6 / clients, 2),
+            "bytes": round(result["bytes_received"] / clients / window, 1),
+            "frames": round(frames / clients / window, 2),
+            "hub_cpu_us_per_frame": round(hub_cpu * window * 1e6 / frames, 2) if frames
+            else None}
 
 
 def cpu_model() -> str:
@@ -228,7 +277,19 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=1,
-                        help="ticker channels per client (connection i takes symbols i..)")
+                        help="channels per client (connection i takes symbols i..)")
+    parser.add_argument("--kind", default="ticker",
+                        help="ticker, book, or a comma list run in turn (ticker,book)")
+    parser.add_argument("--depth", type=int, default=50, help="book depth (book:<depth>:..)")
+    parser.add_argument("--interval-ms", default="0",
+                        help="interval_ms in the subscribe request, 0 = none (unconflated); "
+                             "a comma list runs each in turn (0,250)")
+    parser.add_argument("--book-stamp", choices=("size", "none"), default="size",
+                        help="stamp book deltas in ns in one level's size (books.py); none: "
+                             "only ts (ms), the frames as the fixture has them")
+    parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="the cryptowire source tree the hub runs (default: this checkout)")
     parser.add_argument("--rate", default="0",
                         help="peer frames/s per topic, 0 = the peer's full speed; a comma "
                              "list runs each in turn (e.g. 10,100,0)")
@@ -241,20 +302,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latency.jsonl")
     a = parser.parse_args()
     rates = [float(r) for r in str(a.rate).split(",")]
-    for _, rate in [(i, r) for i in range(a.repeats) for r in rates]:
-        a.rate = rate
+    kinds = str(a.kind).split(",")
+    intervals = [int(i) for i in str(a.interval_ms).split(",")]
+    assert all(k in ("ticker", "book") for k in kinds), kinds
+    for _, rate, kind, interval in [(i, r, k, n) for i in range(a.repeats) for r in rates
+                                    for k in kinds for n in intervals]:
+        a.rate, a.kind, a.interval_ms = rate, kind, interval
         row = run(a)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         with a.out.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
-        lat = row["latency"]
-        print(f"rate={row['rate_per_topic']} clients={a.clients} symbols={a.symbols} "
-              f"per_client={a.per_client}: p50 {lat.get('p50_ms')} ms, p99 {lat.get('p99_ms')} "
-              f"ms, max {lat.get('max_ms')} ms over {lat.get('samples')} samples; upstream "
-              f"{row['hub']['upstream_frames_per_s']} frames/s, "
-              f"{row['hub']['messages_out_per_s']} deliveries/s, slow closes "
-              f"{row['hub']['slow_consumer_closes']}, cpu {row['cpu_util']}, foreign "
-              f"{row['foreign_cpu_frac']}", flush=True)
+        report(row)
+
+
+def report(row: dict[str, Any]) -> None:
+    lat, hub, cl = row["latency"], row["hub"], row["client"]
+    print(f"{row['channel']} interval_ms={row['interval_ms']} rate={row['rate_per_topic']} "
+          f"clients={row['clients']} symbols={row['symbols']}: p50 {lat.get('p50_ms')} ms, "
+          f"p99 {lat.get('p99_ms')} ms, max {lat.get('max_ms')} ms over {lat.get('samples')} "
+          f"samples; upstream {hub['upstream_frames_per_s']} frames/s, "
+          f"{hub['messages_out_per_s']} deliveries/s, {hub['cpu_us_per_delivery']} us hub CPU "
+          f"per delivery; per client-s {row['per_client_s']}; offset skips "
+          f"{cl['offset_skips']} back {cl['offset_back']}, gaps {cl['gaps']}, slow closes "
+          f"{hub['slow_consumer_closes']}, cpu {row['cpu_util']}, foreign "
+          f"{row['foreign_cpu_frac']}", flush=True)
 
 
 if __name__ == "__main__":

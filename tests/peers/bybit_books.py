@@ -9,6 +9,10 @@ later ``delta``. At the end of the fixture it starts again with the fixture's sn
 ``u`` still +1, ``ts`` and ``seq`` moved on (a snapshot mid-stream is what Bybit sends "if
 there is a problem on Bybit's end").
 
+A topic shallower than the recording (``orderbook.1.*`` from the 50-level fixture) is the
+recorded book cut at its depth: its deltas are what changed in the cut (new or resized levels,
+size ``"0"`` for a level that left it), as Bybit's shallower topics send.
+
 The feed knows what it sent: :attr:`BookFeed.history` maps the ``ts`` of every frame that
 made the venue's book to that book cut at the topic's depth (``(bids, asks)``, best first),
 so a test compares a client's rebuilt book with the venue's at every step.
@@ -34,6 +38,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from cryptowire.books import OrderBook
@@ -46,17 +51,29 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
+def _changes(old: Levels, new: Levels) -> Levels:
+    """The delta from one side of a cut book to the next: new or resized levels, and size
+    ``"0"`` for the levels gone (traded away or pushed out of the cut)."""
+    was = {Decimal(price): size for price, size in old}
+    now = {Decimal(price) for price, _ in new}
+    out = [[price, size] for price, size in new if was.get(Decimal(price)) != size]
+    return out + [[price, "0"] for price, _ in old if Decimal(price) not in now]
+
+
 class BookFeed:
     """The venue book of one ``orderbook.<depth>.<symbol>`` topic; see the module docstring."""
 
     def __init__(self, topic: str, frames: list[dict[str, Any]], interval_s: float,
-                 stalled: Callable[[], bool]) -> None:
+                 stalled: Callable[[], bool], *, cut: bool = False) -> None:
         assert frames and frames[0]["type"] == "snapshot", f"{topic}: no snapshot to start"
         self.topic = topic
         self.depth = int(topic.split(".")[1])
         self.frames = frames
         self.interval_s = interval_s
         self.stalled = stalled
+        #: The frames are a deeper book's: send what changed in the cut at :attr:`depth`
+        #: (as Bybit's shallower topics do), not the recorded levels.
+        self.cut = cut
         self.book = OrderBook()
         self.history: dict[int, tuple[Levels, Levels]] = {}
         #: ``u`` of each frame in :attr:`history`, in order (a ``u = 1`` restart repeats some).
@@ -168,6 +185,7 @@ class BookFeed:
         recorded = self.frames[self._index]
         self._index += 1
         data = recorded["data"]
+        before = self.levels()
         self.ts = recorded["ts"] + self._round * self._span_ts
         self.cts = recorded.get("cts", recorded["ts"]) + self._round * self._span_ts
         self.u = data["u"] + self._round * len(self.frames) + self._u_shift
@@ -178,6 +196,11 @@ class BookFeed:
             self.book.apply(data["b"], data["a"])
         assert not self.book.crossed(), f"{self.topic}: the fixture crossed at u={self.u}"
         self._record()
+        if self.cut:
+            after = self.levels()
+            snapshot = recorded["type"] == "snapshot"
+            data = {**data, "b": after[0] if snapshot else _changes(before[0], after[0]),
+                    "a": after[1] if snapshot else _changes(before[1], after[1])}
         return {"topic": self.topic, "type": recorded["type"], "ts": self.ts,
                 "data": {**data, "u": self.u, "seq": self.seq}, "cts": self.cts}
 

@@ -58,6 +58,8 @@ KLINE_SPAN_MS = {
 QUOTES = ("USDT", "USDC", "BTC", "ETH")
 #: Order book depths per category (docs: v5/websocket/public/orderbook).
 BOOK_DEPTHS = {"linear": ("1", "50", "200", "500", "1000"), "spot": ("1", "50", "200", "1000")}
+#: The depth of the recorded books (``orderbook.50.*``): shallower topics are cuts of them.
+RECORDED_BOOK_DEPTH = 50
 
 
 def dumps(obj: Any) -> str:
@@ -202,7 +204,8 @@ class BybitPeer:
         feed = self.books.get((category, topic))
         if feed is None:
             frames = self._frames_for(category, topic)
-            feed = BookFeed(topic, frames, self.interval_s, lambda: self._stalled)
+            feed = BookFeed(topic, frames, self.interval_s, lambda: self._stalled,
+                            cut=int(topic.split(".")[1]) < RECORDED_BOOK_DEPTH)
             self.books[(category, topic)] = feed
         return feed
 
@@ -407,8 +410,9 @@ class BybitPeer:
         if frames:
             return frames
         parts = topic.split(".")
-        if parts[0] == "orderbook" and len(parts) == 3 and int(parts[1]) >= 50:
-            # No recording at this depth: the level-50 book is a valid book of any deeper one.
+        if parts[0] == "orderbook" and len(parts) == 3:
+            # No recording at this depth: the level-50 book is a valid book of any deeper one,
+            # and a shallower one is its cut (BookFeed sends the cut's changes).
             recorded = self.frames[category].get(f"orderbook.50.{parts[2]}", [])
             return [{**frame, "topic": topic} for frame in recorded]
         if parts[0] != "kline":

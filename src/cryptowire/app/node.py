@@ -27,7 +27,7 @@ from cryptowire.core.channels import Channel, ChannelGrammar
 from cryptowire.core.demand import Demand
 from cryptowire.core.hub import Hub
 from cryptowire.core.session import Principal, Session
-from cryptowire.core.source import Source, SourceStatus
+from cryptowire.core.source import Source, SourceStatus, pick
 from cryptowire.settings import Settings
 from cryptowire.tasks import Supervisor
 
@@ -91,20 +91,22 @@ class Node:
         #: Sessions without an API key (counted per address, ``ip:``), for the share of
         #: ``server.max_connections`` they may hold.
         self.unauthenticated = 0
-        self._routes: dict[str, Source] = {}
+        self._routes: dict[tuple[str, str | None], Source | None] = {}
         self._revoked_seen_ms = 0
 
     # -- routing -----------------------------------------------------------------------
 
     def route(self, channel: Channel) -> Source | None:
-        """The source that serves ``channel``'s kind (first configured wins)."""
-        return self._routes.get(channel.kind)
+        """The source that serves ``channel``: by ``(kind, venue)`` for market channels (the
+        source declaring the venue, :func:`~cryptowire.core.source.pick`), by kind for the
+        others (first configured wins)."""
+        key = (channel.kind, channel.venue)
+        if key not in self._routes:
+            self._routes[key] = pick(self.sources, channel)
+        return self._routes[key]
 
     def _build_routes(self) -> None:
         self._routes.clear()
-        for source in self.sources:
-            for kind in source.kinds:
-                self._routes.setdefault(kind, source)
 
     @property
     def tokens(self) -> TokenAdmin:

@@ -11,7 +11,7 @@ loads redis-py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cryptowire.core.channels import Channel
 from cryptowire.core.demand import Demand
@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from cryptowire.core.hub import Hub
     from cryptowire.notify.telegram import TelegramNotifier
     from cryptowire.rfq.providers import LiquidityProvider
+    from cryptowire.sources.bbo import BboNode
     from cryptowire.sources.evm.tokens import TokenAdmin
     from cryptowire.sources.prices import RateProvider
     from cryptowire.sources.services.context import NodeView
     from cryptowire.store.sql import SqlStore
+
+    class NodeParts(NodeView, BboNode, Protocol):
+        """The node as the sources built with it read it (services, bbo)."""
 
 
 async def open_store(settings: Settings) -> SqlStore:
@@ -77,14 +81,40 @@ def build_liquidity(store: SqlStore) -> LiquidityProvider:
     return PaperProvider(RfqTrades(store.engine))
 
 
+def build_exchanges(settings: Settings, demo: Source | None = None) -> list[Source]:
+    """One :class:`~cryptowire.sources.exchange.source.ExchangeSource` per enabled venue
+    declared in :mod:`cryptowire.sources.exchange.registry` (Bybit first), each with the demo
+    market as its fallback when ``demo`` is given (``demo.mode = "auto"``: live data when the
+    venue's REST answers, the demo market when not)."""
+    from cryptowire.sources.exchange.registry import VENUES, declare
+    from cryptowire.sources.exchange.source import ExchangeSource
+
+    sources: list[Source] = []
+    for name in VENUES:
+        section = getattr(settings, name)
+        if not section.enabled:
+            continue
+        venue = declare(name, section)
+        source = ExchangeSource(
+            venue, section, ack_timeout_s=getattr(section, "ack_timeout_s", 10.0),
+            connect_timeout_s=getattr(section, "connect_timeout_s", 10.0))
+        if demo is not None and venue.probe_url:
+            from cryptowire.sources.fallback import FallbackSource
+
+            sources.append(FallbackSource(source, demo, venue.probe_url))
+        else:
+            sources.append(source)
+    return sources
+
+
 def build_sources(settings: Settings, *, store: SqlStore | None = None,
                   tokens: TokenAdmin | None = None, notifier: TelegramNotifier | None = None,
-                  view: NodeView | None = None) -> list[Source]:
+                  view: NodeParts | None = None) -> list[Source]:
     """The sources of a plain ``cryptowire serve``; earlier ones win a channel kind.
 
     ``store``, ``tokens`` and ``notifier`` are the node's own (the EVM source needs them, so
-    it is built only with them); ``view`` is the node as the seed 004 services read it
-    (without it those are not built).
+    it is built only with them); ``view`` is the node as the seed 004 services and the
+    ``bbo`` source read it (without it those are not built).
     """
     from cryptowire.sources.demo import DemoSource
 
@@ -99,18 +129,8 @@ def build_sources(settings: Settings, *, store: SqlStore | None = None,
     if settings.demo.mode != "off":
         chain_id = next((c.id for c in settings.evm.chains if c.name == settings.demo.chain), 1)
         demo = DemoSource(settings.demo, chain_id=chain_id)
-    if settings.bybit.enabled and settings.demo.mode != "on":
-        from cryptowire.sources.bybit import BybitSource
-
-        bybit = BybitSource(settings.bybit)
-        if demo is not None:  # auto: live Bybit when reachable, the demo market when not
-            from cryptowire.sources.fallback import FallbackSource
-
-            probe = f"{settings.bybit.rest_url.rstrip('/')}/v5/market/instruments-info" \
-                    "?category=linear&limit=1"
-            sources.append(FallbackSource(bybit, demo, probe))
-        else:
-            sources.append(bybit)
+    if settings.demo.mode != "on":
+        sources += build_exchanges(settings, demo)
     if demo is not None:
         sources.append(demo)
     if settings.pgnotify.enabled:
@@ -122,4 +142,8 @@ def build_sources(settings: Settings, *, store: SqlStore | None = None,
         from cryptowire.sources.services import ServicesSource
 
         sources.append(ServicesSource(view))
+    if settings.bbo.enabled and view is not None:
+        from cryptowire.sources.bbo import BboSource
+
+        sources.append(BboSource(settings.bbo, view))
     return sources

@@ -19,8 +19,8 @@ from cryptowire.clock import now_ms
 from cryptowire.cluster.demand import REFUSAL_TTL_MS, ClusterDemand
 from cryptowire.cluster.lease import RedisLease, raise_if_cancelled
 from cryptowire.core.channels import Channel
-from cryptowire.core.source import PublishFn, Source, SourceStatus
-from cryptowire.errors import BusError, CryptowireError, FencedError
+from cryptowire.core.source import PublishFn, Source, SourceStatus, pick, serves, venues_of
+from cryptowire.errors import BusError, ChannelError, CryptowireError, FencedError
 from cryptowire.events import Event
 from cryptowire.tasks import Supervisor
 
@@ -56,10 +56,15 @@ class SourceLeader:
     def __init__(self, source: Source, broker: RedisBroker, demand: ClusterDemand,
                  parse: Callable[[str], Channel], *, ttl_s: float,
                  sync_s: float = 1.0, pass_s: float = 1.0, op_timeout_s: float = 30.0,
-                 max_concurrent: int = 32) -> None:
+                 max_concurrent: int = 32,
+                 route: Callable[[Channel], Source | None] | None = None) -> None:
         self.source = source
         self.name = source.name
         self.kinds = source.kinds
+        self.venues = venues_of(source)
+        #: Where the node routes a channel: this leader runs its source's share of the demand.
+        self._route = route or (lambda ch: source if serves(source, ch) else None)
+        self._parsed: dict[str, Channel | None] = {}
         self.lease = RedisLease(broker.redis, broker.prefix, f"source:{source.name}",
                                 holder=broker.node_id, ttl_s=ttl_s)
         self._broker = broker
@@ -282,8 +287,7 @@ class SourceLeader:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._pass_s
         self._changes.clear()
-        wanted = {n for n in await self._demand.union()
-                  if n.split(":", 1)[0] in self.kinds}
+        wanted = {n for n in await self._demand.union() if self._wants(n)}
         if not self._holds(fence):
             return
         now = now_ms()
@@ -298,6 +302,21 @@ class SourceLeader:
         if self._ops:
             await asyncio.wait(list(self._ops.values()),
                                timeout=max(0.0, deadline - loop.time()))
+
+    def _wants(self, name: str) -> bool:
+        """Whether the node routes the demanded channel ``name`` here: its kind, and its
+        venue (the ``@suffix`` or the grammar's default venue)."""
+        if name.split(":", 1)[0] not in self.kinds:
+            return False
+        if name not in self._parsed:
+            if len(self._parsed) >= 100_000:  # bounded: names come and go with the demand
+                self._parsed.clear()
+            try:
+                self._parsed[name] = self._parse(name)
+            except ChannelError:
+                self._parsed[name] = None
+        channel = self._parsed[name]
+        return channel is not None and self._route(channel) is self.source
 
     def _launch(self, name: str, call: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(call, name=f"{self.name}:{name}")
@@ -375,5 +394,7 @@ class SourceLeader:
 
 def lead(demand: ClusterDemand, broker: RedisBroker, sources: list[Source],
          parse: Callable[[str], Channel], *, ttl_s: float) -> list[Source]:
-    """Wrap every source so that it runs only on the node holding its lease."""
-    return [SourceLeader(s, broker, demand, parse, ttl_s=ttl_s) for s in sources]
+    """Wrap every source so that it runs only on the node holding its lease, for the channels
+    the node routes to it (:func:`~cryptowire.core.source.pick` over ``sources``)."""
+    return [SourceLeader(s, broker, demand, parse, ttl_s=ttl_s,
+                         route=lambda ch: pick(sources, ch)) for s in sources]

@@ -8,7 +8,7 @@ the last one left) and reads :meth:`Source.status` for ``/health`` and ``/stats`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -67,3 +67,34 @@ class Source(Protocol):
 
     def status(self) -> SourceStatus:
         """Current state for health and stats."""
+
+
+def venues_of(source: object) -> frozenset[str] | None:
+    """The market venues (``linear``, ``binance``...) a source declares in an optional
+    ``venues`` attribute; ``None`` when it declares none (it serves its kinds on every venue,
+    like the demo source, or has no venues at all)."""
+    venues = getattr(source, "venues", None)
+    return frozenset(venues) if venues is not None else None
+
+
+def serves(source: Source, channel: Channel) -> bool:
+    """Whether ``source`` can serve ``channel``: its kind, and its venue when the source
+    declares venues."""
+    if channel.kind not in source.kinds:
+        return False
+    venues = venues_of(source)
+    return venues is None or channel.venue is None or channel.venue in venues
+
+
+def pick(sources: Iterable[Source], channel: Channel) -> Source | None:
+    """The source that serves ``channel``: for a channel with a venue, the first source
+    declaring that venue, else the first serving the kind on every venue; otherwise the first
+    serving the kind (earlier sources win)."""
+    fallback: Source | None = None
+    for source in sources:
+        if not serves(source, channel):
+            continue
+        if channel.venue is None or venues_of(source) is not None:
+            return source
+        fallback = fallback or source
+    return fallback

@@ -24,6 +24,7 @@ ASSETS: dict[str, str] = {
     "app.js": "text/javascript; charset=utf-8",
     "chart.js": "text/javascript; charset=utf-8",
     "book.js": "text/javascript; charset=utf-8",
+    "bbo.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
     "docs.html": "text/html; charset=utf-8",

@@ -22,10 +22,12 @@ from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
     ECONIA_CHANNELS,
+    BinanceSettings,
     BybitSettings,
     ChainSettings,
     DemoSettings,
     EvmSettings,
+    OkxSettings,
     PgNotifySettings,
     ServicesSettings,
 )
@@ -33,8 +35,8 @@ from cryptowire.settings.tree import Settings, load_settings
 
 __all__ = [
     "DEFAULT_CONFIG_FILE", "ECONIA_CHANNELS", "HISTORY_KIND_SHARES", "AuthSettings",
-    "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings", "DemoSettings",
-    "EvmSettings", "HistorySettings", "PgNotifySettings", "RfqSettings", "Section",
-    "ServerSettings", "ServicesSettings", "Settings", "StoreSettings", "TelegramSettings",
-    "load_settings",
+    "BinanceSettings", "BusSettings", "BybitSettings", "ChainSettings", "DemandSettings",
+    "DemoSettings", "EvmSettings", "HistorySettings", "OkxSettings", "PgNotifySettings",
+    "RfqSettings", "Section", "ServerSettings", "ServicesSettings", "Settings", "StoreSettings",
+    "TelegramSettings", "load_settings",
 ]

@@ -1,5 +1,5 @@
-"""The sources' sections: ``[demo]``, ``[bybit]``, ``[evm]`` (and its chains),
-``[services]``, ``[pgnotify]``."""
+"""The sources' sections: ``[demo]``, ``[bybit]``, ``[binance]``, ``[okx]``, ``[evm]`` (and its
+chains), ``[services]``, ``[pgnotify]``."""
 
 from __future__ import annotations
 
@@ -36,6 +36,45 @@ class BybitSettings(Section):
     default_category: Literal["linear", "spot"] = Field(
         "linear", description="Venue for channels without an @suffix."
     )
+
+
+class BinanceSettings(Section):
+    """Binance USD-M perpetuals (``@binance``) and spot (``@binance-spot``). The source is
+    built once the venue is declared in ``sources/exchange/registry.py``; until then these
+    settings are read by nothing."""
+
+    enabled: bool = Field(True, description="Connect to Binance public streams on demand.")
+    futures_public_url: str = Field(
+        "wss://fstream.binance.com/public/stream",
+        description="USD-M futures stream for depth and bookTicker (the /public endpoint).")
+    futures_market_url: str = Field(
+        "wss://fstream.binance.com/market/stream",
+        description="USD-M futures stream for trades, tickers, mark price, klines and "
+        "liquidations (the /market endpoint).")
+    futures_rest_url: str = Field("https://fapi.binance.com",
+                                  description="USD-M futures REST base URL.")
+    spot_url: str = Field("wss://stream.binance.com:9443/stream", description="Spot stream.")
+    spot_rest_url: str = Field("https://api.binance.com", description="Spot REST base URL.")
+    ack_timeout_s: float = Field(10.0, gt=0, description="How long a subscribe waits for "
+                                 "Binance's answer before it is refused.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Timeout of one connect attempt.")
+
+
+class OkxSettings(Section):
+    """OKX USDT swaps (``@okx``) and spot (``@okx-spot``). The source is built once the venue
+    is declared in ``sources/exchange/registry.py``; until then these settings are read by
+    nothing."""
+
+    enabled: bool = Field(True, description="Connect to OKX public streams on demand.")
+    public_url: str = Field("wss://ws.okx.com:8443/ws/v5/public",
+                            description="Public stream (tickers, trades, books, funding, "
+                            "liquidations).")
+    business_url: str = Field("wss://ws.okx.com:8443/ws/v5/business",
+                              description="Business stream (candles).")
+    rest_url: str = Field("https://www.okx.com", description="Public REST base URL.")
+    ack_timeout_s: float = Field(10.0, gt=0, description="How long a subscribe waits for "
+                                 "OKX's answer before it is refused.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Timeout of one connect attempt.")
 
 
 class ChainSettings(Section):

@@ -16,13 +16,16 @@ from pydantic_settings import (
 from cryptowire.errors import ConfigError
 from cryptowire.redaction import hide_password, redact_url
 from cryptowire.settings.base import DEFAULT_CONFIG_FILE
+from cryptowire.settings.bbo import BboSettings
 from cryptowire.settings.data import BusSettings, DemandSettings, HistorySettings, StoreSettings
 from cryptowire.settings.outputs import RfqSettings, TelegramSettings
 from cryptowire.settings.server import AuthSettings, ServerSettings
 from cryptowire.settings.sources import (
+    BinanceSettings,
     BybitSettings,
     DemoSettings,
     EvmSettings,
+    OkxSettings,
     PgNotifySettings,
     ServicesSettings,
 )
@@ -46,12 +49,15 @@ class Settings(BaseSettings):
     demand: DemandSettings = Field(default_factory=DemandSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     bybit: BybitSettings = Field(default_factory=BybitSettings)
+    binance: BinanceSettings = Field(default_factory=BinanceSettings)
+    okx: OkxSettings = Field(default_factory=OkxSettings)
     evm: EvmSettings = Field(default_factory=EvmSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rfq: RfqSettings = Field(default_factory=RfqSettings)
     services: ServicesSettings = Field(default_factory=ServicesSettings)
     pgnotify: PgNotifySettings = Field(default_factory=PgNotifySettings)
+    bbo: BboSettings = Field(default_factory=BboSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -116,7 +116,7 @@ class _Market:
         change = ((self.price - self.open24) / self.open24 * 100).quantize(Decimal("0.0001"))
         spread = self.tick
         price = decimal_str(self.price)
-        linear = venue != "spot"
+        linear = not (venue or "").endswith("spot")  # spot, binance-spot, okx-spot
         now = now_ms() if ts is None else ts
         next_funding = now - now % _FUNDING_EVERY_MS + _FUNDING_EVERY_MS
         return {
@@ -197,7 +197,7 @@ class DemoSource:
                 known = ", ".join(self._markets)
                 raise SourceError(f"Unknown symbol '{channel.symbol}' on the demo market. "
                                   f"Demo symbols: {known}.")
-            if channel.kind == "liquidation" and channel.venue == "spot":
+            if channel.kind == "liquidation" and (channel.venue or "").endswith("spot"):
                 raise SourceError("Spot markets have no liquidations (as on Bybit); use "
                                   f"liquidation:{channel.symbol}.")
         elif channel.kind in ("swap", "burn"):

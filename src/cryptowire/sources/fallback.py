@@ -17,7 +17,7 @@ import aiohttp
 from cryptowire.backoff import backoff_delay
 from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
-from cryptowire.core.source import PublishFn, Source, SourceStatus
+from cryptowire.core.source import PublishFn, Source, SourceStatus, venues_of
 from cryptowire.tasks import Supervisor
 
 log = logging.getLogger("cryptowire.sources.fallback")
@@ -35,6 +35,7 @@ class FallbackSource:
         self.fallback = fallback
         self.name = primary.name
         self.kinds = primary.kinds
+        self.venues = venues_of(primary)  # routed as the primary is: (kind, venue)
         self.probe_url = probe_url
         self.probe_timeout_s = probe_timeout_s
         self.backoff_cap_s = backoff_cap_s

@@ -1,7 +1,8 @@
 /* cryptowire dashboard: plain JavaScript, no framework, no build step.
  *
  * Two sockets to the hub that served this page: /ws (native protocol: tickers, candles, the
- * order book, swaps, burns) and /rfq (seed 001 quotes). Both reconnect by themselves with
+ * order book, the BBO row, swaps, burns) and /rfq (seed 001 quotes). The venue selector
+ * moves the tickers and the order book to another venue (their channels get its @suffix). Both reconnect by themselves with
  * capped, jittered backoff.
  * Money values arrive as decimal strings and are shown exactly as they came: nothing here
  * turns a price or an amount into a float (the candle chart, chart.js, is a picture: it
@@ -13,6 +14,8 @@
   const params = new URLSearchParams(window.location.search);
   const API_KEY = params.get('api_key') || '';
   const STORAGE_SYMBOLS = 'cryptowire.dashboard.symbols';
+  const STORAGE_VENUE = 'cryptowire.dashboard.venue';
+  const VENUES = ['linear', 'spot', 'binance', 'binance-spot', 'okx', 'okx-spot'];
   const DEFAULT_SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
   const FEED_MAX_ROWS = 100;
   const STATS_EVERY_MS = 3000;
@@ -243,6 +246,29 @@
   const tickers = new Map(); // channel -> row state
   let tickerUpdates = 0;
 
+  // ---- venue: the @suffix of the tickers' and the book's channels (PROTOCOLS.md 4.5)
+
+  let venue = loadVenue();
+  let defaultVenue = 'linear'; // the hub's, from the `channels` catalog once it answers
+
+  function loadVenue() {
+    try {
+      const saved = window.localStorage.getItem(STORAGE_VENUE);
+      if (VENUES.includes(saved)) return saved;
+    } catch (err) { /* storage unavailable: the default */ }
+    return 'linear';
+  }
+
+  /** '' for the hub's default venue (its channels have no suffix), else '@<venue>'. */
+  function venueSuffix() {
+    return venue === defaultVenue ? '' : `@${venue}`;
+  }
+
+  /** The ticker channel of a row's symbol: a symbol typed with its own @venue keeps it. */
+  function tickerChannel(symbol) {
+    return `ticker:${symbol}${symbol.includes('@') ? '' : venueSuffix()}`;
+  }
+
   function loadSymbols() {
     try {
       const saved = JSON.parse(window.localStorage.getItem(STORAGE_SYMBOLS) || 'null');
@@ -269,7 +295,7 @@
   }
 
   function addTickerRow(symbol) {
-    const channel = `ticker:${symbol}`;
+    const channel = tickerChannel(symbol);
     if (tickers.has(channel)) return null;
     const cells = {
       symbol: el('th', { scope: 'row' }, el('span', { class: 'sym', text: symbol })),
@@ -339,13 +365,15 @@
         if (canonical && canonical !== row.channel && !tickers.has(canonical)) {
           tickers.delete(row.channel);
           row.channel = canonical;
-          const before = row.symbol;
-          row.symbol = canonical.replace(/^ticker:/, '');
-          row.tr.dataset.symbol = row.symbol;
-          if (chartState.symbol === before) setChart(row.symbol, chartState.interval);
           tickers.set(canonical, row);
-          row.cells.symbol.querySelector('.sym').textContent = row.symbol;
-          saveSymbols();
+          if (row.symbol.includes('@')) { // typed with an alias (@bybit-spot): the hub's name
+            const before = row.symbol;
+            row.symbol = canonical.replace(/^ticker:/, '');
+            row.tr.dataset.symbol = row.symbol;
+            if (chartState.symbol === before) setChart(row.symbol, chartState.interval);
+            row.cells.symbol.querySelector('.sym').textContent = row.symbol;
+            saveSymbols();
+          }
         }
         if (i === 0 && reply.success === false && !rejected.size) {
           markTickerRejected(row, reply.message || 'rejected');
@@ -408,6 +436,43 @@
     msg.classList.toggle('error', Boolean(isError));
   }
 
+  /** Move every row without its own @venue to the selected venue: leave the old channels,
+   * subscribe the new ones; the book follows (setChart). */
+  function applyVenue() {
+    const moved = [];
+    const gone = [];
+    for (const row of [...tickers.values()]) {
+      const channel = tickerChannel(row.symbol);
+      if (channel === row.channel) continue;
+      gone.push(row.channel);
+      tickers.delete(row.channel);
+      row.channel = channel;
+      tickers.set(channel, row);
+      row.tr.dataset.state = 'waiting';
+      row.price = null;
+      row.source = null;
+      row.updates = 0;
+      row.cells.symbol.querySelector('.src')?.remove();
+      row.cells.symbol.querySelector('.reason')?.remove();
+      for (const name of ['price', 'change', 'bid', 'ask']) row.cells[name].textContent = '…';
+      row.cells.updates.textContent = '0';
+      moved.push(row);
+    }
+    if (gone.length) request(native, 'unsubscribe', gone);
+    subscribeTickers(moved);
+    if (bookView) bookView.setSymbol(chartState.symbol, venueSuffix());
+    $('venue').value = venue;
+    $('tickers').dataset.venue = venue;
+  }
+
+  $('venue').value = venue;
+  $('tickers').dataset.venue = venue;
+  $('venue').addEventListener('change', (event) => {
+    venue = VENUES.includes(event.target.value) ? event.target.value : 'linear';
+    try { window.localStorage.setItem(STORAGE_VENUE, venue); } catch (err) { /* not fatal */ }
+    applyVenue();
+  });
+
   $('add-symbol').addEventListener('submit', (event) => {
     event.preventDefault();
     const input = $('symbol-input');
@@ -416,7 +481,7 @@
       setTickerMsg('A symbol is 2-30 letters or digits, optionally @venue (BTCUSDT, BTCUSDT@spot).', true);
       return;
     }
-    if (tickers.has(`ticker:${symbol}`)) {
+    if (tickers.has(tickerChannel(symbol))) {
       setTickerMsg(`${symbol} is already in the table.`, true);
       return;
     }
@@ -442,6 +507,13 @@
   const bookView = window.CryptowireOrderBook ? new window.CryptowireOrderBook({
     root: $('book'), ladder: $('book-ladder'), canvas: $('depth-chart'),
     status: $('book-msg'), title: $('book-symbol'),
+    request: (op, args, extra, callback) => request(native, op, args, extra, callback),
+  }) : null;
+
+  // ---- BBO row: bbo:<symbol> of the selected row, across venues (bbo.js)
+
+  const bboView = window.CryptowireBbo ? new window.CryptowireBbo({
+    root: $('bbo'),
     request: (op, args, extra, callback) => request(native, op, args, extra, callback),
   }) : null;
 
@@ -483,7 +555,8 @@
     const before = chartState.channel;
     chartState.symbol = symbol;
     chartState.interval = interval;
-    if (bookView) bookView.setSymbol(symbol);
+    if (bookView) bookView.setSymbol(symbol, venueSuffix());
+    if (bboView) bboView.setSymbol(symbol);
     if (channel === before) return;
     if (before) request(native, 'unsubscribe', [before]);
     chartState.channel = channel;
@@ -657,16 +730,25 @@
       nativePing(sock);
       clearInterval(pingTimer);
       pingTimer = setInterval(() => nativePing(sock), PING_EVERY_MS);
-      request(sock, 'channels', null, null, (reply) => fillChains(reply.data && reply.data.chains));
+      request(sock, 'channels', null, null, (reply) => {
+        fillChains(reply.data && reply.data.chains);
+        const hubDefault = reply.data && reply.data.default_venue;
+        if (VENUES.includes(hubDefault) && hubDefault !== defaultVenue) {
+          defaultVenue = hubDefault; // the suffixes change: move what is subscribed
+          applyVenue();
+        }
+      });
       const rows = [...tickers.values()];
       rows.forEach((row) => { if (row.tr.dataset.state !== 'rejected') row.tr.dataset.state = 'waiting'; });
       subscribeTickers(rows);
       subscribeFeed(feedChannels(), true);
       subscribeChart();
       if (bookView) bookView.subscribe();
+      if (bboView) bboView.subscribe();
     },
     onDown() {
       if (bookView) bookView.stale('the connection dropped');
+      if (bboView) bboView.stale('the connection dropped');
       clearInterval(pingTimer);
       pingSentAt = 0;
       pending.clear();
@@ -685,6 +767,7 @@
         else if (channel.startsWith('swap:') || channel.startsWith('burn:')) onFeed(channel, msg, msg.data);
         else if (channel.startsWith('kline:')) onKline(channel, msg, msg.data);
         else if (channel.startsWith('book:') && bookView) bookView.onFrame(channel, msg);
+        else if (channel.startsWith('bbo:') && bboView) bboView.onFrame(channel, msg);
         return;
       }
       if (msg.op === 'pong') {

@@ -143,13 +143,16 @@
       this.status.textContent = text;
     }
 
-    /** Show ``symbol``'s book (null: none); unsubscribes the previous one. */
-    setSymbol(symbol) {
-      if (symbol === this.symbol) return;
+    /** Show ``symbol``'s book (null: none) on the venue of ``suffix`` ('' for the hub's
+     * default venue, '@okx'...; a symbol written with its own @venue keeps it);
+     * unsubscribes the previous one. */
+    setSymbol(symbol, suffix = '') {
+      const name = symbol ? `${symbol}${symbol.includes('@') ? '' : suffix}` : null;
+      if (name === this.symbol) return;
       if (this.channel) this.request('unsubscribe', [this.channel], null, null);
-      this.symbol = symbol;
-      this.channel = symbol ? `book:${DEPTH}:${symbol}` : null;
-      this.title.textContent = symbol || '—';
+      this.symbol = name;
+      this.channel = name ? `book:${DEPTH}:${name}` : null;
+      this.title.textContent = name || '—';
       this.reset();
       this.subscribe();
     }

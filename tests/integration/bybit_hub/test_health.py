@@ -43,8 +43,10 @@ async def test_health_and_stats_show_the_bybit_source(hub: BybitHub, peer: Bybit
     status, health = await hub.get("/health")
     assert status == 200 and health["status"] == "ok" and health["reasons"] == []
     assert health["demo"] is False
-    # demo.mode off, bybit enabled (services off in these tests): BybitSource alone.
-    assert set(health["sources"]) == {"bybit"}
+    # demo.mode off, bybit enabled (services off in these tests): BybitSource, and the
+    # bbo source that consolidates the venues' books (it holds nothing until asked).
+    assert set(health["sources"]) == {"bybit", "bbo"}
+    assert health["sources"]["bbo"]["state"] == "up"
     assert health["sources"]["bybit"]["state"] == "up"
     assert "no topics" in health["sources"]["bybit"]["detail"]
     assert peer.connections_total["linear"] == 0  # nothing subscribed until asked

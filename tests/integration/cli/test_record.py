@@ -145,7 +145,7 @@ def test_bad_arguments_and_no_upstream(tmp_path: Path, monkeypatch: pytest.Monke
     for args, code, text in [
         (["ticker:BTCUSDT", "ticker:BTCUSDT@spot"], 2, "one category"),
         (["tickers.*"], 2, "Wildcards"),
-        (["swap:eth"], 2, "only ticker, trade and kline"),
+        (["swap:eth"], 2, "only ticker, trade, kline, book and liquidation"),
         (["ticker:BTCUSDT", "--seconds", "0"], 2, "--seconds must be positive"),
         (["ticker:BTCUSDT", "--url", "ws://127.0.0.1:1/x", "--seconds", "1"], 1,
          "Cannot connect"),

@@ -1,12 +1,11 @@
-"""Bybit V5 public market data: tickers (delta-merged), trades and klines.
+"""Bybit V5 public market data: tickers (delta-merged), trades, klines, books, liquidations.
 
-- :mod:`.topics` and :mod:`.parser` are sans-I/O: channel <-> topic, requests, frames ->
-  normalized payloads (tested with literal frames);
-- :mod:`.connection` supervises one socket per category; :mod:`.instruments` knows which
-  symbols Bybit lists; :mod:`.source` is the :class:`~cryptowire.core.source.Source`.
+- :mod:`.topics`, :mod:`.parser`, :mod:`.book` and :mod:`.codec` are sans-I/O: channel <->
+  topic, requests, frames -> normalized payloads (tested with literal frames);
+- :mod:`.venue` declares Bybit for the shared supervisor (:mod:`cryptowire.sources.exchange`),
+  :mod:`.instruments` its instruments list; :mod:`.source` is ``BybitSource``.
 """
 
-from cryptowire.sources.bybit.instruments import InstrumentCatalog
 from cryptowire.sources.bybit.parser import (
     Ack,
     DataFrame,
@@ -20,6 +19,7 @@ from cryptowire.sources.bybit.parser import (
 )
 from cryptowire.sources.bybit.source import BybitSource
 from cryptowire.sources.bybit.topics import Topic, category_of, channel_for, parse_topic, topic_for
+from cryptowire.sources.exchange.instruments import InstrumentCatalog
 
 __all__ = [
     "Ack",

@@ -1,0 +1,320 @@
+"""``ExchangeSource(venue, settings)``: any declared venue as a cryptowire source.
+
+Per market: the instruments list (an unknown symbol is refused with a reason before anything
+goes upstream), and sockets per endpoint (:class:`~.connection.Connection`), opened when the
+first stream on them is subscribed; a market that caps streams per connection gets another
+socket (a shard) when one is full. A channel maps to a :class:`~.venue.Topic` (the market's
+``topic`` function); channels of one topic share its upstream streams (subscribed once) and
+its :class:`~.codec.TopicState`, which turns the streams' frames into publications. Events
+carry the channel name the core subscribed with, the venue's time as ``ts_source`` and
+``source=<venue name>``.
+
+Gap markers: every channel of a topic whose stream was live on a lost socket gets
+``{"type":"gap","data":{"reason":"upstream reconnected: ..","since":<ms>}}`` before any data
+of the new socket. A broken state (``TopicState.broken``) is counted by cause in
+``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe
+its streams on the same socket, or fetch the REST snapshot the state asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from cryptowire.backoff import backoff_delay
+from cryptowire.core.channels import Channel
+from cryptowire.core.source import PublishFn, SourceStatus
+from cryptowire.errors import ConfigError, SourceError
+from cryptowire.events import Event
+from cryptowire.jsonnum import loads_exact
+from cryptowire.sources.exchange.codec import Data, Pub, TopicState
+from cryptowire.sources.exchange.connection import Connection
+from cryptowire.sources.exchange.instruments import InstrumentCatalog
+from cryptowire.sources.exchange.status import source_status
+from cryptowire.sources.exchange.venue import Market, Stream, Topic, Venue
+
+
+class VenueOptions(Protocol):
+    """What the source reads of its settings section (``[bybit]``, ``[binance]``...)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+
+@dataclass(slots=True, eq=False)
+class TopicSub:
+    """One subscribed topic: its state and the channels it serves (in subscription order)."""
+
+    market: Market
+    topic: Topic
+    state: TopicState
+    channels: dict[str, Channel]
+    fetch: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class ExchangeSource:
+    """A :class:`~cryptowire.core.source.Source` for one declared venue (``name`` = the
+    venue's name, ``venues`` = its markets: the node routes ``(kind, venue)`` here).
+
+    ``ping_interval_s``/``watchdog_s`` override the markets' declared keep-alive (tests use
+    short ones); ``backoff_max_s`` caps the reconnect backoff; ``ack_timeout_s`` is how long
+    ``subscribe`` waits for the venue's answer.
+    """
+
+    def __init__(self, venue: Venue, settings: VenueOptions, *,
+                 ping_interval_s: float | None = None, watchdog_s: float | None = None,
+                 backoff_max_s: float = 30.0, ack_timeout_s: float = 10.0,
+                 connect_timeout_s: float = 10.0, snapshot_timeout_s: float = 10.0,
+                 instruments: InstrumentCatalog | None = None) -> None:
+        for market in venue.markets.values():
+            ping = ping_interval_s or market.ping.interval_s
+            watch = watchdog_s if watchdog_s is not None else market.ping.watchdog_s
+            if market.ping.text is not None and watch is not None and watch <= ping:
+                raise ConfigError(
+                    f"watchdog_s ({watch}) must exceed ping_interval_s ({ping}): pongs are "
+                    "what keep a quiet socket from looking dead")
+        self.venue = venue
+        self.settings = settings
+        self.name = venue.name
+        self.kinds: frozenset[str] = venue.kinds
+        self.venues: frozenset[str] = frozenset(venue.markets)
+        self.ping_interval_s = ping_interval_s
+        self.watchdog_s = watchdog_s
+        self.backoff_max_s = backoff_max_s
+        self.ack_timeout_s = ack_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.snapshot_timeout_s = snapshot_timeout_s
+        self.instruments = instruments or InstrumentCatalog(venue)
+        self.book_resyncs: dict[str, Counter[str]] = {}
+        self.log = logging.getLogger(f"cryptowire.sources.{venue.name}")
+        self._topics: dict[tuple[str, str], TopicSub] = {}
+        self._by_stream: dict[tuple[str, str], list[TopicSub]] = {}
+        self._conns: dict[tuple[str, str], list[Connection]] = {}
+        self._stream_conn: dict[tuple[str, str], Connection] = {}
+        self._load: Counter[Connection] = Counter()
+        self._session: aiohttp.ClientSession | None = None
+        self._publish: PublishFn | None = None
+        self._stopped = False
+
+    # -- Source ---------------------------------------------------------------------------
+
+    async def start(self, publish: PublishFn) -> None:
+        """Remember ``publish``; sockets open on the first subscribe of their stream."""
+        if self._session is not None:
+            return
+        self._publish = publish
+        self._stopped = False
+        self._session = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        """Close every socket and the HTTP session; the source can be started again."""
+        self._stopped = True
+        fetches = [t for sub in self._topics.values() if (t := sub.fetch) is not None]
+        for task in fetches:
+            task.cancel()
+        await asyncio.gather(*fetches, return_exceptions=True)
+        conns = [c for shards in self._conns.values() for c in shards]
+        self._conns.clear()
+        self._stream_conn.clear()
+        self._load.clear()
+        self._topics.clear()
+        self._by_stream.clear()
+        await asyncio.gather(*(conn.stop() for conn in conns))
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    async def subscribe(self, channel: Channel) -> None:
+        """Deliver ``channel``; :class:`SourceError` with a client-facing reason if the
+        venue does not list the symbol, refuses the stream or does not answer."""
+        title = self.venue.title
+        if not self.settings.enabled:
+            raise SourceError(f"{title} is disabled on this server "
+                              f"({self.name}.enabled = false).")
+        if self._session is None or self._publish is None:
+            raise SourceError(f"The {title} source is not running; try again shortly.")
+        market = self.venue.market_of(channel)
+        topic = market.topic(channel, market)
+        await self.instruments.check(self._session, market, topic.symbol)
+        sub = self._topics.get((market.key, topic.key))
+        if sub is None:
+            sub = TopicSub(market, topic, market.codec.state(topic, market),
+                           {channel.name: channel})
+            self._topics[market.key, topic.key] = sub
+            for stream in topic.streams:
+                self._by_stream.setdefault((market.key, stream.key), []).append(sub)
+        elif channel.name not in sub.channels:
+            sub.channels[channel.name] = channel
+            await self._emit_all(sub.state.added(channel))
+        try:
+            for stream in topic.streams:
+                await self._connection(market, stream).subscribe(stream)
+        except SourceError:
+            await self._withdraw(sub, channel.name)
+            raise
+
+    async def unsubscribe(self, channel: Channel) -> None:
+        """Stop delivering ``channel``; a topic's streams are unsubscribed upstream with its
+        last channel."""
+        try:
+            market = self.venue.market_of(channel)
+            topic = market.topic(channel, market)
+        except SourceError:
+            return
+        sub = self._topics.get((market.key, topic.key))
+        if sub is not None:
+            await self._withdraw(sub, channel.name)
+
+    def status(self) -> SourceStatus:
+        return source_status(self.name, [c for shards in self._conns.values() for c in shards],
+                             running=self._session is not None and not self._stopped,
+                             enabled=self.settings.enabled, topics=len(self._topics),
+                             resyncs_by_market=self.book_resyncs,
+                             instruments=self.instruments.status())
+
+    # -- the connections' sink ------------------------------------------------------------
+
+    async def opened(self, conn: Connection, streams: list[str], lost: dict[str, int],
+                     reason: str) -> None:
+        market = conn.market.key
+        touched: dict[TopicSub, set[str]] = {}
+        for key in streams:
+            for sub in self._by_stream.get((market, key), ()):
+                touched.setdefault(sub, set()).add(key)
+        for sub, keys in touched.items():
+            sub.state.reset(keys)
+        gapped: dict[TopicSub, int] = {}
+        for key, since in lost.items():
+            for sub in self._by_stream.get((market, key), ()):
+                gapped.setdefault(sub, since)
+        for sub, since in gapped.items():
+            data = {"reason": f"upstream reconnected: {reason}", "since": since}
+            for name in list(sub.channels):
+                await self._emit(Event(channel=name, data=data, type="gap", source=self.name))
+
+    async def data(self, conn: Connection, item: Data) -> None:
+        for sub in list(self._by_stream.get((conn.market.key, item.stream), ())):
+            await self._emit_all(sub.state.apply(item, sub.channels))
+            await self._settle(sub)
+
+    async def refused(self, conn: Connection, stream: str, reason: str) -> None:
+        for sub in list(self._by_stream.get((conn.market.key, stream), ())):
+            await self._drop(sub)
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    def _connection(self, market: Market, stream: Stream) -> Connection:
+        """The socket carrying ``stream``: the one it is on, else the first shard of its
+        endpoint with room, else a new shard."""
+        conn = self._stream_conn.get((market.key, stream.key))
+        if conn is not None:
+            return conn
+        url = market.endpoints.get(stream.endpoint)
+        if url is None:
+            raise SourceError(f"{self.venue.title} {market.label} has no endpoint "
+                              f"'{stream.endpoint}' configured.")
+        shards = self._conns.setdefault((market.key, stream.endpoint), [])
+        cap = market.limits.streams_per_connection
+        conn = next((c for c in shards if cap is None or self._load[c] < cap), None)
+        if conn is None:
+            assert self._session is not None
+            conn = Connection(market, stream.endpoint, url, venue=self.name,
+                              title=self.venue.title, session=self._session, sink=self,
+                              shard=len(shards), ping_interval_s=self.ping_interval_s,
+                              watchdog_s=self.watchdog_s, backoff_max_s=self.backoff_max_s,
+                              ack_timeout_s=self.ack_timeout_s,
+                              connect_timeout_s=self.connect_timeout_s)
+            shards.append(conn)
+            self.log.info("%s: opening %s", conn.name, url)
+            conn.start()
+        self._stream_conn[market.key, stream.key] = conn
+        self._load[conn] += 1
+        return conn
+
+    async def _withdraw(self, sub: TopicSub, channel: str) -> None:
+        sub.channels.pop(channel, None)
+        if not sub.channels:
+            await self._drop(sub)
+
+    async def _drop(self, sub: TopicSub) -> None:
+        """Forget a topic; unsubscribe upstream the streams no other topic uses."""
+        market = sub.market.key
+        if self._topics.get((market, sub.topic.key)) is not sub:
+            return
+        del self._topics[market, sub.topic.key]
+        if sub.fetch is not None:
+            sub.fetch.cancel()
+        for stream in sub.topic.streams:
+            users = self._by_stream.get((market, stream.key), [])
+            if sub in users:
+                users.remove(sub)
+            if users:
+                continue
+            self._by_stream.pop((market, stream.key), None)
+            conn = self._stream_conn.pop((market, stream.key), None)
+            if conn is not None:
+                self._load[conn] -= 1
+                await conn.unsubscribe(stream.key)
+
+    async def _settle(self, sub: TopicSub) -> None:
+        """Act on a break the last frame revealed; start a snapshot fetch the state wants."""
+        broken, sub.state.broken = sub.state.broken, None
+        if broken is not None:
+            self.book_resyncs.setdefault(sub.market.key, Counter())[broken.cause] += 1
+            self.log.warning("%s %s: %s", self.name, sub.market.key, broken.reason)
+            if sub.topic.resync == "resubscribe":  # the state drops frames until a snapshot
+                for stream in sub.topic.streams:
+                    conn = self._stream_conn.get((sub.market.key, stream.key))
+                    if conn is not None:
+                        await conn.resubscribe(stream.key)
+        if sub.topic.resync == "snapshot" and (sub.fetch is None or sub.fetch.done()) \
+                and not self._stopped and sub.state.snapshot_request() is not None:
+            sub.fetch = asyncio.create_task(
+                self._fetch_snapshots(sub), name=f"{self.name}-{sub.market.key}-snapshot")
+
+    async def _fetch_snapshots(self, sub: TopicSub) -> None:
+        """Fetch the REST snapshots the state asks for, until it asks for none."""
+        failures = 0
+        while self._topics.get((sub.market.key, sub.topic.key)) is sub:
+            path = sub.state.snapshot_request()
+            if path is None or self._session is None:
+                return
+            url = sub.market.rest_url.rstrip("/") + path
+            try:
+                timeout = aiohttp.ClientTimeout(total=self.snapshot_timeout_s)
+                async with self._session.get(url, timeout=timeout) as resp:
+                    if resp.status != 200:
+                        raise SourceError(f"HTTP {resp.status}")
+                    body = loads_exact(await resp.read())
+                await self._emit_all(sub.state.on_snapshot(body, sub.channels))
+            except (aiohttp.ClientError, TimeoutError, SourceError, ValueError, KeyError,
+                    TypeError) as exc:
+                self.log.warning("%s %s: snapshot %s failed: %s", self.name, sub.market.key,
+                                 url, exc)
+                failures += 1
+            else:
+                failures = 0 if sub.state.snapshot_request() is None else failures + 1
+            broken, sub.state.broken = sub.state.broken, None
+            if broken is not None:
+                self.book_resyncs.setdefault(sub.market.key, Counter())[broken.cause] += 1
+            if failures:
+                await asyncio.sleep(backoff_delay(failures - 1, base=0.5,
+                                                  cap=self.backoff_max_s))
+
+    async def _emit_all(self, pubs: Iterable[Pub]) -> None:
+        for pub in pubs:
+            await self._emit(Event(channel=pub.channel, data=pub.data, type=pub.type,
+                                   ts_source=pub.ts, source=self.name))
+
+    async def _emit(self, event: Event) -> None:
+        assert self._publish is not None
+        try:
+            await self._publish(event)
+        except Exception:  # a consumer's failure must not take the upstream socket down
+            self.log.exception("%s: publish failed for %s", self.name, event.channel)
