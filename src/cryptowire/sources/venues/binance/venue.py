@@ -1,10 +1,11 @@
 """Binance USDⓈ-M perpetuals and spot, declared for the shared supervisor: :func:`declare`.
 
 Two markets (:mod:`.markets`): ``binance`` (USDⓈ-M perpetuals: sockets ``public``, for
-``depth`` and ``bookTicker``, and ``market`` for the rest: ``binance.futures_public_url``, ``binance.futures_market_url``)
-and ``binance-spot`` (one socket, ``binance.spot_url``). A channel becomes one topic of
-one or more streams (the ticker merges three); every book depth of a symbol is one topic (one
-``@depth@100ms`` stream, one local book synced from the REST snapshot its state asks for).
+``depth`` and ``bookTicker``, and ``market`` for the rest: ``binance.futures_public_url``,
+``binance.futures_market_url``) and ``binance-spot`` (one socket, ``binance.spot_url``).
+A channel becomes one topic of one or more streams (the ticker merges three); every book
+depth of a symbol is one topic (one ``@depth@100ms`` stream, one local book synced from the
+REST snapshot its state asks for).
 
 Requests ``{"method":"SUBSCRIBE","params":[..],"id":N}`` (at most
 :data:`~.markets.MAX_PARAMS_PER_REQUEST` streams, paced under Binance's incoming message
