@@ -25,7 +25,8 @@ async def peer() -> AsyncIterator[BinancePeer]:
 @pytest.fixture
 async def hub(tmp_path: Path, peer: BinancePeer) -> AsyncIterator[BybitHub]:
     http = ClientSession()
-    settings = bybit_hub_settings(tmp_path, None, binance=peer.settings_values())
+    settings = bybit_hub_settings(tmp_path, None,
+                                  binance={"enabled": True, **peer.settings_values()})
     node = Node(settings)
     runner, port = await serve(node)
     served = BybitHub(node=node, runner=runner, port=port, http=http)
