@@ -9,7 +9,9 @@ checks, pure and tested against the fixtures in ``tests/fixtures/<venue>/``:
 - :mod:`.binance_book`: Binance's documented local order book procedure (REST depth
   snapshot plus the buffered diff stream, ``U``/``u`` on spot, ``pu`` on USD-M futures);
 - :mod:`.okx_book`: OKX's book checksum (CRC32 over the top 25 levels) and its
-  ``seqId``/``prevSeqId`` continuity rule.
+  ``seqId``/``prevSeqId`` continuity rule;
+- :mod:`.binance`: Binance USDⓈ-M and spot declared on the exchange seam (declaration,
+  codec, topic states, the books cut per depth from :mod:`.binance_book`).
 
 No module here does I/O: bytes and parsed frames in, decisions out.
 """
