@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from tests.integration.sources.binance_support import (
     GRAMMAR,
@@ -116,12 +117,18 @@ async def test_a_stall_is_detected_by_the_keepalive_watchdog(peer: BinancePeer) 
 
 
 async def test_server_pings_are_answered(peer: BinancePeer) -> None:
-    """The peer pings every 0.2 s and closes a socket that does not answer within 0.1 s;
-    the source's socket lives on through many of them."""
+    """The peer pings every 0.2 s and closes a socket that does not answer within 0.1 s (a
+    client that does not answer is closed); the source's socket lives on through many."""
+    async with aiohttp.ClientSession() as http:
+        silent = await http.ws_connect(peer.spot_url, autoping=False)
+        await eventually(lambda: silent.closed or silent.close_code is not None
+                         or not peer.connections, what="the silent client closed")
+        await silent.close()
+    assert peer.connections_total["spot"] == 1
     async with running(peer) as (source, got):
         await source.subscribe(GRAMMAR.parse("trade:BTCUSDT@binance-spot"))
         await eventually(lambda: len(got.events) > 100, what="100 trades")  # > 1 s of pings
-        assert peer.connections_total["spot"] == 1
+        assert peer.connections_total["spot"] == 2 and len(peer.connections) == 1
 
 
 async def test_unknown_and_unserved_symbols_are_refused_with_a_reason(peer: BinancePeer) -> None:
