@@ -93,7 +93,8 @@ async def test_a_dropped_connection_gaps_and_resyncs(peer: BinancePeer) -> None:
                          what="the snapshot after the reconnect")
         gap = next(e for e in got.of(channel) if e.type == "gap")
         assert "upstream reconnected" in gap.data["reason"]
-        assert "gap" in got.types("trade:BTCUSDT@binance")  # the market socket too
+        await eventually(lambda: "gap" in got.types("trade:BTCUSDT@binance"),
+                         what="the gap on the market socket's channels too")
         await wait_deltas(got, channel, 40)
         assert check_every_step(peer, got.of(channel), "futures", 1000) > 40
 
