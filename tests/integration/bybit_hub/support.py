@@ -56,6 +56,7 @@ def bybit_hub_settings(tmp_path: Path, peer: BybitPeer | None, **overrides: Any)
         "store": {"url": f"sqlite+aiosqlite:///{tmp_path / 'cryptowire.db'}"},
         "bus": {"url": "memory://"},
         "demo": {"mode": "off"},
+        "binance": {"enabled": False},  # Bybit under test (tests/integration/binance_hub/)
         "demand": {"linger_s": 0.2},
         "evm": {"enabled": False},
         "services": {"enabled": False},  # the seed 004 services read tickers: not under test

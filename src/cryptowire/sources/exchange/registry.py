@@ -18,6 +18,7 @@ from cryptowire.sources.exchange.venue import Venue
 
 VENUES: dict[str, str] = {
     "bybit": "cryptowire.sources.bybit.venue:declare",
+    "binance": "cryptowire.sources.venues.binance.venue:declare",
     "okx": "cryptowire.sources.venues.okx.venue:declare",
 }
 
