@@ -59,7 +59,7 @@ def test_one_source_per_declared_and_enabled_venue(binance_declared: None) -> No
 def test_every_registered_venue_is_built_in_registry_order() -> None:
     assert list(registry.VENUES)[0] == "bybit"
     assert [s.name for s in build_exchanges(Settings())] == list(registry.VENUES)
-    okx = build_exchanges(Settings(bybit={"enabled": False}))[0]
+    okx = build_exchanges(Settings(bybit={"enabled": False}, binance={"enabled": False}))[0]
     assert isinstance(okx, ExchangeSource) and okx.name == "okx"
     assert okx.venues == {"okx", "okx-spot"}
 
