@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,7 +60,7 @@ class Handover:
     """Which frames of a rotation's two sockets reach the topic states (pure bookkeeping).
     ``applied`` is the source's stream key -> ``seq`` of the last frame it delivered."""
 
-    def __init__(self, keys: Iterable[str], applied: Mapping[str, int]) -> None:
+    def __init__(self, keys: Iterable[str], applied: dict[str, int]) -> None:
         self.lanes = {key: _Lane() for key in keys}
         self.applied = applied
 
@@ -70,6 +70,12 @@ class Handover:
 
     def forget(self, key: str) -> None:
         self.lanes.pop(key, None)
+
+    def restart(self, key: str) -> None:
+        """The stream's state broke mid-rotation and re-syncs on the replacement: only the
+        replacement's frames count from now on (the state waits for its snapshot)."""
+        self.lanes[key] = _Lane(covered=True)
+        self.applied.pop(key, None)
 
     @property
     def complete(self) -> bool:

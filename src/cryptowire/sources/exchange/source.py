@@ -3,13 +3,13 @@
 Per market: the instruments list (an unknown symbol is refused with a reason before anything
 goes upstream), and sockets per endpoint (:class:`~.connection.Connection`), opened when the
 first stream on them is subscribed; a market that caps streams per connection gets another
-socket (a shard) when one is full. A channel maps to a :class:`~.venue.Topic` (the market's
-``topic`` function); channels of one topic share its upstream streams (subscribed once) and
-its :class:`~.codec.TopicState`, which turns the streams' frames into publications. Events
-carry the channel name the core subscribed with, the venue's time as ``ts_source`` and
-``source=<venue name>``.
-
-Gap markers: every channel of a topic whose stream was live on a lost socket gets
+socket (a shard) when one is full or its request budget is spent; a socket near the venue's
+age limit is rotated without a gap (:mod:`.rotation`). A channel maps to a
+:class:`~.venue.Topic` (the market's ``topic`` function); channels of one topic share its
+upstream streams (subscribed once) and its :class:`~.codec.TopicState`, which turns the
+streams' frames into publications. Events carry the channel name the core subscribed with,
+the venue's time as ``ts_source`` and ``source=<venue name>``. Gap markers: every channel of
+a topic whose stream was live on a lost socket gets
 ``{"type":"gap","data":{"reason":"upstream reconnected: ..","since":<ms>}}`` before any data
 of the new socket. A broken state (``TopicState.broken``) is counted by cause in
 ``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe
@@ -348,6 +348,9 @@ class ExchangeSource:
             if sub.topic.resync == "resubscribe":  # the state drops frames until a snapshot
                 for stream in sub.topic.streams:
                     conn = self._stream_conn.get((sub.market.key, stream.key))
+                    if conn is not None and (rot := self._rotations.by_conn.get(conn)):
+                        conn = rot.new  # mid-rotation: re-sync on the replacement only
+                        rot.handover.restart(stream.key)
                     if conn is not None:
                         await conn.resubscribe(stream.key)
         if sub.topic.resync == "snapshot" and (sub.fetch is None or sub.fetch.done()) \
