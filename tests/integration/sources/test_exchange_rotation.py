@@ -236,6 +236,7 @@ async def test_a_replacement_that_cannot_connect_keeps_the_old_socket() -> None:
         status = source.status().extra["linear"]
         assert "replacement did not connect" in status["rotation_error"]
         assert status["state"] == "up" and status["rotations"] == 0
+        assert "rotation failed: replacement did not connect" in source.status().detail
         assert peer.open_sockets() == [first]
         await peer.push("t.btc-usdt", "2")  # the old socket still delivers
         await events.wait(lambda: len(events.on(TICKER)) == 2, "data on the old socket")

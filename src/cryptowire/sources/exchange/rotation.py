@@ -223,7 +223,7 @@ class Rotations:
     async def _finish(self, rot: Rotation) -> None:
         old, new = rot.old, rot.new
         old.retired = True
-        left = [k for k in rot.handover.keys(covered=False) if k in new.streams]
+        left = [k for k in rot.handover.keys(covered=False) if k in old.streams]
         self.host.promote(old, new)
         del self.by_conn[old], self.by_conn[new]
         self.log.info("%s: rotated (%s)", new.name, rot.why)

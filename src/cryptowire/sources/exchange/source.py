@@ -19,11 +19,10 @@ its streams on the same socket, or fetch the REST snapshot the state asks for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import aiohttp
 
@@ -34,30 +33,13 @@ from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import ConfigError, SourceError
 from cryptowire.events import Event
 from cryptowire.jsonnum import loads_exact
-from cryptowire.sources.exchange.codec import Data, Pub, TopicState
+from cryptowire.sources.exchange.codec import Data, Pub
 from cryptowire.sources.exchange.connection import Connection
 from cryptowire.sources.exchange.instruments import InstrumentCatalog
 from cryptowire.sources.exchange.rotation import Rotations, take_over
 from cryptowire.sources.exchange.status import source_status
-from cryptowire.sources.exchange.venue import Market, Stream, Topic, Venue
-
-
-class VenueOptions(Protocol):
-    """What the source reads of its settings section (``[bybit]``, ``[binance]``...)."""
-
-    @property
-    def enabled(self) -> bool: ...
-
-
-@dataclass(slots=True, eq=False)
-class TopicSub:
-    """One subscribed topic: its state and the channels it serves (in subscription order)."""
-
-    market: Market
-    topic: Topic
-    state: TopicState
-    channels: dict[str, Channel]
-    fetch: asyncio.Task[None] | None = field(default=None, repr=False)
+from cryptowire.sources.exchange.subs import TopicSub, VenueOptions
+from cryptowire.sources.exchange.venue import Market, Stream, Venue
 
 
 class ExchangeSource:
@@ -161,9 +143,14 @@ class ExchangeSource:
             for stream in topic.streams:
                 conn = self._connection(market, stream)
                 await conn.subscribe(stream)
+                while conn.retired and (now := self._stream_conn.get(
+                        (market.key, stream.key))) not in (None, conn):
+                    conn = now  # rotated meanwhile: onto the replacement
+                    await conn.subscribe(stream)
                 if (rot := self._rotations.by_conn.get(conn)) is not None:
                     rot.handover.track(stream.key)  # carried by both sockets of a rotation
-                    await rot.new.subscribe(stream)
+                    with contextlib.suppress(SourceError):  # the handover's deadline decides
+                        await rot.new.subscribe(stream)
         except SourceError:
             await self._withdraw(sub, channel.name)
             raise
@@ -246,10 +233,8 @@ class ExchangeSource:
                           connect_timeout_s=self.connect_timeout_s)
 
     def streams_of(self, conn: Connection) -> list[Stream]:
-        market, keys = conn.market.key, set(conn.streams)
-        found = {s.key: s for sub in self._topics.values() if sub.market.key == market
-                 for s in sub.topic.streams if s.key in keys}
-        return list(found.values())
+        found = (self._stream(conn.market.key, key) for key in conn.streams)
+        return [stream for stream in found if stream is not None]
 
     def applied(self, market: str) -> dict[str, int]:
         return self._applied.setdefault(market, {})
@@ -277,7 +262,15 @@ class ExchangeSource:
             for name in list(sub.channels):
                 await self._emit(Event(channel=name, data=data, type="gap", source=self.name))
         for key in keys:
-            await conn.resubscribe(key)
+            if key in conn.streams:
+                await conn.resubscribe(key)
+            elif (stream := self._stream(market, key)) is not None:
+                with contextlib.suppress(SourceError):  # refused: dropped by refused()
+                    await conn.subscribe(stream)
+
+    def _stream(self, market: str, key: str) -> Stream | None:
+        users = self._by_stream.get((market, key), [])
+        return next((s for sub in users for s in sub.topic.streams if s.key == key), None)
 
     # -- pieces ---------------------------------------------------------------------------
 
