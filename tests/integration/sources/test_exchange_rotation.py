@@ -332,3 +332,59 @@ class HubClient:
             want = self.peer.history["k.btc-usdt"][msg["data"]["venueSeq"]]
             assert (self.book.levels("bids"), self.book.levels("asks")) == want
         self.seen = len(got)
+
+
+async def test_a_replacement_lost_mid_handover_is_abandoned_without_a_loss() -> None:
+    async with running(ROTATING) as (source, events, peer):
+        await source.subscribe(ch(TICKER))
+        await source.subscribe(ch(BOOK))
+        await events.wait(lambda: len(events.items) == 2, "the first frames")
+        old = peer.sockets[0]
+        peer.hold(old)  # the old socket lags: the replacement cannot take over yet
+        client, step = Client(peer), 0
+        while len(peer.sockets) < 2:
+            step += 1
+            await pump(peer, step)
+            await asyncio.sleep(0.005)  # the venue's pace
+        await peer.sockets[1].ws.close()  # the replacement drops mid-handover
+        await eventually(lambda: source.status().extra["linear"]["rotation_error"], WAIT_S,
+                         "the abandoned rotation reported")
+        assert "replacement lost" in source.status().extra["linear"]["rotation_error"]
+        await peer.release(old)
+        while rotations(source) < 1:  # the next attempt succeeds
+            step += 1
+            await pump(peer, step)
+            client.check(events)
+            assert step < 5000, "no rotation"
+            await asyncio.sleep(0.005)  # the venue's pace
+        await events.wait(lambda: events.on(BOOK)[-1].data["venueSeq"]
+                          == peer.numbers["k.btc-usdt"], "the last frames")
+        client.check(events)
+        numbers = [e.data["n"] for e in events.on(TICKER)]
+        assert numbers == list(range(1, peer.numbers["t.btc-usdt"] + 1))
+        assert "gap" not in [e.type for e in events.items]
+        assert source.status().reconnects == 0
+
+
+async def test_a_stream_not_handed_over_in_time_is_resynchronised_with_a_gap() -> None:
+    async with running(ROTATING) as (source, events, peer):
+        await source.subscribe(ch(BOOK))
+        await events.wait(lambda: len(events.items) == 1, "the snapshot")
+        peer.hold(peer.sockets[0])  # lags: the replacement's snapshot is ahead of it
+        step = 0
+        while len(peer.sockets) < 2:
+            step += 1
+            await pump(peer, step)
+            await asyncio.sleep(0.005)  # the venue's pace
+        peer.hold(peer.sockets[1])  # and the replacement never follows up
+        while rotations(source) < 1:
+            step += 1
+            await pump(peer, step)
+            assert step < 5000, "no rotation"
+            await asyncio.sleep(0.005)  # the venue's pace
+        await events.wait(lambda: events.on(BOOK)[-1].type == "snapshot", "a fresh snapshot")
+        types = [e.type for e in events.on(BOOK)]
+        assert types.count("gap") == 1 and types[-2:] == ["gap", "snapshot"]
+        gap = events.on(BOOK)[-2].data
+        assert "socket rotation: handover incomplete" in gap["reason"]
+        assert peer.open_sockets() == [peer.sockets[1]]
