@@ -4,6 +4,8 @@ state sees is the venue's, each update once, whichever socket is ahead."""
 
 from __future__ import annotations
 
+import pytest
+
 from cryptowire.sources.exchange.codec import Data
 from cryptowire.sources.exchange.pacing import Pacer
 from cryptowire.sources.exchange.rotation import Handover
@@ -113,6 +115,8 @@ def test_rotation_timing_of_a_declaration() -> None:
     assert Limits(max_lifetime_s=86400.0).rotate_after_s == 86400.0 - 600.0
     assert Limits(max_lifetime_s=100.0).rotate_after_s == 90.0  # a tenth by default
     assert Limits(max_lifetime_s=4.0, rotation_margin_s=3.0).rotate_after_s == 1.0
+    with pytest.raises(ValueError, match="must be above 0 and below max_lifetime_s"):
+        Limits(max_lifetime_s=2.0, rotation_margin_s=2.0)  # would rotate for ever
 
 
 async def test_the_request_budget_counts_each_socket_afresh() -> None:

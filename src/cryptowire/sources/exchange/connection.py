@@ -51,10 +51,7 @@ class Connection:
                  ping_interval_s: float | None = None, watchdog_s: float | None = None,
                  backoff_max_s: float = 30.0, ack_timeout_s: float = 10.0,
                  connect_timeout_s: float = 10.0) -> None:
-        self.market = market
-        self.endpoint = endpoint
-        self.url = url
-        self.shard = shard
+        self.market, self.endpoint, self.url, self.shard = market, endpoint, url, shard
         self.ping_text = market.ping.text
         self.ping_interval_s = ping_interval_s or market.ping.interval_s
         self.watchdog_s = watchdog_s if watchdog_s is not None else market.ping.watchdog_s
@@ -93,27 +90,23 @@ class Connection:
     def streams(self) -> list[str]:
         return self._streams.keys()
 
-    @property
-    def up(self) -> bool:
-        return self._ws is not None
-
     def budget_left(self) -> int | None:
         """Subscribe/unsubscribe requests this socket may still send in the window."""
         return self._pacer.left()
 
-    async def adopt(self, streams: list[Stream]) -> list[str]:
-        """As a rotation's replacement: connect and subscribe all of ``streams`` at once;
-        the keys refused or not acknowledged. :class:`SourceError` if it did not connect."""
+    async def adopt(self, streams: list[Stream]) -> None:
+        """As a rotation's replacement: connect, subscribe all of ``streams`` at once, wait
+        for the verdicts (a refusal is left to the handover); :class:`SourceError` if it did
+        not connect."""
         subs = [self._streams.get(s.key) or self._streams.add(s) for s in streams]
         self.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._attempted.wait(), self.connect_timeout_s)
         if self._ws is None:
             raise SourceError(self.last_error or "did not connect")
-        verdicts = await asyncio.gather(
+        await asyncio.gather(
             *(await_verdict(s, self.ack_timeout_s, self._title, self.market) for s in subs),
             return_exceptions=True)
-        return [s.stream.key for s, v in zip(subs, verdicts, strict=True) if v is not None]
 
     def start(self) -> None:
         """Start the supervisor (idempotent)."""
@@ -168,13 +161,18 @@ class Connection:
                         requests: list[Request]) -> None:
         """Send now, or in the background when the request budget is spent (never block an
         unsubscribe or a resync for the rest of the window)."""
-        if (left := self.budget_left()) is None or left >= len(requests):
-            for request in requests:
-                await self._send(ws, request)
+        left = self.budget_left()
+        if left is not None and left < len(requests):
+            task = asyncio.create_task(self._send_each(ws, requests), name=f"{self.name}-later")
+            self._later.add(task)
+            task.add_done_callback(self._later.discard)
             return
-        task = asyncio.create_task(self._send_all(ws, requests), name=f"{self.name}-later")
-        self._later.add(task)
-        task.add_done_callback(self._later.discard)
+        await self._send_each(ws, requests)
+
+    async def _send_each(self, ws: aiohttp.ClientWebSocketResponse,
+                         requests: list[Request]) -> None:
+        for request in requests:
+            await self._send(ws, request)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -135,6 +135,7 @@ class Rotation:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     why: str = ""
     failed: str | None = None  # the replacement dropped during the handover
+    due: bool = False  # the replacement reached its own rotation age meanwhile
 
 
 class Rotations:
@@ -147,7 +148,9 @@ class Rotations:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, old: Connection) -> None:
-        if old in self.by_conn or old.retired:
+        if (rot := self.by_conn.get(old)) is not None or old.retired:
+            if rot is not None and old is rot.new:
+                rot.due = True  # rotate it once it has taken over
             return
         task = asyncio.create_task(self._run(old), name=f"{old.name}-rotate")
         self._tasks.add(task)
@@ -169,7 +172,7 @@ class Rotations:
             return
         if conn is rot.new and why != "handed over":
             rot.failed = why
-        elif conn is rot.old and not rot.new.up:  # nothing to hand over to yet
+        elif conn is rot.old and rot.new.state != "up":  # nothing to hand over to yet
             rot.failed = f"the old socket closed first ({why})"
         rot.why = why
         # The old socket's streams move on (no reconnect) unless the rotation failed: then
@@ -179,7 +182,7 @@ class Rotations:
 
     async def _run(self, old: Connection) -> None:
         margin = old.market.limits.margin_s
-        while not old.retired and old.up:
+        while not old.retired and old.state == "up":
             if await self._attempt(old, margin / 2):
                 return
             await asyncio.sleep(margin / 4)  # keep the old socket; try again while it lives
@@ -199,7 +202,7 @@ class Rotations:
                 else:
                     await rot.ended.wait()
         except (SourceError, TimeoutError) as exc:
-            if not new.up or isinstance(exc, SourceError):
+            if new.state != "up" or isinstance(exc, SourceError):
                 return await self._abandon(rot, f"replacement did not connect: {exc}")
             rot.why = f"handover incomplete after {limit_s:g} s"
         if rot.failed is not None:
@@ -215,7 +218,7 @@ class Rotations:
         taken = [k for k in rot.handover.keys(covered=True) if k in rot.old.streams]
         rot.new.retired = True
         del self.by_conn[rot.old], self.by_conn[rot.new]
-        if taken and rot.old.up:
+        if taken and rot.old.state == "up":
             await self.host.resync(rot.old, taken, f"socket rotation failed: {error}")
         await rot.new.stop()
         return False
@@ -230,6 +233,8 @@ class Rotations:
         if left:
             await self.host.resync(new, left, f"socket rotation: {rot.why}")
         await old.stop()
+        if rot.due:
+            self.start(new)
 
 
 def take_over(new: Connection, old: Connection) -> None:

@@ -98,6 +98,11 @@ class Limits:
     requests_per_connection: int | None = None
     request_window_s: float = 3600.0
 
+    def __post_init__(self) -> None:
+        if self.max_lifetime_s is not None and not 0 < self.margin_s < self.max_lifetime_s:
+            raise ValueError(f"rotation_margin_s ({self.margin_s:g}) must be above 0 and below "
+                             f"max_lifetime_s ({self.max_lifetime_s:g})")
+
     @property
     def rotate_after_s(self) -> float | None:
         """The socket age at which a rotation starts (``None``: never)."""
