@@ -171,9 +171,9 @@ class Rotations:
         if rot is None or rot.ended.is_set():
             return
         if conn is rot.new and why != "handed over":
-            rot.failed = why
+            rot.failed = f"replacement lost: {why}"
         elif conn is rot.old and rot.new.state != "up":  # nothing to hand over to yet
-            rot.failed = f"the old socket closed first ({why})"
+            rot.failed = f"the old socket closed before the replacement was up: {why}"
         rot.why = why
         # The old socket's streams move on (no reconnect) unless the rotation failed: then
         # the replacement goes and the old one reconnects as after any loss.
@@ -181,8 +181,8 @@ class Rotations:
         rot.ended.set()
 
     async def _run(self, old: Connection) -> None:
-        margin = old.market.limits.margin_s
-        while not old.retired and old.state == "up":
+        margin, since = old.market.limits.margin_s, old.connected_since_ms
+        while not old.retired and old.state == "up" and old.connected_since_ms == since:
             if await self._attempt(old, margin / 2):
                 return
             await asyncio.sleep(margin / 4)  # keep the old socket; try again while it lives
@@ -206,7 +206,7 @@ class Rotations:
                 return await self._abandon(rot, f"replacement did not connect: {exc}")
             rot.why = f"handover incomplete after {limit_s:g} s"
         if rot.failed is not None:
-            return await self._abandon(rot, f"replacement lost: {rot.failed}")
+            return await self._abandon(rot, rot.failed)
         await self._finish(rot)
         return True
 
@@ -230,9 +230,11 @@ class Rotations:
         self.host.promote(old, new)
         del self.by_conn[old], self.by_conn[new]
         self.log.info("%s: rotated (%s)", new.name, rot.why)
-        if left:
-            await self.host.resync(new, left, f"socket rotation: {rot.why}")
-        await old.stop()
+        try:
+            if left:
+                await self.host.resync(new, left, f"socket rotation: {rot.why}")
+        finally:
+            await old.stop()
         if rot.due:
             self.start(new)
 
