@@ -10,14 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientSession
-from tests.integration.bybit_hub.support import BybitHub, bybit_hub_settings, subscribe
-from tests.integration.hubkit import serve, stop_all
 from tests.integration.sources.test_exchange_supervisor import (
     Events,
     Options,
@@ -29,7 +25,6 @@ from tests.integration.sources.test_exchange_supervisor import (
 from tests.peers.fake_venue import FakeVenuePeer
 from tests.waiting import eventually
 
-from cryptowire.app.node import Node
 from cryptowire.books import OrderBook
 from cryptowire.core.channels import Channel
 from cryptowire.sources.exchange.codec import Ack, BaseState, Break, Data, Item, Pong, Pub
@@ -269,71 +264,6 @@ async def test_a_spent_request_budget_spills_new_streams_to_another_socket() -> 
             ["t.sol-usdt"], ["t.eth-usdt"]]
 
 
-async def test_a_hub_client_sees_contiguous_offsets_across_rotations(tmp_path: Path) -> None:
-    """The same through a served hub and a real /ws client: per channel, offsets contiguous,
-    no gap, each venue frame once, the book equal to the venue's after every frame."""
-    async with FakeVenuePeer() as peer:
-        source = ExchangeSource(declare(peer, ROTATING), Options(), backoff_max_s=0.5)
-        node = Node(bybit_hub_settings(tmp_path, None), sources=[source])
-        runner, port = await serve(node)
-        http = ClientSession()
-        hub = BybitHub(node=node, runner=runner, port=port, http=http)
-        try:
-            ws = await hub.connect()
-            await subscribe(ws, TICKER, BOOK)
-            frames: dict[str, list[dict[str, Any]]] = {TICKER: [], BOOK: []}
-
-            async def read() -> None:
-                async for raw in ws:
-                    msg = orjson.loads(raw)
-                    if msg.get("channel") in frames:
-                        frames[msg["channel"]].append(msg)
-
-            reader = asyncio.create_task(read())
-            client, step = HubClient(peer), 0
-            while rotations(source) < 2 or step < 20:
-                step += 1
-                await pump(peer, step)
-                client.check(frames[BOOK])
-                assert step < 5000, "no second rotation"
-                await asyncio.sleep(0.005)  # the venue's pace
-            await eventually(lambda: bool(frames[BOOK]) and frames[BOOK][-1]["data"]["venueSeq"]
-                             == peer.numbers["k.btc-usdt"] and frames[TICKER][-1]["data"]["n"]
-                             == peer.numbers["t.btc-usdt"], WAIT_S, "the last frames")
-            reader.cancel()
-            client.check(frames[BOOK])
-            for channel, got in frames.items():
-                offsets = [f["offset"] for f in got]
-                assert offsets == list(range(offsets[0], offsets[0] + len(got))), channel
-                assert "gap" not in [f["type"] for f in got], channel
-            numbers = [f["data"]["n"] for f in frames[TICKER]]
-            assert numbers == list(range(numbers[0], peer.numbers["t.btc-usdt"] + 1))
-        finally:
-            await stop_all([hub], http)
-
-
-class HubClient:
-    """A /ws client's book, from the hub's frames, checked against the venue at each one."""
-
-    def __init__(self, peer: FakeVenuePeer) -> None:
-        self.peer = peer
-        self.book: OrderBook | None = None
-        self.seen = 0
-
-    def check(self, got: list[dict[str, Any]]) -> None:
-        for msg in got[self.seen:]:
-            assert msg["type"] in ("snapshot", "delta"), msg
-            if msg["type"] == "snapshot":
-                self.book = OrderBook()
-                self.book.snapshot(msg["data"]["bids"], msg["data"]["asks"])
-            else:
-                assert self.book is not None, "a delta before any snapshot"
-                self.book.apply(msg["data"]["bids"], msg["data"]["asks"])
-            want = self.peer.history["k.btc-usdt"][msg["data"]["venueSeq"]]
-            assert (self.book.levels("bids"), self.book.levels("asks")) == want
-        self.seen = len(got)
-
-
 async def test_a_replacement_lost_mid_handover_is_abandoned_without_a_loss() -> None:
     async with running(ROTATING) as (source, events, peer):
         await source.subscribe(ch(TICKER))
@@ -390,3 +320,54 @@ async def test_a_stream_not_handed_over_in_time_is_resynchronised_with_a_gap() -
         gap = next(e for e in events.on(BOOK) if e.type == "gap").data
         assert "socket rotation: handover incomplete" in gap["reason"]
         await peer.wait(lambda: peer.sockets[0].ws.closed, "the old socket closed all the same")
+
+
+async def test_a_channel_subscribed_mid_rotation_moves_with_it() -> None:
+    eth = "ticker:ETHUSDT"
+    async with running(ROTATING) as (source, events, peer):
+        await source.subscribe(ch(BOOK))
+        await events.wait(lambda: len(events.items) == 1, "the snapshot")
+        old = peer.sockets[0]
+        peer.hold(old)  # the handover waits for it
+        client, step = Client(peer), 0
+        while len(peer.sockets) < 2:
+            step += 1
+            await pump(peer, step)
+            await asyncio.sleep(0.005)  # the venue's pace
+        await source.subscribe(ch(eth))
+        assert "t.eth-usdt" in old.streams and "t.eth-usdt" in peer.sockets[1].streams
+        assert rotations(source) == 0
+        await peer.release(old)
+        while rotations(source) < 1:
+            step += 1
+            await pump(peer, step)
+            await peer.push("t.eth-usdt", str(step))
+            client.check(events)
+            assert step < 5000, "no rotation"
+            await asyncio.sleep(0.005)  # the venue's pace
+        await peer.push("t.eth-usdt", "last")
+        await events.wait(lambda: events.on(eth)[-1].data["v"] == "last", "the last frame")
+        client.check(events)
+        numbers = [e.data["n"] for e in events.on(eth)]
+        assert numbers == list(range(numbers[0], peer.numbers["t.eth-usdt"] + 1))
+        assert "gap" not in [e.type for e in events.items]
+        assert peer.subscribed() == [{"k.btc-usdt", "t.eth-usdt"}]
+
+
+async def test_the_old_socket_closed_mid_handover_hands_over_at_once() -> None:
+    async with running(ROTATING) as (source, events, peer):
+        await source.subscribe(ch(BOOK))
+        await events.wait(lambda: len(events.items) == 1, "the snapshot")
+        old = peer.sockets[0]
+        peer.hold(old)  # the replacement cannot take the book over from it
+        step = 0
+        while len(peer.sockets) < 2 or not peer.sockets[1].streams:
+            step += 1
+            await pump(peer, step)
+            await asyncio.sleep(0.005)  # the venue's pace
+        await old.ws.close()  # the venue's age limit, mid-handover
+        await events.wait(lambda: [e.type for e in events.on(BOOK)][-2:] == ["gap", "snapshot"],
+                          "the book re-synchronised on the replacement")
+        gap = next(e for e in events.on(BOOK) if e.type == "gap").data
+        assert "socket rotation: closed by upstream" in gap["reason"]
+        assert rotations(source) == 1 and source.status().reconnects == 0
