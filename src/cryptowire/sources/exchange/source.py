@@ -110,6 +110,7 @@ class ExchangeSource:
         self._conns.clear()
         self._stream_conn.clear()
         self._load.clear()
+        self._applied.clear()
         self._topics.clear()
         self._by_stream.clear()
         await asyncio.gather(*(conn.stop() for conn in conns))
