@@ -14,7 +14,8 @@ Items a frame may become (a frame may carry several, or none):
 - :class:`Reply`: a server-level ping the client must answer with ``text`` (WebSocket-level
   pings are answered by aiohttp itself).
 - :class:`Data`: a frame of the stream ``stream`` (the :attr:`~.venue.Stream.key` it was
-  subscribed with); ``frame`` is whatever the codec parsed, for its :class:`TopicState`.
+  subscribed with); ``frame`` is whatever the codec parsed, for its :class:`TopicState`;
+  ``seq``/``prev`` the venue's sequence, when it has one (exact socket rotation).
 - :class:`Notice`: the venue announces it will drop the socket (Binance ``serverShutdown``,
   OKX notice ``64008``); ``reconnect=True`` replaces the socket now (gap markers follow).
 
@@ -51,9 +52,18 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Data:
+    """``seq``: the venue's sequence of the frame's last update (the same on every socket:
+    Bybit book ``u``, Binance ``u``, OKX ``seqId``, a trade id); ``prev``: the sequence the
+    frame follows when the venue says so (Binance futures ``pu``, spot ``U - 1``, OKX
+    ``prevSeqId``; ``None``: the previous frame of the stream on the same socket, or none for
+    a snapshot). Only a socket rotation reads them (:mod:`.rotation`): with ``seq`` a
+    stream's handover is exact; without it, it switches at a frame boundary."""
+
     stream: str
     frame: Any
     ts: int | None = None
+    seq: int | None = None
+    prev: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

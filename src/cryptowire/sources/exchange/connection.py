@@ -7,9 +7,9 @@ stream was live on the lost socket, *then* re-subscribes every desired stream (c
 market's ``args_per_request``, paced by ``requests_per_s``) and only then reads, so a gap
 marker always precedes the fresh data. While up it sends the market's ping text every
 ``ping.interval_s`` (if it has one) and a watchdog replaces a socket from which nothing came
-for ``ping.watchdog_s``. Subscribes wait for the venue's ack (``ack_timeout_s``); a refused
-batch is asked again one stream per request so each gets its own verdict. Frame meaning is
-the market's :class:`~.codec.Codec`; what data frames publish is the sink's business.
+for ``ping.watchdog_s``; at ``Limits.rotate_after_s`` it asks the sink to rotate it
+(:mod:`.rotation`). Subscribes wait for the venue's ack (``ack_timeout_s``); a refused batch
+is asked again one stream per request. Frames mean what the market's codec says.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -27,7 +27,9 @@ from cryptowire.backoff import backoff_delay
 from cryptowire.clock import now_ms
 from cryptowire.errors import SourceError
 from cryptowire.sources.exchange.codec import Ack, Data, Notice, Pong, Reply
-from cryptowire.sources.exchange.streams import Request, StreamSub, StreamTable
+from cryptowire.sources.exchange.pacing import Pacer, await_verdict
+from cryptowire.sources.exchange.sink import Sink
+from cryptowire.sources.exchange.streams import Request, StreamTable
 from cryptowire.sources.exchange.venue import Market, Stream
 
 ConnectionState = Literal["idle", "connecting", "up", "down", "stopped"]
@@ -41,33 +43,15 @@ STABLE_AFTER_S = 10.0
 _rng = random.SystemRandom()
 
 
-class Sink(Protocol):
-    """Who the connection reports to (the :class:`~.source.ExchangeSource`)."""
-
-    async def opened(self, conn: Connection, streams: list[str], lost: dict[str, int],
-                     reason: str) -> None:
-        """A socket is up and about to (re)subscribe ``streams``; ``lost`` (stream key ->
-        ms of the last frame before the loss) owe their channels a gap, published now."""
-
-    async def data(self, conn: Connection, item: Data) -> None:
-        """A data frame of a desired stream (exceptions count as a malformed frame)."""
-
-    async def refused(self, conn: Connection, stream: str, reason: str) -> None:
-        """The venue refused ``stream`` (already dropped from this socket)."""
-
-
 class Connection:
     """The supervised socket of one endpoint of one market (one shard of it)."""
 
     def __init__(self, market: Market, endpoint: str, url: str, *, venue: str, title: str,
-                 session: aiohttp.ClientSession, sink: Sink, shard: int = 0,
+                 session: aiohttp.ClientSession, sink: Sink[Connection], shard: int = 0,
                  ping_interval_s: float | None = None, watchdog_s: float | None = None,
                  backoff_max_s: float = 30.0, ack_timeout_s: float = 10.0,
                  connect_timeout_s: float = 10.0) -> None:
-        self.market = market
-        self.endpoint = endpoint
-        self.url = url
-        self.shard = shard
+        self.market, self.endpoint, self.url, self.shard = market, endpoint, url, shard
         self.ping_text = market.ping.text
         self.ping_interval_s = ping_interval_s or market.ping.interval_s
         self.watchdog_s = watchdog_s if watchdog_s is not None else market.ping.watchdog_s
@@ -92,7 +76,11 @@ class Connection:
         self._attempted = asyncio.Event()  # the first connect attempt has ended
         self._ever_connected = False
         self._last_frame_at = 0.0  # loop clock, for the watchdog
-        self._next_send = 0.0  # loop clock, for requests_per_s
+        self._pacer = Pacer(market.limits)
+        self._later: set[asyncio.Task[None]] = set()
+        self.retired = False  # replaced by a rotation (or abandoned): no reconnect
+        self.rotations = 0
+        self.rotation_error: str | None = None
         self._gap_reason = ""
         self._close_reason: str | None = None
 
@@ -101,6 +89,24 @@ class Connection:
     @property
     def streams(self) -> list[str]:
         return self._streams.keys()
+
+    def budget_left(self) -> int | None:
+        """Subscribe/unsubscribe requests this socket may still send in the window."""
+        return self._pacer.left()
+
+    async def adopt(self, streams: list[Stream]) -> None:
+        """As a rotation's replacement: connect, subscribe all of ``streams`` at once, wait
+        for the verdicts (a refusal is left to the handover); :class:`SourceError` if it did
+        not connect."""
+        subs = [self._streams.get(s.key) or self._streams.add(s) for s in streams]
+        self.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._attempted.wait(), self.connect_timeout_s)
+        if self._ws is None:
+            raise SourceError(self.last_error or "did not connect")
+        await asyncio.gather(
+            *(await_verdict(s, self.ack_timeout_s, self._title, self.market) for s in subs),
+            return_exceptions=True)
 
     def start(self) -> None:
         """Start the supervisor (idempotent)."""
@@ -111,9 +117,10 @@ class Connection:
         """Cancel the supervisor and close the socket."""
         self.state = "stopped"
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        tasks = [t for t in (task, *self._later) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._streams.resolve_pending()
 
     async def subscribe(self, stream: Stream) -> None:
@@ -132,7 +139,7 @@ class Connection:
         if ws is not None and self._streams.get(stream.key) is sub and not sub.sent:
             for request in self._streams.prepare("subscribe", [sub]):
                 await self._send(ws, request)
-        await self._await_ack(sub)
+        await await_verdict(sub, self.ack_timeout_s, self._title, self.market)
 
     async def unsubscribe(self, key: str) -> None:
         """Stop carrying the stream ``key`` (unsubscribed upstream if it was sent)."""
@@ -142,15 +149,30 @@ class Connection:
         self._streams.remove(sub)
         ws = self._ws
         if ws is not None and sub.sent:
-            for request in self._streams.prepare("unsubscribe", [sub]):
-                await self._send(ws, request)
+            await self._send_all(ws, self._streams.prepare("unsubscribe", [sub]))
 
     async def resubscribe(self, key: str) -> None:
         """Unsubscribe then subscribe ``key`` on the same socket (a broken book re-syncs)."""
         sub = self._streams.get(key)
         if (ws := self._ws) is not None and sub is not None and sub.sent:
-            for request in self._streams.resubscribe(sub):
-                await self._send(ws, request)
+            await self._send_all(ws, self._streams.resubscribe(sub))
+
+    async def _send_all(self, ws: aiohttp.ClientWebSocketResponse,
+                        requests: list[Request]) -> None:
+        """Send now, or in the background when the request budget is spent (never block an
+        unsubscribe or a resync for the rest of the window)."""
+        left = self.budget_left()
+        if left is not None and left < len(requests):
+            task = asyncio.create_task(self._send_each(ws, requests), name=f"{self.name}-later")
+            self._later.add(task)
+            task.add_done_callback(self._later.discard)
+            return
+        await self._send_each(ws, requests)
+
+    async def _send_each(self, ws: aiohttp.ClientWebSocketResponse,
+                         requests: list[Request]) -> None:
+        for request in requests:
+            await self._send(ws, request)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -158,7 +180,8 @@ class Connection:
             "reconnects": self.reconnects, "messages": self.messages, "errors": self.errors,
             "rejections": self.rejections, "last_message_ms": self.last_message_ms,
             "connected_since_ms": self.connected_since_ms, "conn_id": self.conn_id,
-            "last_error": self.last_error,
+            "last_error": self.last_error, "rotations": self.rotations,
+            "rotation_error": self.rotation_error,
         }  # fmt: skip
 
     # -- supervisor -----------------------------------------------------------------------
@@ -193,6 +216,10 @@ class Connection:
                 reason = f"internal error: {type(exc).__name__}: {exc}"
             finally:
                 await self._teardown(ws)
+            await self._sink.dropped(self, reason)
+            if self.retired:
+                self.state = "stopped"
+                return
             if asyncio.get_running_loop().time() - opened_at >= STABLE_AFTER_S:
                 failures = 0
             self._gap_reason = self.last_error = reason
@@ -214,6 +241,7 @@ class Connection:
         self.state = "up"
         self.connected_since_ms = now_ms()
         self.conn_id = self._close_reason = None
+        self._pacer.reset()
         self._last_frame_at = loop.time()
         subs = self._streams.new_socket()
         # Register the re-subscribe before anything awaits, so a subscribe() woken now finds
@@ -229,6 +257,8 @@ class Connection:
         loops = [self._read(ws), self._watch()]
         if self.ping_text is not None:
             loops.append(self._ping(ws, self.ping_text))
+        if (after := self.market.limits.rotate_after_s) is not None:
+            loops.append(self._expire(after))
         tasks = {asyncio.create_task(c, name=f"{self.name}-{i}") for i, c in enumerate(loops)}
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -263,6 +293,12 @@ class Connection:
             await asyncio.sleep(self.ping_interval_s)
             if not await self._send_text(ws, text):
                 return "ping failed"
+
+    async def _expire(self, after_s: float) -> str:
+        await asyncio.sleep(after_s)
+        await self._sink.expiring(self)
+        await asyncio.Event().wait()  # the rotation ends this socket, or the venue does
+        return "expired"
 
     async def _watch(self) -> str:
         if self.watchdog_s is None:
@@ -346,40 +382,8 @@ class Connection:
 
     # -- requests -------------------------------------------------------------------------
 
-    async def _await_ack(self, sub: StreamSub) -> None:
-        """Wait for the verdict on ``sub``'s pending subscribe (if any), following a split
-        batch to the stream's own request; a lost socket leaves the stream desired."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ack_timeout_s
-        while (waiter := sub.waiter) is not None:
-            try:
-                ack = await asyncio.wait_for(asyncio.shield(waiter), deadline - loop.time())
-            except TimeoutError:
-                raise SourceError(
-                    f"{self._title} {self.market.label} did not acknowledge topic "
-                    f"'{sub.stream.key}' within {self.ack_timeout_s:g} s; try again later."
-                ) from None
-            if ack is not None:
-                if not ack.ok:
-                    raise SourceError(self._refusal(sub.stream.key, ack.reason))
-                return
-            if sub.waiter is waiter:
-                return
-
-    def _refusal(self, key: str, said: str) -> str:
-        if self.market.refusal is not None:
-            return self.market.refusal(key, said)
-        return (f"{self._title} {self.market.label} refused '{key}' "
-                f"({said or 'no reason given'}). Check the symbol and venue.")
-
     async def _send(self, ws: aiohttp.ClientWebSocketResponse, request: Request) -> bool:
-        rate = self.market.limits.requests_per_s
-        if rate:
-            loop = asyncio.get_running_loop()
-            now = loop.time()
-            wait, self._next_send = self._next_send - now, max(now, self._next_send) + 1 / rate
-            if wait > 0:
-                await asyncio.sleep(wait)
+        await self._pacer.wait()
         payload = request.payload
         text = payload if isinstance(payload, str) else orjson.dumps(payload).decode()
         return await self._send_text(ws, text)

@@ -3,13 +3,13 @@
 Per market: the instruments list (an unknown symbol is refused with a reason before anything
 goes upstream), and sockets per endpoint (:class:`~.connection.Connection`), opened when the
 first stream on them is subscribed; a market that caps streams per connection gets another
-socket (a shard) when one is full. A channel maps to a :class:`~.venue.Topic` (the market's
-``topic`` function); channels of one topic share its upstream streams (subscribed once) and
-its :class:`~.codec.TopicState`, which turns the streams' frames into publications. Events
-carry the channel name the core subscribed with, the venue's time as ``ts_source`` and
-``source=<venue name>``.
-
-Gap markers: every channel of a topic whose stream was live on a lost socket gets
+socket (a shard) when one is full or its request budget is spent; a socket near the venue's
+age limit is rotated without a gap (:mod:`.rotation`). A channel maps to a
+:class:`~.venue.Topic` (the market's ``topic`` function); channels of one topic share its
+upstream streams (subscribed once) and its :class:`~.codec.TopicState`, which turns the
+streams' frames into publications. Events carry the channel name the core subscribed with,
+the venue's time as ``ts_source`` and ``source=<venue name>``. Gap markers: every channel of
+a topic whose stream was live on a lost socket gets
 ``{"type":"gap","data":{"reason":"upstream reconnected: ..","since":<ms>}}`` before any data
 of the new socket. A broken state (``TopicState.broken``) is counted by cause in
 ``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe
@@ -19,43 +19,27 @@ its streams on the same socket, or fetch the REST snapshot the state asks for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import aiohttp
 
 from cryptowire.backoff import backoff_delay
+from cryptowire.clock import now_ms
 from cryptowire.core.channels import Channel
 from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import ConfigError, SourceError
 from cryptowire.events import Event
 from cryptowire.jsonnum import loads_exact
-from cryptowire.sources.exchange.codec import Data, Pub, TopicState
+from cryptowire.sources.exchange.codec import Data, Pub
 from cryptowire.sources.exchange.connection import Connection
 from cryptowire.sources.exchange.instruments import InstrumentCatalog
+from cryptowire.sources.exchange.rotation import Rotations, take_over
 from cryptowire.sources.exchange.status import source_status
-from cryptowire.sources.exchange.venue import Market, Stream, Topic, Venue
-
-
-class VenueOptions(Protocol):
-    """What the source reads of its settings section (``[bybit]``, ``[binance]``...)."""
-
-    @property
-    def enabled(self) -> bool: ...
-
-
-@dataclass(slots=True, eq=False)
-class TopicSub:
-    """One subscribed topic: its state and the channels it serves (in subscription order)."""
-
-    market: Market
-    topic: Topic
-    state: TopicState
-    channels: dict[str, Channel]
-    fetch: asyncio.Task[None] | None = field(default=None, repr=False)
+from cryptowire.sources.exchange.subs import TopicSub, VenueOptions
+from cryptowire.sources.exchange.venue import Market, Stream, Venue
 
 
 class ExchangeSource:
@@ -98,6 +82,8 @@ class ExchangeSource:
         self._conns: dict[tuple[str, str], list[Connection]] = {}
         self._stream_conn: dict[tuple[str, str], Connection] = {}
         self._load: Counter[Connection] = Counter()
+        self._applied: dict[str, dict[str, int]] = {}  # market -> stream -> last seq delivered
+        self._rotations = Rotations(self, self.log)
         self._session: aiohttp.ClientSession | None = None
         self._publish: PublishFn | None = None
         self._stopped = False
@@ -119,10 +105,12 @@ class ExchangeSource:
         for task in fetches:
             task.cancel()
         await asyncio.gather(*fetches, return_exceptions=True)
+        await self._rotations.stop()
         conns = [c for shards in self._conns.values() for c in shards]
         self._conns.clear()
         self._stream_conn.clear()
         self._load.clear()
+        self._applied.clear()
         self._topics.clear()
         self._by_stream.clear()
         await asyncio.gather(*(conn.stop() for conn in conns))
@@ -154,7 +142,16 @@ class ExchangeSource:
             await self._emit_all(sub.state.added(channel))
         try:
             for stream in topic.streams:
-                await self._connection(market, stream).subscribe(stream)
+                conn = self._connection(market, stream)
+                await conn.subscribe(stream)
+                while conn.retired and (now := self._stream_conn.get(
+                        (market.key, stream.key))) not in (None, conn):
+                    conn = now  # rotated meanwhile: onto the replacement
+                    await conn.subscribe(stream)
+                if (rot := self._rotations.by_conn.get(conn)) is not None:
+                    rot.handover.track(stream.key)  # carried by both sockets of a rotation
+                    with contextlib.suppress(SourceError):  # the handover's deadline decides
+                        await rot.new.subscribe(stream)
         except SourceError:
             await self._withdraw(sub, channel.name)
             raise
@@ -182,6 +179,8 @@ class ExchangeSource:
 
     async def opened(self, conn: Connection, streams: list[str], lost: dict[str, int],
                      reason: str) -> None:
+        if (rot := self._rotations.by_conn.get(conn)) is not None and conn is rot.new:
+            return  # a replacement: the states go on (rotation.Handover)
         market = conn.market.key
         touched: dict[TopicSub, set[str]] = {}
         for key in streams:
@@ -199,13 +198,80 @@ class ExchangeSource:
                 await self._emit(Event(channel=name, data=data, type="gap", source=self.name))
 
     async def data(self, conn: Connection, item: Data) -> None:
+        if conn.retired:
+            return
+        rot = self._rotations.by_conn.get(conn)
+        if rot is not None and not rot.handover.accept(item, conn is rot.new):
+            return
+        if item.seq is not None:
+            self._applied.setdefault(conn.market.key, {})[item.stream] = item.seq
         for sub in list(self._by_stream.get((conn.market.key, item.stream), ())):
             await self._emit_all(sub.state.apply(item, sub.channels))
             await self._settle(sub)
+        if rot is not None and conn is rot.new and rot.handover.complete:
+            self._rotations.ended(conn, "handed over")
 
     async def refused(self, conn: Connection, stream: str, reason: str) -> None:
         for sub in list(self._by_stream.get((conn.market.key, stream), ())):
             await self._drop(sub)
+
+    async def dropped(self, conn: Connection, reason: str) -> None:
+        self._rotations.ended(conn, reason)
+
+    async def expiring(self, conn: Connection) -> None:
+        if not self._stopped and not conn.retired:
+            self._rotations.start(conn)
+
+    # -- the rotations' host (rotation.Host) ----------------------------------------------
+
+    def replacement(self, old: Connection) -> Connection:
+        assert self._session is not None
+        return Connection(old.market, old.endpoint, old.url, venue=self.name,
+                          title=self.venue.title, session=self._session, sink=self,
+                          shard=old.shard, ping_interval_s=self.ping_interval_s,
+                          watchdog_s=self.watchdog_s, backoff_max_s=self.backoff_max_s,
+                          ack_timeout_s=self.ack_timeout_s,
+                          connect_timeout_s=self.connect_timeout_s)
+
+    def streams_of(self, conn: Connection) -> list[Stream]:
+        found = (self._stream(conn.market.key, key) for key in conn.streams)
+        return [stream for stream in found if stream is not None]
+
+    def applied(self, market: str) -> dict[str, int]:
+        return self._applied.setdefault(market, {})
+
+    def promote(self, old: Connection, new: Connection) -> None:
+        take_over(new, old)
+        shards = self._conns.get((old.market.key, old.endpoint), [])
+        if old in shards:
+            shards[shards.index(old)] = new
+        for key, conn in self._stream_conn.items():
+            if conn is old:
+                self._stream_conn[key] = new
+        self._load[new] += self._load.pop(old, 0)
+
+    async def resync(self, conn: Connection, keys: list[str], reason: str) -> None:
+        market = conn.market.key
+        touched: dict[TopicSub, set[str]] = {}
+        for key in keys:
+            for sub in self._by_stream.get((market, key), ()):
+                touched.setdefault(sub, set()).add(key)
+        for sub, streams in touched.items():  # before any await: no stale frame slips in
+            sub.state.reset(streams)
+        for sub in touched:
+            data = {"reason": f"upstream reconnected: {reason}", "since": now_ms()}
+            for name in list(sub.channels):
+                await self._emit(Event(channel=name, data=data, type="gap", source=self.name))
+        for key in keys:
+            if key in conn.streams:
+                await conn.resubscribe(key)
+            elif (stream := self._stream(market, key)) is not None:
+                with contextlib.suppress(SourceError):  # refused: dropped by refused()
+                    await conn.subscribe(stream)
+
+    def _stream(self, market: str, key: str) -> Stream | None:
+        users = self._by_stream.get((market, key), [])
+        return next((s for sub in users for s in sub.topic.streams if s.key == key), None)
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -221,7 +287,8 @@ class ExchangeSource:
                               f"'{stream.endpoint}' configured.")
         shards = self._conns.setdefault((market.key, stream.endpoint), [])
         cap = market.limits.streams_per_connection
-        conn = next((c for c in shards if cap is None or self._load[c] < cap), None)
+        conn = next((c for c in shards if (cap is None or self._load[c] < cap)
+                     and c.budget_left() != 0), None)
         if conn is None:
             assert self._session is not None
             conn = Connection(market, stream.endpoint, url, venue=self.name,
@@ -257,10 +324,14 @@ class ExchangeSource:
             if users:
                 continue
             self._by_stream.pop((market, stream.key), None)
+            self._applied.get(market, {}).pop(stream.key, None)
             conn = self._stream_conn.pop((market, stream.key), None)
             if conn is not None:
                 self._load[conn] -= 1
                 await conn.unsubscribe(stream.key)
+                if (rot := self._rotations.by_conn.get(conn)) is not None:
+                    rot.handover.forget(stream.key)
+                    await rot.new.unsubscribe(stream.key)
 
     async def _settle(self, sub: TopicSub) -> None:
         """Act on a break the last frame revealed; start a snapshot fetch the state wants."""
@@ -271,6 +342,9 @@ class ExchangeSource:
             if sub.topic.resync == "resubscribe":  # the state drops frames until a snapshot
                 for stream in sub.topic.streams:
                     conn = self._stream_conn.get((sub.market.key, stream.key))
+                    if conn is not None and (rot := self._rotations.by_conn.get(conn)):
+                        conn = rot.new  # mid-rotation: re-sync on the replacement only
+                        rot.handover.restart(stream.key)
                     if conn is not None:
                         await conn.resubscribe(stream.key)
         if sub.topic.resync == "snapshot" and (sub.fetch is None or sub.fetch.done()) \

@@ -16,7 +16,7 @@ _STATES: dict[str, tuple[int, SourceState]] = {
     "idle": (0, "up"), "up": (0, "up"), "connecting": (1, "connecting"), "down": (2, "down"),
     "stopped": (3, "stopped"),
 }  # fmt: skip
-_SUMMED = ("topics", "reconnects", "messages", "errors", "rejections")
+_SUMMED = ("topics", "reconnects", "messages", "errors", "rejections", "rotations")
 
 
 def label(conn: Connection) -> str:
@@ -40,6 +40,7 @@ def market_status(conns: list[Connection], resyncs: Counter[str]) -> dict[str, A
         **{key: sum(s[key] for s in each) for key in _SUMMED},
         "book_resyncs": dict(resyncs), "last_message_ms": max(last) if last else None,
         "last_error": errors[-1] if errors else None, "sockets": each,
+        "rotation_error": next((c.rotation_error for c in conns if c.rotation_error), None),
     }
 
 
@@ -66,6 +67,7 @@ def source_status(name: str, conns: list[Connection], *, running: bool, enabled:
         detail = "; ".join(
             f"{label(c)} {c.state} ({len(c.streams)} topics)"
             + (f": {c.last_error}" if c.state != "up" and c.last_error else "")
+            + (f"; rotation failed: {c.rotation_error}" if c.rotation_error else "")
             for c in conns)
     last = [c.last_message_ms for c in conns if c.last_message_ms is not None]
     resyncs: Counter[str] = Counter()

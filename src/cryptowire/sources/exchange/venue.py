@@ -78,14 +78,43 @@ class Topic:
 class Limits:
     """``streams_per_connection``: more streams open another socket of the same endpoint
     (sharding); ``args_per_request``: streams per subscribe request; ``requests_per_s``:
-    control messages a socket may send per second (spaced out; ``None``: no limit);
-    ``max_lifetime_s``: the venue closes a socket at that age (Binance 24 h; declared, not
-    yet rotated ahead: the socket reconnects with gap markers when it is dropped)."""
+    control messages a socket may send per second (spaced out; ``None``: no limit).
+
+    ``max_lifetime_s``: the venue closes a socket at that age (Binance 24 h; ``None``: no
+    limit, Bybit, OKX). A socket is rotated make-before-break when it has lived
+    ``max_lifetime_s - rotation_margin_s`` (see :mod:`.rotation`); the margin defaults to a
+    tenth of the lifetime, at most 10 minutes, and the handover may take half of it.
+
+    ``requests_per_connection``: subscribe/unsubscribe requests one socket may send per
+    ``request_window_s`` (OKX: 480 per hour; ``None``: no budget). A new stream goes to a
+    socket with budget left (another shard when none has); an unsubscribe or resync on a
+    spent socket waits for the window to free a slot."""
 
     streams_per_connection: int | None = None
     args_per_request: int = 10
     requests_per_s: float | None = None
     max_lifetime_s: float | None = None
+    rotation_margin_s: float | None = None
+    requests_per_connection: int | None = None
+    request_window_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.max_lifetime_s is not None and not 0 < self.margin_s < self.max_lifetime_s:
+            raise ValueError(f"rotation_margin_s ({self.margin_s:g}) must be above 0 and below "
+                             f"max_lifetime_s ({self.max_lifetime_s:g})")
+
+    @property
+    def rotate_after_s(self) -> float | None:
+        """The socket age at which a rotation starts (``None``: never)."""
+        if self.max_lifetime_s is None:
+            return None
+        return self.max_lifetime_s - self.margin_s
+
+    @property
+    def margin_s(self) -> float:
+        if self.rotation_margin_s is not None:
+            return self.rotation_margin_s
+        return min(600.0, (self.max_lifetime_s or 0.0) / 10)
 
 
 @dataclass(frozen=True, slots=True)
