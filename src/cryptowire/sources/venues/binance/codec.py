@@ -18,7 +18,7 @@ from a REST snapshot the state asks for: :meth:`BookState.snapshot_request`).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptowire.core.channels import Channel
 from cryptowire.events import Event
@@ -58,8 +58,28 @@ class BinanceCodec:
             return [codec.Notice("Binance announced a server shutdown (serverShutdown)",
                                  reconnect=True)]
         ts = frame.data.get("E")
+        seq, prev = self.sequence(frame.data)
         return [codec.Data(frame.stream, frame.data,
-                           ts if isinstance(ts, int) and not isinstance(ts, bool) else None)]
+                           ts if isinstance(ts, int) and not isinstance(ts, bool) else None,
+                           seq, prev)]
+
+    def sequence(self, data: Mapping[str, Any]) -> tuple[int | None, int | None]:
+        """The frame's place in its stream, the same on every socket (what a socket rotation
+        hands a stream over by): a depth update's last id ``u`` following ``pu`` (futures) or
+        ``U - 1`` (spot), a trade's id (``a`` aggregate, ``t`` trade); ``None`` for the
+        full-state frames (tickers, klines)."""
+        event = data.get("e")
+        if event == "depthUpdate":
+            last, first, prior = data.get("u"), data.get("U"), data.get("pu")
+            if not _is_int(last):
+                return None, None
+            if self.spec.market == "futures":
+                return last, prior if _is_int(prior) else None
+            return last, first - 1 if _is_int(first) else None
+        if event in ("aggTrade", "trade"):
+            trade_id = data.get("a" if event == "aggTrade" else "t")
+            return (trade_id if _is_int(trade_id) else None), None
+        return None, None
 
     def state(self, topic: Topic, market: Market) -> codec.TopicState:
         if topic.kind == "ticker":
@@ -186,3 +206,7 @@ class BookState(codec.BaseState):
             self.broken = codec.Break(self.book.cause, reason)
             self.book.cause = None
         return pubs
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -23,7 +23,7 @@ One state per topic (:func:`state`):
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptowire.core.channels import Channel
 from cryptowire.sources.exchange import codec
@@ -55,6 +55,31 @@ def stream_key(arg: Mapping[str, Any]) -> str:
     return f"{channel}:{target}"
 
 
+def sequence(frame: Push) -> tuple[int | None, int | None]:
+    """A ``books`` push's place in its stream, the same on every socket (what a socket
+    rotation hands a stream over by): ``seqId`` following ``prevSeqId`` (a snapshot follows
+    nothing); a single trade's ``tradeId``; ``None`` for the full-state channels."""
+    data = frame.data[0] if len(frame.data) == 1 and isinstance(frame.data[0], dict) else None
+    if data is None:
+        return None, None
+    if frame.channel.startswith("books"):
+        seq, prev = data.get("seqId"), data.get("prevSeqId")
+        if not _is_int(seq):
+            return None, None
+        if frame.action == "snapshot" or not _is_int(prev) or prev < 0:
+            return seq, None
+        return seq, prev
+    if frame.channel == "trades":
+        trade_id = data.get("tradeId")
+        if isinstance(trade_id, str) and trade_id.isdigit():
+            return int(trade_id), None
+    return None, None
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class OkxCodec:
     """The frames of OKX's public and business sockets (both markets)."""
 
@@ -64,7 +89,8 @@ class OkxCodec:
     def parse(self, raw: str | bytes) -> Sequence[codec.Item]:
         frame = parse_frame(raw)
         if isinstance(frame, Push):
-            return [codec.Data(stream_key(frame.arg), frame)]
+            seq, prev = sequence(frame)
+            return [codec.Data(stream_key(frame.arg), frame, seq=seq, prev=prev)]
         if isinstance(frame, Ack):
             return [codec.Ack(frame.req_id, True, "", frame.conn_id)]
         if isinstance(frame, ErrorReply):
