@@ -111,9 +111,9 @@ def get_json(url: str) -> Any:
 
 
 def hub_config(directory: Path, hub_port: int, ports: dict[str, int],
-               venues: str = "linear") -> Path:
+               venues: str | None = None) -> Path:
     """The hub's settings: Bybit (and, for bbo, Binance and OKX) pointed at the peers,
-    ``bbo.venues`` = ``venues``, nothing else running."""
+    ``bbo.venues`` = ``venues`` if given, nothing else running."""
     peer_port = ports["bybit"]
     extra = ""
     if "binance" in ports:
@@ -132,7 +132,8 @@ public_url = "{o}/ws/v5/public"
 business_url = "{o}/ws/v5/business"
 rest_url = "http://127.0.0.1:{ports['okx']}"
 """
-    extra += "[bbo]\nvenues = [" + ", ".join(f'"{v}"' for v in venues.split(",")) + "]\n"
+    if venues:
+        extra += "[bbo]\nvenues = [" + ", ".join(f'"{v}"' for v in venues.split(",")) + "]\n"
     path = directory / "cryptowire.toml"
     path.write_text(f"""log_level = "WARNING"
 [server]
@@ -165,7 +166,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             procs.append(peer)
             ports = peer_ports(peer.expect("LISTENING", 30))
             hub_port = free_port()
-            config = hub_config(Path(tmp), hub_port, ports, a.venues)
+            config = hub_config(Path(tmp), hub_port, ports,
+                                a.venues if a.kind == "bbo" else None)
             hub = Proc("hub", [PY, "-m", "cryptowire", "serve", "--config", str(config)],
                        a.hub_cpu, cwd=tmp, env=env)
             procs.append(hub)
