@@ -33,6 +33,7 @@ import time
 
 from books import stamp_of
 from common import SYMBOLS
+from topbook import stamp_of_pair
 
 try:
     from orjson import loads
@@ -43,10 +44,13 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 STAMP = b'"nextFundingTime":"'
 LAT = array.array("q")
 LAT_TS = array.array("q")  # from the frame's ts (ms): receive ms - send ms
+LAT_VENUE: dict[str, array.array] = {}  # type: ignore[type-arg]  # bbo: per venue
+BBO = {"changes": 0, "frames": 0, "multi": 0, "unattributed": 0}
 TYPES: dict[str, int] = {}
 STATE = {"frames": 0, "bytes": 0, "replies": 0, "rejected": 0, "errors": 0, "gaps": 0,
          "lost": 0, "close_codes": {}, "measuring": False, "measured_frames": 0,
-         "offset_skips": 0, "offsets_skipped": 0, "offset_back": 0, "book": False}
+         "offset_skips": 0, "offsets_skipped": 0, "offset_back": 0, "book": False,
+         "bbo": False}
 now_ns = time.time_ns
 
 
@@ -61,7 +65,7 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
 
 class Client(asyncio.Protocol):
     __slots__ = ("t", "buf", "open", "sampled", "sub", "key", "accept", "opened", "subscribed",
-                 "last")
+                 "last", "stamps")
 
     def __init__(self, sub: bytes, sampled: bool, opened: asyncio.Future[None],
                  subscribed: asyncio.Future[None]) -> None:
@@ -74,6 +78,7 @@ class Client(asyncio.Protocol):
         self.opened = opened
         self.subscribed = subscribed
         self.last = -1  # the offset of the last data frame
+        self.stamps: dict[str, int] = {}  # bbo: the newest stamp seen per venue
 
     def connection_made(self, t):  # type: ignore[no-untyped-def]
         self.t = t
@@ -106,7 +111,8 @@ class Client(asyncio.Protocol):
         size = len(buf)
         pos = 0
         now = 0
-        measure = self.sampled and STATE["measuring"]
+        # bbo: a sampled connection follows every frame (the venues' stamps it has seen)
+        measure = self.sampled and (STATE["measuring"] or STATE["bbo"])
         while size - pos >= 2:
             n = buf[pos + 1] & 0x7F
             hl = 2
@@ -172,6 +178,9 @@ class Client(asyncio.Protocol):
         return kind
 
     def _latency(self, buf: bytes, p: int, end: int, now: int, kind: str) -> None:
+        if STATE["bbo"]:
+            self._bbo(loads(buf[p:end])["data"]["venues"], now)
+            return
         if STATE["book"]:
             if kind != "delta":
                 return
@@ -191,6 +200,36 @@ class Client(asyncio.Protocol):
             LAT.append(now - int(buf[i:j]))
             k = buf.find(b'"ts":', p, end) + 5
             LAT_TS.append((now // 1_000_000 - int(buf[k:buf.find(b",", k, end)])) * 1_000_000)
+            STATE["measured_frames"] += 1
+
+    def _bbo(self, venues: dict[str, dict[str, object]], now: int) -> None:
+        """A bbo frame: each venue whose stamp is newer than in this connection's previous
+        frame changed its top for this frame: one sample, now - that stamp (a venue's first
+        appearance on the connection only sets its stamp)."""
+        seen = self.stamps
+        measuring = STATE["measuring"]
+        changed = 0
+        for venue, entry in venues.items():
+            stamp = max(stamp_of_pair(entry["bid"]), stamp_of_pair(entry["ask"]))  # type: ignore[arg-type]
+            before = seen.get(venue)
+            if before is not None and stamp <= before:
+                continue
+            seen[venue] = stamp
+            if before is None or not measuring:
+                continue
+            changed += 1
+            LAT.append(now - stamp)
+            lat = LAT_VENUE.get(venue)
+            if lat is None:
+                lat = LAT_VENUE[venue] = array.array("q")
+            lat.append(now - stamp)
+        if measuring:
+            BBO["frames"] += 1
+            BBO["changes"] += changed
+            if changed > 1:
+                BBO["multi"] += 1
+            elif not changed:
+                BBO["unattributed"] += 1
             STATE["measured_frames"] += 1
 
     def _reply(self, payload: bytes) -> None:
@@ -226,8 +265,9 @@ async def main(a: argparse.Namespace) -> None:
     subscribed: list[asyncio.Future[None]] = []
     transports = []
 
-    prefix = f"book:{a.depth}:" if a.kind == "book" else "ticker:"
+    prefix = {"book": f"book:{a.depth}:", "bbo": "bbo:"}.get(a.kind, "ticker:")
     STATE["book"] = a.kind == "book"
+    STATE["bbo"] = a.kind == "bbo"
 
     async def one(i: int) -> None:
         args = [prefix + symbols[(i + k) % len(symbols)] for k in range(a.per_client)]
@@ -283,6 +323,9 @@ async def main(a: argparse.Namespace) -> None:
         "offset_skips": STATE["offset_skips"], "offsets_skipped": STATE["offsets_skipped"],
         "offset_back": STATE["offset_back"],
     }
+    if a.kind == "bbo":
+        result["bbo"] = {**BBO, "per_venue": {v: percentiles(lat)
+                                             for v, lat in sorted(LAT_VENUE.items())}}
     print("RESULT " + json.dumps(result), flush=True)
     for t in transports:
         t.abort()
@@ -295,7 +338,7 @@ if __name__ == "__main__":
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=1)
     parser.add_argument("--sample-every", type=int, default=10)
-    parser.add_argument("--kind", choices=("ticker", "book"), default="ticker")
+    parser.add_argument("--kind", choices=("ticker", "book", "bbo"), default="ticker")
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--interval-ms", type=int, default=0,
                         help="send \"interval_ms\" in the subscribe request (0: not sent)")

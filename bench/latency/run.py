@@ -110,7 +110,30 @@ def get_json(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def hub_config(directory: Path, hub_port: int, peer_port: int) -> Path:
+def hub_config(directory: Path, hub_port: int, ports: dict[str, int],
+               venues: str | None = None) -> Path:
+    """The hub's settings: Bybit (and, for bbo, Binance and OKX) pointed at the peers,
+    ``bbo.venues`` = ``venues`` if given, nothing else running."""
+    peer_port = ports["bybit"]
+    extra = ""
+    if "binance" in ports:
+        b = f"ws://127.0.0.1:{ports['binance']}"
+        extra += f"""[binance]
+futures_public_url = "{b}/public/stream"
+futures_market_url = "{b}/market/stream"
+futures_rest_url = "http://127.0.0.1:{ports['binance']}"
+spot_url = "{b}/stream"
+spot_rest_url = "http://127.0.0.1:{ports['binance']}"
+"""
+    if "okx" in ports:
+        o = f"ws://127.0.0.1:{ports['okx']}"
+        extra += f"""[okx]
+public_url = "{o}/ws/v5/public"
+business_url = "{o}/ws/v5/business"
+rest_url = "http://127.0.0.1:{ports['okx']}"
+"""
+    if venues:
+        extra += "[bbo]\nvenues = [" + ", ".join(f'"{v}"' for v in venues.split(",")) + "]\n"
     path = directory / "cryptowire.toml"
     path.write_text(f"""log_level = "WARNING"
 [server]
@@ -130,7 +153,7 @@ rest_url = "http://127.0.0.1:{peer_port}"
 enabled = false
 [evm]
 enabled = false
-""")
+""" + extra)
     return path
 
 
@@ -139,13 +162,12 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "PYTHONPATH": str(a.src.resolve())}
-            peer = Proc("peer", [PY, str(HERE / "peer.py"), "--symbols", str(a.symbols),
-                                 "--rate", str(a.rate), "--book-stamp", a.book_stamp],
-                        a.client_cpu, cwd=ROOT, env=env)
+            peer = start_peer(a, env)
             procs.append(peer)
-            peer_port = int(peer.expect("LISTENING", 30).split()[1])
+            ports = peer_ports(peer.expect("LISTENING", 30))
             hub_port = free_port()
-            config = hub_config(Path(tmp), hub_port, peer_port)
+            config = hub_config(Path(tmp), hub_port, ports,
+                                a.venues if a.kind == "bbo" else None)
             hub = Proc("hub", [PY, "-m", "cryptowire", "serve", "--config", str(config)],
                        a.hub_cpu, cwd=tmp, env=env)
             procs.append(hub)
@@ -189,14 +211,19 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                        for f in ("user", "system", "nice", "irq", "softirq", "steal"))
             ours = sum(cpu[name] * wall for name in cpu)  # CPU seconds of our processes
             bybit0, bybit1 = before["sources"]["bybit"], after["sources"]["bybit"]
+            upstream = {name: round((src["messages"] - before["sources"][name]["messages"])
+                                    / wall, 1)
+                        for name, src in after["sources"].items() if name in before["sources"]}
             return {
                 "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "kind": a.kind, "channel": channel_of(a), "interval_ms": a.interval_ms,
                 "book_stamp": a.book_stamp if a.kind == "book" else None,
-                "rate_per_topic": a.rate or "full", "clients": a.clients,
+                "rate_per_topic": bbo_rates(a) if a.kind == "bbo" else a.rate or "full",
+                "venues": a.venues if a.kind == "bbo" else None, "clients": a.clients,
                 "symbols": a.symbols, "per_client": a.per_client,
                 "latency": {k: result[k] for k in result
                             if k.endswith("_ms") and k != "interval_ms" or k == "samples"},
+                "bbo": result.get("bbo"),
                 "client": {k: result[k] for k in (
                     "frames_received", "frames_per_s", "bytes_received", "bytes_per_s",
                     "types", "gaps", "offset_skips", "offsets_skipped", "offset_back", "lost",
@@ -205,6 +232,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                 "hub": {
                     "upstream_frames_per_s": round(
                         (bybit1["messages"] - bybit0["messages"]) / wall, 1),
+                    "source_messages_per_s": upstream,
                     "messages_out_per_s": round(
                         (after["messages_out"] - before["messages_out"]) / wall, 1),
                     "bytes_out_per_s": round(
@@ -246,7 +274,36 @@ def commit_of(src: Path) -> str | None:
 
 
 def channel_of(a: argparse.Namespace) -> str:
+    if a.kind == "bbo":
+        return "bbo:<SYMBOL>"
     return f"book:{a.depth}:<SYMBOL>" if a.kind == "book" else "ticker:<SYMBOL>"
+
+
+def bbo_rates(a: argparse.Namespace) -> dict[str, float]:
+    """Frames/s per symbol each bbo peer sends (of the venues in ``--venues``)."""
+    rates = {"bybit": a.bybit_rate, "binance": a.binance_rate, "okx": a.okx_rate}
+    names = {"linear": "bybit", "bybit": "bybit", "binance": "binance", "okx": "okx"}
+    return {names[v]: rates[names[v]] for v in a.venues.split(",")}
+
+
+def start_peer(a: argparse.Namespace, env: dict[str, str]) -> Proc:
+    """peer.py (ticker, book) or bbo_peer.py (bbo: Bybit, Binance and OKX peers)."""
+    if a.kind == "bbo":
+        cmd = [PY, str(HERE / "bbo_peer.py"), "--symbols", str(a.symbols),
+               "--bybit-rate", str(a.bybit_rate), "--binance-rate", str(a.binance_rate),
+               "--okx-rate", str(a.okx_rate)]
+    else:
+        cmd = [PY, str(HERE / "peer.py"), "--symbols", str(a.symbols), "--rate", str(a.rate),
+               "--book-stamp", a.book_stamp]
+    return Proc("peer", cmd, a.client_cpu, cwd=ROOT, env=env)
+
+
+def peer_ports(line: str) -> dict[str, int]:
+    """``LISTENING <port>`` (peer.py) or ``LISTENING bybit=<port> binance=..`` (bbo_peer.py)."""
+    words = line.split()[1:]
+    if len(words) == 1 and "=" not in words[0]:
+        return {"bybit": int(words[0])}
+    return {k: int(v) for k, v in (w.split("=") for w in words)}
 
 
 def per_client_second(result: dict[str, Any], hub_cpu: float, clients: int) -> dict[str, Any]:
@@ -279,8 +336,17 @@ def main() -> None:
     parser.add_argument("--per-client", type=int, default=1,
                         help="channels per client (connection i takes symbols i..)")
     parser.add_argument("--kind", default="ticker",
-                        help="ticker, book, or a comma list run in turn (ticker,book)")
+                        help="ticker, book, bbo, or a comma list run in turn (ticker,book)")
     parser.add_argument("--depth", type=int, default=50, help="book depth (book:<depth>:..)")
+    parser.add_argument("--venues", default="linear,binance,okx",
+                        help="bbo: bbo.venues of the hub (linear = Bybit); sets separated by "
+                             "';' run in turn (linear,binance,okx;linear)")
+    parser.add_argument("--bybit-rate", type=float, default=100.0,
+                        help="bbo: orderbook.1 frames/s per symbol (Bybit: every 10 ms)")
+    parser.add_argument("--binance-rate", type=float, default=10.0,
+                        help="bbo: depth@100ms events/s per symbol")
+    parser.add_argument("--okx-rate", type=float, default=10.0,
+                        help="bbo: books updates/s per symbol (OKX: every 100 ms)")
     parser.add_argument("--interval-ms", default="0",
                         help="interval_ms in the subscribe request, 0 = none (unconflated); "
                              "a comma list runs each in turn (0,250)")
@@ -304,10 +370,12 @@ def main() -> None:
     rates = [float(r) for r in str(a.rate).split(",")]
     kinds = str(a.kind).split(",")
     intervals = [int(i) for i in str(a.interval_ms).split(",")]
-    assert all(k in ("ticker", "book") for k in kinds), kinds
-    for _, rate, kind, interval in [(i, r, k, n) for i in range(a.repeats) for r in rates
-                                    for k in kinds for n in intervals]:
-        a.rate, a.kind, a.interval_ms = rate, kind, interval
+    assert all(k in ("ticker", "book", "bbo") for k in kinds), kinds
+    venue_sets = str(a.venues).split(";")
+    for _, rate, kind, interval, venues in [
+            (i, r, k, n, v) for i in range(a.repeats) for r in rates for k in kinds
+            for n in intervals for v in (venue_sets if k == "bbo" else venue_sets[:1])]:
+        a.rate, a.kind, a.interval_ms, a.venues = rate, kind, interval, venues
         row = run(a)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         with a.out.open("a") as fh:
@@ -326,6 +394,9 @@ def report(row: dict[str, Any]) -> None:
           f"{cl['offset_skips']} back {cl['offset_back']}, gaps {cl['gaps']}, slow closes "
           f"{hub['slow_consumer_closes']}, cpu {row['cpu_util']}, foreign "
           f"{row['foreign_cpu_frac']}", flush=True)
+    if row.get("bbo"):
+        print(f"  venues={row['venues']} sources/s {hub.get('source_messages_per_s')}; "
+              f"bbo {row['bbo']}; peer {row['peer']}", flush=True)
 
 
 if __name__ == "__main__":
