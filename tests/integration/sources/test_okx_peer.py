@@ -16,7 +16,8 @@ import pytest
 from tests.peers.okx_peer import OkxPeer, key_of
 from tests.waiting import eventually
 
-from cryptowire.sources.venues.okx.book import BookBreak, OkxBook
+from cryptowire.sources.exchange.codec import BookBreak
+from cryptowire.sources.venues.okx.book import OkxBook
 from cryptowire.sources.venues.okx.instruments import Instrument, parse_instruments
 from cryptowire.sources.venues.okx.protocol import (
     Ack,

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cryptowire.books import OrderBook
-from cryptowire.sources.bybit.book import BREAK_CAUSES, BookBreak, BookChange, TopicBook
+from cryptowire.sources.bybit.book import BREAK_CAUSES, TopicBook
 from cryptowire.sources.bybit.parser import DataFrame, parse_frame
+from cryptowire.sources.exchange.codec import BookBreak, BookChange
 
 TOPIC = "orderbook.50.BTCUSDT"
 

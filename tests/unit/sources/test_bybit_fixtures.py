@@ -6,8 +6,9 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-from cryptowire.sources.bybit.book import BookChange, TopicBook
+from cryptowire.sources.bybit.book import TopicBook
 from cryptowire.sources.bybit.parser import DataFrame, parse_frame, parse_liquidations
+from cryptowire.sources.exchange.codec import BookChange
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bybit"
 

@@ -30,31 +30,14 @@ and ``cts`` are not published.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from cryptowire.books import BookError, OrderBook
-from cryptowire.events import BookData
 from cryptowire.sources.bybit.parser import DataFrame
+from cryptowire.sources.exchange.codec import BookBreak, BookChange
 
 #: Why a book broke: the ``reason`` label of ``cryptowire_book_resyncs_total``.
 BREAK_CAUSES: tuple[str, ...] = ("sequence", "no_snapshot", "malformed", "crossed")
-
-
-@dataclass(frozen=True, slots=True)
-class BookBreak:
-    """The book of a topic cannot be trusted until the next snapshot."""
-
-    cause: str  # one of BREAK_CAUSES
-    reason: str  # for the subscribers' gap frame
-
-
-@dataclass(frozen=True, slots=True)
-class BookChange:
-    """A publication of a valid book: the whole book or the levels that changed."""
-
-    type: Literal["snapshot", "delta"]
-    data: BookData
 
 
 class TopicBook:

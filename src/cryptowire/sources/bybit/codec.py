@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from cryptowire.core.channels import STATE_KINDS, Channel
-from cryptowire.sources.bybit.book import BookBreak, TopicBook
+from cryptowire.sources.bybit.book import TopicBook
 from cryptowire.sources.bybit.parser import (
     Ack,
     DataFrame,
@@ -130,7 +130,7 @@ class BybitState(codec.BaseState):
             return
         event_type: str
         payload: object
-        if isinstance(change, BookBreak):
+        if isinstance(change, codec.BookBreak):
             self.broken = codec.Break(change.cause, change.reason)
             event_type, payload = "gap", {"reason": change.reason}
         else:

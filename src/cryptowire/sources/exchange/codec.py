@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from cryptowire.core.channels import Channel
+from cryptowire.events import BookData
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,19 @@ class Break:
 
     cause: str
     reason: str
+
+
+#: What a venue's book validator returns when its book cannot be trusted (a :class:`Break`).
+BookBreak = Break
+
+
+@dataclass(frozen=True, slots=True)
+class BookChange:
+    """A publication of a valid book channel: the whole book cut at its depth
+    (``snapshot``) or the levels of the cut that changed (``delta``)."""
+
+    type: Literal["snapshot", "delta"]
+    data: BookData
 
 
 class TopicState(Protocol):

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from cryptowire.books import OrderBook
-from cryptowire.sources.venues.okx.book import BookBreak, BookChange, OkxBook
+from cryptowire.sources.exchange.codec import BookBreak, BookChange
+from cryptowire.sources.venues.okx.book import OkxBook
 from cryptowire.sources.venues.okx.instruments import Instrument
 from cryptowire.sources.venues.okx.protocol import Push, parse_frame
 

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from cryptowire.books import BookError, Level, OrderBook, Side
 from cryptowire.events import BookData
+from cryptowire.sources.exchange.codec import BookBreak, BookChange
 from cryptowire.sources.venues.okx.instruments import Instrument
 from cryptowire.sources.venues.okx.protocol import Push
 from cryptowire.sources.venues.okx_book import check, sequence_gap
@@ -46,22 +46,6 @@ VENUE_DEPTH = 400
 #: Why a book broke: the ``reason`` label of ``cryptowire_book_resyncs_total``.
 BREAK_CAUSES: tuple[str, ...] = ("sequence", "checksum", "no_snapshot", "malformed", "crossed")
 _SIDES: tuple[Side, Side] = ("bids", "asks")
-
-
-@dataclass(frozen=True, slots=True)
-class BookBreak:
-    """The book cannot be trusted until the next snapshot."""
-
-    cause: str  # one of BREAK_CAUSES
-    reason: str  # for the subscribers' gap frame
-
-
-@dataclass(frozen=True, slots=True)
-class BookChange:
-    """A publication of one ``book:<depth>`` channel."""
-
-    type: Literal["snapshot", "delta"]
-    data: BookData
 
 
 class _View:

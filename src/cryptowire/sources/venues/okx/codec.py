@@ -28,7 +28,7 @@ from typing import Any, TypeGuard
 from cryptowire.core.channels import Channel
 from cryptowire.sources.exchange import codec
 from cryptowire.sources.exchange.venue import Topic
-from cryptowire.sources.venues.okx.book import BookBreak, OkxBook
+from cryptowire.sources.venues.okx.book import OkxBook
 from cryptowire.sources.venues.okx.instruments import Instrument
 from cryptowire.sources.venues.okx.parser import (
     TickerMerge,
@@ -212,7 +212,7 @@ class BookState(_State):
         if result is None:
             return
         ts = _book_ts(push)
-        if isinstance(result, BookBreak):
+        if isinstance(result, codec.BookBreak):
             self.broken = codec.Break(result.cause, result.reason)
             for name in list(channels):
                 yield codec.Pub(name, "gap", {"reason": result.reason}, ts)
