@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from tests.peers.binance_books import DepthFeed, dumps
+from tests.peers.venue_server import VenueServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binance"
 ENDPOINTS = {"/public/stream": ("futures", "public"), "/market/stream": ("futures", "market"),
@@ -59,7 +59,7 @@ class PeerConnection:
     received: list[dict[str, Any]] = field(default_factory=list)
 
 
-class BinancePeer:
+class BinancePeer(VenueServer):
     """The replay server; see the module docstring."""
 
     def __init__(self, *, interval_s: float = 0.02, ping_s: float = 1.0, port: int = 0,
@@ -88,40 +88,16 @@ class BinancePeer:
         self.sent: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._stalled = False
         self._depth_fail = False
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> BinancePeer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         for path in ENDPOINTS:
             app.router.add_get(path, self._websocket)
         app.router.add_get("/fapi/v1/depth", self._depth)
         app.router.add_get("/api/v3/depth", self._depth)
         app.router.add_get("/fapi/v1/exchangeInfo", self._info)
         app.router.add_get("/api/v3/exchangeInfo", self._info)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        return self
-
-    async def close(self) -> None:
-        self.drop()
-        for feed in self.books.values():
-            await feed.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> BinancePeer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @property
     def base_url(self) -> str:

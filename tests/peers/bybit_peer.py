@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import socket
 import time
 import uuid
 from collections import Counter
@@ -45,6 +44,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from tests.peers.bybit_books import BookFeed
+from tests.peers.venue_server import VenueServer
 
 from cryptowire.settings import BybitSettings
 
@@ -92,7 +92,7 @@ class PeerConnection:
         return set(self.streams)
 
 
-class BybitPeer:
+class BybitPeer(VenueServer):
     """The replay server; see the module docstring."""
 
     def __init__(
@@ -131,37 +131,13 @@ class BybitPeer:
         self._stalled = False
         self._first_frame_with_ack = False
         self._instruments_fail = False
-        self._runner: web.AppRunner | None = None
         self.books: dict[tuple[str, str], BookFeed] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> BybitPeer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/v5/public/{category}", self._websocket)
         app.router.add_get("/v5/market/instruments-info", self._instruments_info)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        return self
-
-    async def close(self) -> None:
-        self.drop()
-        for feed in self.books.values():
-            await feed.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> BybitPeer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @property
     def rest_url(self) -> str:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import socket
 import time
 import uuid
 from collections import Counter
@@ -43,6 +42,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from tests.peers.okx_books import OkxBookFeed, dumps
+from tests.peers.venue_server import VenueServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "okx"
 PATHS = {"public": "/ws/v5/public", "business": "/ws/v5/business"}
@@ -70,7 +70,7 @@ class PeerConnection:
     received: list[Any] = field(default_factory=list)
 
 
-class OkxPeer:
+class OkxPeer(VenueServer):
     """The replay server; see the module docstring."""
 
     def __init__(self, fixtures: Path = FIXTURES, *, interval_s: float = 0.02,
@@ -99,37 +99,13 @@ class OkxPeer:
         self._rejected: set[str] = set()
         self._stalled = False
         self._instruments_fail = False
-        self._runner: web.AppRunner | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> OkxPeer:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/ws/v5/{path}", self._websocket)
         app.router.add_get("/api/v5/public/instruments", self._instruments)
         app.router.add_get("/api/v5/market/books", self._rest_book)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        return self
-
-    async def close(self) -> None:
-        self.drop()
-        for feed in self.books.values():
-            await feed.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> OkxPeer:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     @property
     def url(self) -> str:
