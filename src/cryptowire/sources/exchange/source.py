@@ -12,9 +12,8 @@ the venue's time as ``ts_source`` and ``source=<venue name>``. Gap markers: ever
 a topic whose stream was live on a lost socket gets
 ``{"type":"gap","data":{"reason":"upstream reconnected: ..","since":<ms>}}`` before any data
 of the new socket. A broken state (``TopicState.broken``) is counted by cause in
-``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe
-its streams on the same socket, or fetch the REST snapshot the state asks for.
-"""
+``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe its
+streams on the same socket (backing off while it keeps breaking), or fetch a REST snapshot."""
 
 from __future__ import annotations
 
@@ -340,17 +339,24 @@ class ExchangeSource:
             self.book_resyncs.setdefault(sub.market.key, Counter())[broken.cause] += 1
             self.log.warning("%s %s: %s", self.name, sub.market.key, broken.reason)
             if sub.topic.resync == "resubscribe":  # the state drops frames until a snapshot
-                for stream in sub.topic.streams:
-                    conn = self._stream_conn.get((sub.market.key, stream.key))
-                    if conn is not None and (rot := self._rotations.by_conn.get(conn)):
-                        conn = rot.new  # mid-rotation: re-sync on the replacement only
-                        rot.handover.restart(stream.key)
-                    if conn is not None:
-                        await conn.resubscribe(stream.key)
+                if not (delay := sub.resync_delay(asyncio.get_running_loop().time())):
+                    await self._resubscribe(sub)
+                elif sub.fetch is None or sub.fetch.done():  # one paced re-sync at a time
+                    sub.fetch = asyncio.create_task(self._resubscribe(sub, delay))
         if sub.topic.resync == "snapshot" and (sub.fetch is None or sub.fetch.done()) \
                 and not self._stopped and sub.state.snapshot_request() is not None:
-            sub.fetch = asyncio.create_task(
-                self._fetch_snapshots(sub), name=f"{self.name}-{sub.market.key}-snapshot")
+            sub.fetch = asyncio.create_task(self._fetch_snapshots(sub))
+
+    async def _resubscribe(self, sub: TopicSub, delay: float = 0.0) -> None:
+        if delay:  # a paced re-sync (see TopicSub.resync_delay)
+            await asyncio.sleep(delay)
+        for stream in sub.topic.streams:
+            conn = self._stream_conn.get((sub.market.key, stream.key))
+            if conn is not None and (rot := self._rotations.by_conn.get(conn)):
+                conn = rot.new  # mid-rotation: re-sync on the replacement only
+                rot.handover.restart(stream.key)
+            if conn is not None and self._topics.get((sub.market.key, sub.topic.key)) is sub:
+                await conn.resubscribe(stream.key)
 
     async def _fetch_snapshots(self, sub: TopicSub) -> None:
         """Fetch the REST snapshots the state asks for, until it asks for none."""
