@@ -27,6 +27,7 @@ from cryptowire.sources.bybit.parser import (
     ping_request,
     topic_for,
 )
+from cryptowire.sources.exchange.codec import FRAME_ERRORS
 
 LINEAR_SNAPSHOT = (
     '{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT",'
@@ -229,6 +230,22 @@ def test_bad_delta_changes_nothing() -> None:
     state = book.get("BTCUSDT")
     assert state is not None
     assert state["bid"] == {"price": "66666.60", "size": "23789.165"}
+
+
+def test_a_number_out_of_decimal_range_is_refused_and_changes_nothing() -> None:
+    """A ``price24hPcnt`` at Decimal's exponent limit overflows when made a percentage: the
+    frame is refused with an error the connection counts and drops (FRAME_ERRORS), and the
+    state stays as it was, so the next delta still merges."""
+    book = TickerBook()
+    book.apply(frame(LINEAR_SNAPSHOT))
+    before = book.get("BTCUSDT")
+    huge = DELTA_BID_ONLY.replace('"symbol":"BTCUSDT",',
+                                  '"symbol":"BTCUSDT","price24hPcnt":"1E+999998",')
+    assert huge != DELTA_BID_ONLY
+    with pytest.raises(FRAME_ERRORS):
+        book.apply(frame(huge))
+    assert book.get("BTCUSDT") == before
+    assert book.apply(frame(DELTA_BID_ONLY))["bid"]["price"] == "66666.50"
 
 
 def test_spot_snapshot_missing_fields_are_null_not_zero() -> None:

@@ -213,8 +213,9 @@ class TickerBook:
             if previous is None:
                 raise MalformedFrameError(f"{frame.topic.name}: delta before any snapshot")
             state = {**previous, **fields}
+        normalized = normalize_ticker(symbol, state)  # may refuse the frame: state untouched
         self._state[symbol] = state
-        return normalize_ticker(symbol, state)
+        return normalized
 
     def get(self, symbol: str) -> TickerData | None:
         """The current normalized state of ``symbol``, if a snapshot was seen."""

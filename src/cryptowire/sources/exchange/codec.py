@@ -87,6 +87,12 @@ class Pub:
     ts: int | None = None
 
 
+#: What a codec or a topic state may raise on a malformed upstream frame (a missing field, a
+#: wrong type, a number out of range): the frame is counted and dropped, the socket lives on.
+FRAME_ERRORS: tuple[type[Exception], ...] = (
+    ValueError, KeyError, TypeError, IndexError, ArithmeticError)
+
+
 @dataclass(frozen=True, slots=True)
 class Break:
     """A book (or any state) that cannot be trusted until it re-synchronised. ``cause`` is the

@@ -26,7 +26,7 @@ import orjson
 from cryptowire.backoff import backoff_delay
 from cryptowire.clock import now_ms
 from cryptowire.errors import SourceError
-from cryptowire.sources.exchange.codec import Ack, Data, Notice, Pong, Reply
+from cryptowire.sources.exchange.codec import FRAME_ERRORS, Ack, Data, Notice, Pong, Reply
 from cryptowire.sources.exchange.pacing import Pacer, await_verdict
 from cryptowire.sources.exchange.sink import Sink
 from cryptowire.sources.exchange.streams import Request, StreamTable
@@ -330,7 +330,7 @@ class Connection:
                     self._log.warning("%s: notice from upstream: %s", self.name, item.reason)
                     if item.reconnect:
                         self._close_reason = f"upstream notice: {item.reason}"
-        except (ValueError, KeyError, TypeError) as exc:
+        except FRAME_ERRORS as exc:
             self.errors += 1
             text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
             self._log.warning("%s: dropped a frame (%s): %.300s", self.name, exc, text)

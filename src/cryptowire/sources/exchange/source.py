@@ -37,7 +37,7 @@ from cryptowire.sources.exchange.connection import Connection
 from cryptowire.sources.exchange.instruments import InstrumentCatalog
 from cryptowire.sources.exchange.rotation import Rotations, take_over
 from cryptowire.sources.exchange.status import source_status
-from cryptowire.sources.exchange.subs import TopicSub, VenueOptions
+from cryptowire.sources.exchange.subs import TopicSub, VenueOptions, apply_guarded
 from cryptowire.sources.exchange.venue import Market, Stream, Venue
 
 
@@ -205,7 +205,7 @@ class ExchangeSource:
         if item.seq is not None:
             self._applied.setdefault(conn.market.key, {})[item.stream] = item.seq
         for sub in list(self._by_stream.get((conn.market.key, item.stream), ())):
-            await self._emit_all(sub.state.apply(item, sub.channels))
+            await self._emit_all(apply_guarded(sub, item, conn, self.log))
             await self._settle(sub)
         if rot is not None and conn is rot.new and rot.handover.complete:
             self._rotations.ended(conn, "handed over")

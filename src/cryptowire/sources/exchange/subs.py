@@ -4,12 +4,13 @@ one subscribed topic, with the pacing of its re-synchronisations."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptowire.backoff import backoff_delay
 from cryptowire.core.channels import Channel
-from cryptowire.sources.exchange.codec import TopicState
+from cryptowire.sources.exchange.codec import FRAME_ERRORS, Data, Pub, TopicState
 from cryptowire.sources.exchange.venue import Market, Topic
 
 #: A topic that re-synchronised again within this long backs off (see TopicSub.resync_delay).
@@ -50,3 +51,22 @@ class TopicSub:
         self.resyncs += 1
         self.resync_due = now + delay
         return delay
+
+
+class Counted(Protocol):
+    """Where a dropped frame is counted (a :class:`~.connection.Connection`)."""
+
+    name: str
+    errors: int
+
+
+def apply_guarded(sub: TopicSub, item: Data, conn: Counted, log: logging.Logger) -> list[Pub]:
+    """``sub``'s publications for ``item``; a frame its state cannot read is counted on
+    ``conn`` and dropped for this topic alone (the other topics of a shared stream, such as
+    OKX's one ``liquidation-orders`` stream of every swap, still get theirs)."""
+    try:
+        return list(sub.state.apply(item, sub.channels))
+    except FRAME_ERRORS as exc:
+        conn.errors += 1
+        log.warning("%s: dropped a frame of %s (%s)", conn.name, sub.topic.key, exc)
+        return []

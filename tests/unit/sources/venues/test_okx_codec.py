@@ -253,6 +253,13 @@ def test_candles_fidelity(name: str, inst: Instrument) -> None:
     assert [parse_candles(f, inst)[0]["confirmed"] for f in frames] == [False, True]
 
 
+def test_a_monthly_candle_time_out_of_range_is_a_malformed_frame() -> None:
+    """``fromtimestamp`` raises OverflowError for a 30-digit time: refused as a ValueError (the
+    frame is dropped and counted), never an error that ends the socket's reader."""
+    with pytest.raises(ValueError, match="out of range"):
+        close_time("1M", 10**29)
+
+
 def test_candle_close_times_per_interval() -> None:
     assert close_time("1h", 1796119200000) == 1796119200000 + 3_599_999
     assert close_time("1w", 0) == 604_799_999

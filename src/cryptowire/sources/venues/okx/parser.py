@@ -153,7 +153,10 @@ def close_time(interval: str, open_time: int) -> int:
     span = _SPANS_MS.get(interval)
     if span is not None:
         return open_time + span - 1
-    start = datetime.fromtimestamp(open_time // 1000, UTC)  # 1M: to the next month's 1st
+    try:
+        start = datetime.fromtimestamp(open_time // 1000, UTC)  # 1M: to the next month's 1st
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"candle time {open_time} is out of range") from exc
     year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
     following = datetime(year, month, 1, tzinfo=UTC)
     return calendar.timegm(following.timetuple()) * 1000 - 1
