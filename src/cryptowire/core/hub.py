@@ -61,6 +61,8 @@ class Hub:
         self._watchers: dict[str, list[Callable[[Publication], None]]] = {}
         # channels this node asked the broker for (subscribe on first need, drop on last)
         self._on_broker: set[str] = set()
+        # channels whose broker subscribe is in flight -> done when it is (see _need_broker)
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
 
     @property
     def outbound_limit(self) -> int:
@@ -138,13 +140,23 @@ class Hub:
             await self._maybe_drop_broker(channel)
 
     async def _need_broker(self, channel: str) -> None:
+        """Return once this node receives ``channel`` from the broker. A second caller while
+        the first one's broker subscribe is unconfirmed waits for it: a subscriber that went
+        on meanwhile would read the stream's position, miss what is published before the
+        confirmation, and get a hole (Redis pub/sub delivers only after SUBSCRIBE is acked)."""
+        while (pending := self._subscribing.get(channel)) is not None:
+            await asyncio.shield(pending)
         if channel not in self._on_broker:
             self._on_broker.add(channel)
+            done = self._subscribing[channel] = asyncio.get_running_loop().create_future()
             try:
                 await self.broker.subscribe(channel)
             except BaseException:
                 self._on_broker.discard(channel)
                 raise
+            finally:
+                del self._subscribing[channel]
+                done.set_result(None)
 
     async def _maybe_drop_broker(self, channel: str) -> None:
         if (channel in self._on_broker and self.subscribers(channel) == 0
