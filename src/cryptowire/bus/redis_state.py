@@ -70,7 +70,9 @@ def state_mode(event: Event) -> str:
     channel = event.channel
     if not is_stateful(channel):
         return NO_STATE
-    if kind_of(channel) != "book" or event.type == "snapshot":
+    if kind_of(channel) != "book":  # full-state kinds: the last value stays through a gap,
+        return KEEP if event.type == "gap" else IS_STATE  # as in core/state.py
+    if event.type == "snapshot":
         return IS_STATE
     return UNKNOWN if event.type == "gap" else KEEP
 

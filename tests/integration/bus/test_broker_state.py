@@ -85,6 +85,21 @@ async def test_ticker_state_is_the_last_publication(make_broker: Factory) -> Non
     assert state.data_json == b'{"symbol":"BTCUSDT","price":"1.20"}'  # the digits as sent
 
 
+async def test_a_ticker_keeps_its_last_value_through_a_gap(make_broker: Factory) -> None:
+    """A gap (a leader takeover, an upstream reconnect) does not make a full-state channel
+    unknown: its last value still follows a subscribe, on memory and on Redis alike."""
+    a = await make_broker()
+    b = await make_broker()
+    await a.publish(Event("ticker:BTCUSDT", {"symbol": "BTCUSDT", "price": "1.20"},
+                          source="test"))
+    gap = await a.publish(Event("ticker:BTCUSDT", {"reason": "upstream reconnected"},
+                                type="gap", source="test"))
+    state = await b.state("ticker:BTCUSDT")
+    assert state is not None and state.type == "snapshot"
+    assert state.data_json == b'{"symbol":"BTCUSDT","price":"1.20"}'
+    assert (state.epoch, state.offset) == (gap.epoch, gap.offset)  # it includes the gap
+
+
 async def test_event_channels_have_no_state(make_broker: Factory) -> None:
     a = await make_broker()
     await a.publish(Event("trade:BTCUSDT", {"id": "1"}, source="test"))

@@ -29,6 +29,8 @@ def test_state_mode_per_event() -> None:
     assert state_mode(Event("app:x", {})) == "n"
     assert state_mode(Event("ticker:BTCUSDT", {})) == "1"  # every ticker is the state
     assert state_mode(Event("kline:1m:BTCUSDT", {})) == "1"
+    # a gap keeps a full-state channel's last value (the key plus the gap after it)
+    assert state_mode(Event("ticker:BTCUSDT", {"reason": "x"}, type="gap")) == "0"
     assert state_mode(book("snapshot", [], [])) == "1"
     assert state_mode(book("delta", [], [])) == "0"  # the key plus the stream after it
     assert state_mode(Event(BOOK, {"reason": "x"}, type="gap")) == "3"  # unknown: deleted
