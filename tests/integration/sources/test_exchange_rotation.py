@@ -8,6 +8,7 @@ streams onto another socket."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -369,5 +370,6 @@ async def test_the_old_socket_closed_mid_handover_hands_over_at_once() -> None:
         await events.wait(lambda: [e.type for e in events.on(BOOK)][-2:] == ["gap", "snapshot"],
                           "the book re-synchronised on the replacement")
         gap = next(e for e in events.on(BOOK) if e.type == "gap").data
-        assert "socket rotation: closed by upstream" in gap["reason"]
+        # the reader sees the close, or the ping loop's send fails first: either ends it
+        assert re.search(r"socket rotation: (closed by upstream|ping failed)", gap["reason"])
         assert rotations(source) == 1 and source.status().reconnects == 0
