@@ -47,6 +47,7 @@ from typing import Protocol
 from cryptowire.errors import SourceError
 from cryptowire.sources.exchange.codec import Data
 from cryptowire.sources.exchange.connection import Connection
+from cryptowire.sources.exchange.subs import RECONNECTED
 from cryptowire.sources.exchange.venue import Stream
 
 
@@ -219,7 +220,7 @@ class Rotations:
         rot.new.retired = True
         del self.by_conn[rot.old], self.by_conn[rot.new]
         if taken and rot.old.state == "up":
-            await self.host.resync(rot.old, taken, f"socket rotation failed: {error}")
+            await self.host.resync(rot.old, taken, f"{RECONNECTED}socket rotation failed: {error}")
         await rot.new.stop()
         return False
 
@@ -232,7 +233,7 @@ class Rotations:
         self.log.info("%s: rotated (%s)", new.name, rot.why)
         try:
             if left:
-                await self.host.resync(new, left, f"socket rotation: {rot.why}")
+                await self.host.resync(new, left, f"{RECONNECTED}socket rotation: {rot.why}")
         finally:
             await old.stop()
         if rot.due:

@@ -8,12 +8,11 @@ age limit is rotated without a gap (:mod:`.rotation`). A channel maps to a
 :class:`~.venue.Topic` (the market's ``topic`` function); channels of one topic share its
 upstream streams (subscribed once) and its :class:`~.codec.TopicState`, which turns the
 streams' frames into publications. Events carry the channel name the core subscribed with,
-the venue's time as ``ts_source`` and ``source=<venue name>``. Gap markers: every channel of
-a topic whose stream was live on a lost socket gets
-``{"type":"gap","data":{"reason":"upstream reconnected: ..","since":<ms>}}`` before any data
-of the new socket. A broken state (``TopicState.broken``) is counted by cause in
-``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe its
-streams on the same socket (backing off while it keeps breaking), or fetch a REST snapshot."""
+the venue's time as ``ts_source`` and ``source=<venue name>``. Every channel of a topic whose
+stream was live on a lost socket (or that lost an update the bus refused) gets a ``gap``
+before any data of the new socket. A broken state (``TopicState.broken``) is counted by cause
+in ``SourceStatus.book_resyncs`` and re-synchronised by the topic's ``resync``: re-subscribe
+its streams on the same socket (backing off while it keeps breaking), or a REST snapshot."""
 
 from __future__ import annotations
 
@@ -32,6 +31,7 @@ from cryptowire.core.source import PublishFn, SourceStatus
 from cryptowire.errors import ConfigError, SourceError
 from cryptowire.events import Event
 from cryptowire.jsonnum import loads_exact
+from cryptowire.sources.exchange import subs
 from cryptowire.sources.exchange.codec import Data, Pub
 from cryptowire.sources.exchange.connection import Connection
 from cryptowire.sources.exchange.instruments import InstrumentCatalog
@@ -106,12 +106,9 @@ class ExchangeSource:
         await asyncio.gather(*fetches, return_exceptions=True)
         await self._rotations.stop()
         conns = [c for shards in self._conns.values() for c in shards]
-        self._conns.clear()
-        self._stream_conn.clear()
-        self._load.clear()
-        self._applied.clear()
-        self._topics.clear()
-        self._by_stream.clear()
+        for table in (self._conns, self._stream_conn, self._load, self._applied, self._topics,
+                      self._by_stream):
+            table.clear()
         await asyncio.gather(*(conn.stop() for conn in conns))
         session, self._session = self._session, None
         if session is not None:
@@ -192,7 +189,7 @@ class ExchangeSource:
             for sub in self._by_stream.get((market, key), ()):
                 gapped.setdefault(sub, since)
         for sub, since in gapped.items():
-            data = {"reason": f"upstream reconnected: {reason}", "since": since}
+            data = {"reason": f"{subs.RECONNECTED}{reason}", "since": since}
             for name in list(sub.channels):
                 await self._emit(Event(channel=name, data=data, type="gap", source=self.name))
 
@@ -205,7 +202,9 @@ class ExchangeSource:
         if item.seq is not None:
             self._applied.setdefault(conn.market.key, {})[item.stream] = item.seq
         for sub in list(self._by_stream.get((conn.market.key, item.stream), ())):
-            await self._emit_all(apply_guarded(sub, item, conn, self.log))
+            if not await self._emit_all(apply_guarded(sub, item, conn, self.log)) \
+                    and sub.topic.kind == "book":  # a lost update: the book is not exact now
+                await self.resync(conn, [s.key for s in sub.topic.streams], subs.LOST_UPDATE)
             await self._settle(sub)
         if rot is not None and conn is rot.new and rot.handover.complete:
             self._rotations.ended(conn, "handed over")
@@ -258,7 +257,7 @@ class ExchangeSource:
         for sub, streams in touched.items():  # before any await: no stale frame slips in
             sub.state.reset(streams)
         for sub in touched:
-            data = {"reason": f"upstream reconnected: {reason}", "since": now_ms()}
+            data = {"reason": reason, "since": now_ms()}
             for name in list(sub.channels):
                 await self._emit(Event(channel=name, data=data, type="gap", source=self.name))
         for key in keys:
@@ -387,14 +386,15 @@ class ExchangeSource:
                 await asyncio.sleep(backoff_delay(failures - 1, base=0.5,
                                                   cap=self.backoff_max_s))
 
-    async def _emit_all(self, pubs: Iterable[Pub]) -> None:
-        for pub in pubs:
-            await self._emit(Event(channel=pub.channel, data=pub.data, type=pub.type,
-                                   ts_source=pub.ts, source=self.name))
+    async def _emit_all(self, pubs: Iterable[Pub]) -> bool:  # whether all were published
+        return all([await self._emit(Event(channel=pub.channel, data=pub.data, type=pub.type,
+                                           ts_source=pub.ts, source=self.name)) for pub in pubs])
 
-    async def _emit(self, event: Event) -> None:
+    async def _emit(self, event: Event) -> bool:
         assert self._publish is not None
         try:
             await self._publish(event)
+            return True
         except Exception:  # a consumer's failure must not take the upstream socket down
             self.log.exception("%s: publish failed for %s", self.name, event.channel)
+            return False

@@ -13,6 +13,12 @@ from cryptowire.core.channels import Channel
 from cryptowire.sources.exchange.codec import FRAME_ERRORS, Data, Pub, TopicState
 from cryptowire.sources.exchange.venue import Market, Topic
 
+#: The start of a gap's reason after a lost socket (then why it was lost).
+RECONNECTED = "upstream reconnected: "
+#: A book's gap reason when one of its updates could not be published (the bus refused it):
+#: the book is re-synchronised rather than left one update short.
+LOST_UPDATE = "an update could not be published (bus error): re-synchronising"
+
 #: A topic that re-synchronised again within this long backs off (see TopicSub.resync_delay).
 RESYNC_CALM_S = 10.0
 RESYNC_BASE_S = 0.5
