@@ -121,18 +121,6 @@ class BinancePeer(VenueServer):
 
     # -- switches ----------------------------------------------------------------------------
 
-    def drop(self) -> None:
-        """Abort every open connection: TCP goes away without a close frame."""
-        for conn in list(self.connections):
-            self._stop(conn)
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
-
-    def stall(self, stalled: bool = True) -> None:
-        """While stalled, send nothing at all (no data, no replies)."""
-        self._stalled = stalled
-
     def fail_depth(self, failing: bool = True) -> None:
         self._depth_fail = failing
 
@@ -166,7 +154,7 @@ class BinancePeer(VenueServer):
                 if msg.type == WSMsgType.TEXT:
                     await self._on_message(conn, msg.data)
         finally:
-            self._stop(conn)
+            self._stop_streams(conn)
             with contextlib.suppress(ValueError):
                 self.connections.remove(conn)
         return ws
@@ -265,22 +253,6 @@ class BinancePeer(VenueServer):
                 if not await self._send(conn, dumps({"stream": stream, "data": data})):
                     return
             shift += span
-
-    async def _send(self, conn: PeerConnection, text: str) -> bool:
-        if self._stalled:
-            return True
-        if conn.ws.closed:
-            return False
-        try:
-            await conn.ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            return False
-        return True
-
-    def _stop(self, conn: PeerConnection) -> None:
-        for task in conn.streams.values():
-            task.cancel()
-        conn.streams.clear()
 
     # -- REST --------------------------------------------------------------------------------
 

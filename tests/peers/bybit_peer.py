@@ -158,18 +158,6 @@ class BybitPeer(VenueServer):
 
     # -- switches -------------------------------------------------------------------------
 
-    def drop(self) -> None:
-        """Abort every open connection: TCP goes away without a close frame."""
-        for conn in list(self.connections):
-            self._stop_streams(conn)
-            transport = conn.request.transport
-            if transport is not None:
-                transport.abort()
-
-    def stall(self, stalled: bool = True) -> None:
-        """While stalled, send nothing at all (no data, no acks, no pongs)."""
-        self._stalled = stalled
-
     def first_frame_with_ack(self, on: bool = True) -> None:
         """Send a newly subscribed topic's first frame right behind the subscribe ack, with
         nothing in between (as a busy exchange may): the client reads both at once."""
@@ -432,22 +420,6 @@ class BybitPeer(VenueServer):
 
     async def _reply(self, conn: PeerConnection, obj: dict[str, Any]) -> None:
         await self._send(conn, dumps(obj))
-
-    async def _send(self, conn: PeerConnection, text: str, *, force: bool = False) -> bool:
-        if self._stalled and not force:
-            return True
-        if conn.ws.closed:
-            return False
-        try:
-            await conn.ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            return False
-        return True
-
-    def _stop_streams(self, conn: PeerConnection) -> None:
-        for task in conn.streams.values():
-            task.cancel()
-        conn.streams.clear()
 
     # -- REST -----------------------------------------------------------------------------
 

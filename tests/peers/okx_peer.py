@@ -121,17 +121,6 @@ class OkxPeer(VenueServer):
 
     # -- switches -------------------------------------------------------------------------
 
-    def drop(self) -> None:
-        """Abort every open connection: TCP goes away without a close frame."""
-        for conn in list(self.connections):
-            self._stop_streams(conn)
-            if conn.request.transport is not None:
-                conn.request.transport.abort()
-
-    def stall(self, stalled: bool = True) -> None:
-        """While stalled, send nothing (no data, no acks, no pongs); books do not move."""
-        self._stalled = stalled
-
     def reject(self, inst_id: str) -> None:
         """Refuse subscriptions for ``inst_id`` as OKX refuses an unknown one."""
         self._rejected.add(inst_id)
@@ -321,22 +310,6 @@ class OkxPeer(VenueServer):
                      msg: str) -> None:
         await self._send(conn, dumps({**head, "event": "error", "code": code, "msg": msg,
                                       "connId": conn.conn_id}))
-
-    async def _send(self, conn: PeerConnection, text: str, *, force: bool = False) -> bool:
-        if self._stalled and not force:
-            return True
-        if conn.ws.closed:
-            return False
-        try:
-            await conn.ws.send_str(text)
-        except (ConnectionError, RuntimeError):
-            return False
-        return True
-
-    def _stop_streams(self, conn: PeerConnection) -> None:
-        for task in conn.streams.values():
-            task.cancel()
-        conn.streams.clear()
 
     # -- REST -----------------------------------------------------------------------------
 
