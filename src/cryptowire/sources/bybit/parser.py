@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
-
 from cryptowire.core.channels import KLINE_INTERVALS
 from cryptowire.errors import SourceError
 from cryptowire.events import KlineData, LiquidationData, TickerData, TradeData
@@ -45,6 +43,7 @@ from cryptowire.sources.bybit.topics import (
     ping_request,
     topic_for,
 )
+from cryptowire.sources.exchange.codec import json_object
 
 __all__ = [
     "CATEGORIES",
@@ -119,13 +118,7 @@ Frame = Ack | Pong | DataFrame
 def parse_frame(raw: str | bytes) -> Frame:
     """Classify one text frame; :class:`MalformedFrameError` if it is not JSON or not one of
     the three kinds of frame a public stream sends."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedFrameError(f"not JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise MalformedFrameError(f"a JSON {type(obj).__name__}, not an object")
-    return classify(obj)
+    return classify(json_object(raw, MalformedFrameError))
 
 
 def classify(obj: Mapping[str, Any]) -> Frame:

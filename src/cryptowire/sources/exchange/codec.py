@@ -29,6 +29,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from cryptowire.core.channels import Channel
 from cryptowire.events import BookData
 
@@ -85,6 +87,17 @@ class Pub:
     type: str
     data: Any
     ts: int | None = None
+
+
+def json_object(raw: str | bytes, error: type[Exception]) -> dict[str, Any]:
+    """A frame's JSON object, or ``error`` saying why it is none (every venue's first step)."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"not JSON ({exc})") from exc
+    if not isinstance(obj, dict):
+        raise error(f"a JSON {type(obj).__name__}, not an object")
+    return obj
 
 
 #: What a codec or a topic state may raise on a malformed upstream frame (a missing field, a

@@ -21,9 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from cryptowire.errors import SourceError
+from cryptowire.sources.exchange.codec import json_object
 
 
 class MalformedFrameError(SourceError, ValueError):
@@ -59,13 +58,7 @@ Frame = StreamFrame | Reply | Shutdown
 
 def parse_frame(raw: str | bytes) -> Frame:
     """Classify one text frame (see the module docstring)."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedFrameError(f"not JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise MalformedFrameError(f"a JSON {type(obj).__name__}, not an object")
-    return classify(obj)
+    return classify(json_object(raw, MalformedFrameError))
 
 
 def classify(obj: Mapping[str, Any]) -> Frame:

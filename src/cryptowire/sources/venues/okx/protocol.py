@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from cryptowire.errors import SourceError
+from cryptowire.sources.exchange.codec import json_object
 
 PUBLIC_PATH = "/ws/v5/public"
 BUSINESS_PATH = "/ws/v5/business"
@@ -165,13 +166,7 @@ def parse_frame(raw: str | bytes) -> Frame:
     """Classify one text frame (:class:`OkxFrameError` if it is none of the kinds above)."""
     if raw == PONG or raw == b"pong":
         return Pong()
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise OkxFrameError(f"not JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise OkxFrameError(f"a JSON {type(obj).__name__}, not an object")
-    return classify(obj)
+    return classify(json_object(raw, OkxFrameError))
 
 
 def classify(obj: Mapping[str, Any]) -> Frame:
